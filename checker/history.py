@@ -1,0 +1,185 @@
+"""The history record: the one interface between the tester and the checker.
+
+A history is a sequence of :class:`Op` records, stored as JSON Lines (one object a line),
+appended and flushed as operations happen so that a crashed run still leaves a usable
+history. Semantics follow Jepsen:
+
+* ``invoke`` -- a process began an operation;
+* ``ok``     -- it took effect at some instant between its invoke and this completion;
+* ``fail``   -- it definitely never took effect;
+* ``info``   -- indeterminate: it may take effect at any instant after its invoke, or never.
+  An invoke with no completion at all means the same as ``info``.
+
+``process`` is an int for client workers and the string ``"nemesis"`` for fault injection;
+nemesis records are kept for reports and ignored by the checker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+TYPES = ("invoke", "ok", "fail", "info")
+NEMESIS = "nemesis"
+
+
+class HistoryError(ValueError):
+    """Bad history input; the message names the file, the line and what was expected."""
+
+    def __init__(self, message: str, path: str | None = None, line: int | None = None):
+        self.path, self.line, self.reason = path, line, message
+        where = ""
+        if path is not None:
+            where = f"{path}:{line}: " if line is not None else f"{path}: "
+        super().__init__(where + message)
+
+
+@dataclass(slots=True)
+class Op:
+    """One history record.
+
+    ``time`` is nanoseconds since the test started, on the control node's monotonic clock.
+    ``key`` is set when the workload has keys (each key is checked independently).
+    ``extra`` keeps any other fields of the record so that a round trip loses nothing.
+    """
+
+    index: int
+    time: int
+    type: str
+    process: int | str
+    f: str
+    value: Any = None
+    key: Any = None
+    error: Any = None
+    node: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_nemesis(self) -> bool:
+        return self.process == NEMESIS
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "index": self.index,
+            "time": self.time,
+            "type": self.type,
+            "process": self.process,
+            "f": self.f,
+        }
+        if self.key is not None:
+            d["key"] = self.key
+        d["value"] = self.value
+        if self.error is not None:
+            d["error"] = self.error
+        if self.node is not None:
+            d["node"] = self.node
+        d.update(self.extra)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, d: Any, path: str | None = None, line: int | None = None) -> Op:
+        """Validate one decoded record; errors name the field and what was expected."""
+        if not isinstance(d, dict):
+            raise HistoryError(f"expected a JSON object, got {type(d).__name__}", path, line)
+        for name in ("type", "process", "f"):
+            if name not in d:
+                raise HistoryError(f"missing field {name!r}", path, line)
+        typ = d["type"]
+        if typ not in TYPES:
+            raise HistoryError(
+                f"field 'type' must be one of {', '.join(TYPES)}, got {typ!r}", path, line
+            )
+        proc = d["process"]
+        if not (isinstance(proc, int) and not isinstance(proc, bool)) and proc != NEMESIS:
+            raise HistoryError(
+                f"field 'process' must be an integer or \"nemesis\", got {proc!r}", path, line
+            )
+        f = d["f"]
+        if not isinstance(f, str) or not f:
+            raise HistoryError(f"field 'f' must be a non-empty string, got {f!r}", path, line)
+        index = d.get("index", line if line is not None else 0)
+        t = d.get("time", 0)
+        for name, v in (("index", index), ("time", t)):
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise HistoryError(f"field {name!r} must be an integer, got {v!r}", path, line)
+        node = d.get("node")
+        if node is not None and not isinstance(node, str):
+            raise HistoryError(f"field 'node' must be a string, got {node!r}", path, line)
+        known = {"index", "time", "type", "process", "f", "value", "key", "error", "node"}
+        extra = {k: v for k, v in d.items() if k not in known}
+        return cls(
+            index=index,
+            time=t,
+            type=typ,
+            process=proc,
+            f=f,
+            value=d.get("value"),
+            key=d.get("key"),
+            error=d.get("error"),
+            node=node,
+            extra=extra,
+        )
+
+
+def parse_jsonl(lines: Iterable[str], path: str | None = None) -> Iterator[Op]:
+    """Parse raftlab JSONL. Blank lines are skipped; anything else malformed is an error."""
+    for n, raw in enumerate(lines, start=1):
+        text = raw.strip()
+        if not text:
+            continue
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise HistoryError(f"not valid JSON ({e.msg} at column {e.colno})", path, n) from None
+        yield Op.from_dict(d, path, n)
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[Op]:
+    p = os.fspath(path)
+    try:
+        with open(p, encoding="utf-8") as fh:
+            return list(parse_jsonl(fh, p))
+    except UnicodeDecodeError as e:
+        raise HistoryError(f"not UTF-8 text ({e.reason} at byte {e.start})", p) from None
+
+
+class HistoryWriter:
+    """Appends records to a JSONL file and flushes each one, so a crash loses nothing written.
+
+    Thread-safe use is the caller's job (the runner serialises appends through one lock).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], fsync: bool = False):
+        self.path = os.fspath(path)
+        self._fh: IO[str] = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+        self._fsync = fsync
+
+    def append(self, op: Op) -> None:
+        self._fh.write(op.to_json() + "\n")
+        self._fh.flush()
+        if self._fsync:
+            os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+
+    def __enter__(self) -> HistoryWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_jsonl(ops: Iterable[Op], path: str | os.PathLike[str]) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        for op in ops:
+            fh.write(op.to_json() + "\n")

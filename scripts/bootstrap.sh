@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Set up everything raftlab needs on a Debian/Ubuntu machine, as root: Debian packages
+# (python3, sshd, iptables, libfaketime, etcd, chromium) and a virtualenv in .venv with
+# raftlab installed in editable mode. Safe to run again; it skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+  echo "raftlab bootstrap: needs root (it installs Debian packages and creates network namespaces)" >&2
+  exit 254
+fi
+
+APT_PACKAGES=(
+  python3 python3-venv python3-pip
+  openssh-server openssh-client iptables iproute2 procps psmisc kmod
+  libfaketime faketime
+  etcd-server etcd-client
+  chromium chromium-driver
+)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "raftlab bootstrap: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian's etcd package may start a system etcd on 2379; raftlab runs its own members.
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now etcd >/dev/null 2>&1 || true; fi
+
+PY=${RAFTLAB_PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.raftlab-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e '.[dev]'
+  touch "$stamp"
+fi
