@@ -1,0 +1,298 @@
+"""SSH control of a fleet (Paramiko): run commands, copy files, on one node or all in parallel.
+
+The tester touches nodes only through this module, so the local namespace fleet and real VMs
+are driven the same way. Host keys are checked strictly against a known_hosts file; accepting
+an unknown key on first contact must be asked for (``accept_new=True``), as with OpenSSH's
+``StrictHostKeyChecking=accept-new``. Every command and its outcome is logged to the
+``raftlab.control`` logger, which the tester writes to the run's ``raftlab.log``.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import shlex
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import paramiko
+
+from tester.inventory import Node
+
+log = logging.getLogger("raftlab.control")
+T = TypeVar("T")
+
+
+class ControlError(RuntimeError):
+    """An SSH step failed; the message names the node (``node`` holds its name)."""
+
+    def __init__(self, node: str, message: str):
+        super().__init__(f"{node}: {message}")
+        self.node = node
+
+
+class Unreachable(ControlError):
+    """The node could not be reached or authenticated."""
+
+
+class CommandFailed(ControlError):
+    """A command exited non-zero under ``check=True``."""
+
+    def __init__(self, result: Result):
+        err = (result.stderr.strip() or result.stdout.strip())[-800:]
+        super().__init__(result.node, f"command failed (exit {result.exit_code}): "
+                                      f"{_short(result.cmd)}: {err}")
+        self.result = result
+
+
+class CommandTimeout(ControlError):
+    """A command did not finish in time (it may still be running on the node)."""
+
+
+@dataclass(frozen=True)
+class Result:
+    node: str
+    cmd: str
+    stdout: str
+    stderr: str
+    exit_code: int
+    elapsed: float
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+class _AcceptNew(paramiko.MissingHostKeyPolicy):
+    """Trust a host's key on first contact and record it (never replaces a known key)."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, known_hosts: Path | None):
+        self.known_hosts = known_hosts
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str,
+                         key: paramiko.PKey) -> None:
+        log.warning("accepting new host key for %s (%s %s)", hostname, key.get_name(),
+                    key.fingerprint if hasattr(key, "fingerprint") else key.get_base64()[:16])
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        if self.known_hosts is not None:
+            with self._lock, open(self.known_hosts, "a") as f:
+                f.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+
+
+class Remote:
+    """One SSH connection to one node; thread-safe for concurrent ``run`` calls."""
+
+    def __init__(self, node: Node, known_hosts: str | Path | None = None,
+                 accept_new: bool = False, timeout: float = 10.0):
+        self.node = node
+        self.name = node.name
+        self._sftp: paramiko.SFTPClient | None = None
+        self._sftp_lock = threading.Lock()
+        client = paramiko.SSHClient()
+        kh = Path(known_hosts) if known_hosts else None
+        if kh is not None and kh.exists():
+            client.load_host_keys(str(kh))
+        elif kh is None:
+            client.load_system_host_keys()
+        client.set_missing_host_key_policy(
+            _AcceptNew(kh) if accept_new else paramiko.RejectPolicy())
+        t0 = time.monotonic()
+        try:
+            client.connect(
+                node.host, port=node.port, username=node.user, key_filename=node.key_file,
+                look_for_keys=node.key_file is None, allow_agent=node.key_file is None,
+                timeout=timeout, banner_timeout=timeout, auth_timeout=timeout)
+        except paramiko.BadHostKeyException as e:
+            client.close()
+            raise Unreachable(node.name, f"host key of {node.host} does not match known_hosts "
+                                         f"({kh}): {e}") from None
+        except paramiko.SSHException as e:
+            client.close()
+            why = str(e)
+            if "not found in known_hosts" in why:
+                why = (f"host key of {node.host} is not in known_hosts ({kh}); "
+                       "add it, or accept new keys explicitly (--accept-new-host-keys)")
+            raise Unreachable(node.name, f"cannot connect to {node.user}@{node.host}:"
+                                         f"{node.port}: {why}") from None
+        except OSError as e:
+            client.close()
+            raise Unreachable(node.name, f"cannot connect to {node.host}:{node.port}: "
+                                         f"{e.strerror or e}") from None
+        self._client = client
+        log.info("%s: connected to %s@%s:%d in %.0f ms", node.name, node.user, node.host,
+                 node.port, (time.monotonic() - t0) * 1000)
+
+    def run(self, cmd: str, timeout: float = 60.0, check: bool = True,
+            stdin: str | None = None) -> Result:
+        """Run a shell command; raise CommandFailed (check) or CommandTimeout naming the node."""
+        if self.node.user != "root":
+            cmd = f"sudo -n sh -c {shlex.quote(cmd)}"
+        t0 = time.monotonic()
+        log.info("%s: $ %s", self.name, cmd)
+        try:
+            transport = self._client.get_transport()
+            if transport is None or not transport.is_active():
+                raise Unreachable(self.name, "SSH connection is closed")
+            chan = transport.open_session(timeout=timeout)
+        except (paramiko.SSHException, OSError) as e:
+            raise Unreachable(self.name, f"cannot open an SSH session: {e}") from None
+        out, err = bytearray(), bytearray()
+        try:
+            chan.exec_command(cmd)
+            if stdin is not None:
+                chan.sendall(stdin.encode())
+            chan.shutdown_write()
+            deadline = t0 + timeout
+            while True:
+                while chan.recv_ready():
+                    out += chan.recv(65536)
+                while chan.recv_stderr_ready():
+                    err += chan.recv_stderr(65536)
+                if chan.exit_status_ready() and not chan.recv_ready() \
+                        and not chan.recv_stderr_ready() and chan.eof_received:
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log.warning("%s: timed out after %.1f s: %s", self.name, timeout, cmd)
+                    raise CommandTimeout(self.name, f"command timed out after {timeout:g} s: "
+                                                    f"{_short(cmd)}")
+                select.select([chan], [], [], min(left, 0.5))
+            code = chan.recv_exit_status()
+        finally:
+            chan.close()
+        res = Result(self.name, cmd, out.decode(errors="replace"), err.decode(errors="replace"),
+                     code, time.monotonic() - t0)
+        log.info("%s: exit %d in %.0f ms%s%s", self.name, code, res.elapsed * 1000,
+                 _tail(" stdout", res.stdout), _tail(" stderr", res.stderr))
+        if check and code != 0:
+            raise CommandFailed(res)
+        return res
+
+    def _sftp_client(self) -> paramiko.SFTPClient:
+        with self._sftp_lock:
+            if self._sftp is None:
+                self._sftp = self._client.open_sftp()
+            return self._sftp
+
+    def put(self, local: str | Path, remote: str, mode: int | None = None) -> None:
+        """Upload a file (optionally chmod it)."""
+        t0 = time.monotonic()
+        try:
+            sftp = self._sftp_client()
+            sftp.put(str(local), remote)
+            if mode is not None:
+                sftp.chmod(remote, mode)
+        except (OSError, paramiko.SSHException) as e:
+            log.warning("%s: upload %s -> %s failed: %s", self.name, local, remote, e)
+            raise ControlError(self.name, f"upload {local} -> {remote} failed: {e}") from None
+        log.info("%s: uploaded %s -> %s in %.0f ms", self.name, local, remote,
+                 (time.monotonic() - t0) * 1000)
+
+    def write(self, remote: str, content: str | bytes, mode: int | None = None) -> None:
+        """Create a file with the given content on the node."""
+        data = content.encode() if isinstance(content, str) else content
+        try:
+            sftp = self._sftp_client()
+            with sftp.open(remote, "wb") as f:
+                f.write(data)
+            if mode is not None:
+                sftp.chmod(remote, mode)
+        except (OSError, paramiko.SSHException) as e:
+            raise ControlError(self.name, f"writing {remote} failed: {e}") from None
+        log.info("%s: wrote %d bytes to %s", self.name, len(data), remote)
+
+    def get(self, remote: str, local: str | Path) -> None:
+        """Download a file from the node."""
+        try:
+            Path(local).parent.mkdir(parents=True, exist_ok=True)
+            self._sftp_client().get(remote, str(local))
+        except (OSError, paramiko.SSHException) as e:
+            log.warning("%s: download %s failed: %s", self.name, remote, e)
+            raise ControlError(self.name, f"download {remote} -> {local} failed: {e}") from None
+        log.info("%s: downloaded %s -> %s", self.name, remote, local)
+
+    def close(self) -> None:
+        with self._sftp_lock:
+            if self._sftp is not None:
+                self._sftp.close()
+                self._sftp = None
+        self._client.close()
+
+    def __enter__(self) -> Remote:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect(nodes: Iterable[Node], known_hosts: str | Path | None = None,
+            accept_new: bool = False, timeout: float = 10.0) -> dict[str, Remote]:
+    """Connect to every node in parallel; raise Unreachable naming every node that failed."""
+    nodes = list(nodes)
+    results: dict[str, Remote] = {}
+    errors: list[ControlError] = []
+
+    def one(n: Node) -> None:
+        try:
+            results[n.name] = Remote(n, known_hosts, accept_new=accept_new, timeout=timeout)
+        except ControlError as e:
+            errors.append(e)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(32, len(nodes)))) as pool:
+        list(pool.map(one, nodes))
+    if errors:
+        for r in results.values():
+            r.close()
+        names = ", ".join(sorted(e.node for e in errors))
+        raise Unreachable(names, "; ".join(str(e) for e in errors))
+    return {n.name: results[n.name] for n in nodes}
+
+
+def on_all(remotes: dict[str, Remote], fn: Callable[[Remote], T]) -> dict[str, T]:
+    """Call ``fn(remote)`` on every node in parallel; raise ControlError naming failed nodes."""
+    out: dict[str, T] = {}
+    errors: dict[str, BaseException] = {}
+
+    def one(name: str) -> None:
+        try:
+            out[name] = fn(remotes[name])
+        except Exception as e:  # collected and re-raised with the node's name below
+            errors[name] = e
+
+    with ThreadPoolExecutor(max_workers=max(1, min(32, len(remotes)))) as pool:
+        list(pool.map(one, list(remotes)))
+    if errors:
+        names = ", ".join(sorted(errors))
+        msg = "; ".join(str(e) if isinstance(e, ControlError) else f"{n}: {e}"
+                        for n, e in sorted(errors.items()))
+        raise ControlError(names, msg) from next(iter(errors.values()))
+    return {name: out[name] for name in remotes}
+
+
+def run_all(remotes: dict[str, Remote], cmd: str, timeout: float = 60.0,
+            check: bool = True) -> dict[str, Result]:
+    """Run one command on every node in parallel."""
+    return on_all(remotes, lambda r: r.run(cmd, timeout=timeout, check=check))
+
+
+def close_all(remotes: dict[str, Remote]) -> None:
+    for r in remotes.values():
+        r.close()
+
+
+def _short(cmd: str, n: int = 200) -> str:
+    return cmd if len(cmd) <= n else cmd[:n] + "..."
+
+
+def _tail(label: str, text: str, n: int = 400) -> str:
+    text = text.strip()
+    if not text:
+        return ""
+    return f"{label}: {text if len(text) <= n else '...' + text[-n:]}"
