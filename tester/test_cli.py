@@ -1,0 +1,185 @@
+"""``raftlab test``: run one Jepsen-style experiment against a fleet and print the verdict.
+
+Exit codes: 0 valid, 1 invalid, 2 unknown, 254 bad arguments or input, 255 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import sys
+from typing import Any
+
+from checker.verdict import EXIT_BAD_INPUT, exit_code
+from tester import nemesis as nem
+from tester import workload as wl
+from tester.runner import Runner, TestConfig
+
+
+class BadInput(ValueError):
+    """A bad argument or input file: printed as one line, exit 254."""
+
+
+def concurrency(spec: str, nodes: int) -> int:
+    """``10`` -> 10 workers; ``2n`` -> two per node."""
+    m = re.fullmatch(r"(\d+)(n?)", spec.strip())
+    if not m or int(m.group(1)) < 1:
+        raise BadInput(f"--concurrency {spec!r}: expected a positive integer or e.g. 2n")
+    return int(m.group(1)) * (nodes if m.group(2) else 1)
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "test",
+        help="run a test: clients + nemesis against a fleet, then check linearizability",
+        description="Run a Jepsen-style test against a fleet and store it under "
+        "<store>/<name>/<timestamp>/.",
+    )
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--fleet", metavar="NAME", help="a fleet made by `raftlab fleet up`")
+    where.add_argument("--inventory", metavar="FILE", help="an inventory YAML file")
+    p.add_argument("--db", default="raftnode", help="raftnode, etcd or package.module:Class")
+    p.add_argument("--workload", default="registers", choices=wl.WORKLOADS)
+    p.add_argument("--nemesis", default="partition",
+                   help=f"none, all or a comma list of {','.join(nem.PACKAGES)}")
+    p.add_argument("--nemesis-interval", type=float, default=10.0, metavar="S",
+                   help="seconds between fault and heal (default 10)")
+    p.add_argument("--nemesis-targets", default=",".join(nem.TARGETS),
+                   help="which nodes faults hit: " + ",".join(nem.TARGETS))
+    p.add_argument("--time-limit", type=float, default=60.0, metavar="S")
+    p.add_argument("--concurrency", default="2n", metavar="C|Nn",
+                   help="client workers: a number, or Nn for N per node (default 2n)")
+    p.add_argument("--rate", type=float, default=100.0, metavar="R",
+                   help="operations per second over all clients; 0 = unlimited (default 100)")
+    p.add_argument("--keys", type=int, default=10, help="keys in use at a time (default 10)")
+    p.add_argument("--ops-per-key", type=int, default=200,
+                   help="retire a register key after this many ops (default 200)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
+    p.add_argument("--unsafe", action="append", default=[], metavar="NAME",
+                   help="pass an unsafe switch to every raftnode (repeatable)")
+    p.add_argument("--store", default="reports", metavar="DIR")
+    p.add_argument("--name", default=None, help="test name (default: <db>-<workload>)")
+    p.add_argument("--no-deploy", action="store_true",
+                   help="the database is already installed on the nodes")
+    p.add_argument("--op-timeout", type=float, default=5.0, metavar="S")
+    p.add_argument("--leave-db-running", action="store_true")
+    p.set_defaults(func=run)
+
+
+def _validate(args: argparse.Namespace) -> list[str]:
+    for name in ("time_limit", "nemesis_interval", "op_timeout"):
+        if getattr(args, name) <= 0:
+            raise BadInput(f"--{name.replace('_', '-')} must be positive")
+    if args.rate < 0:
+        raise BadInput("--rate must be 0 (unlimited) or positive")
+    if args.keys < 1 or args.ops_per_key < 1:
+        raise BadInput("--keys and --ops-per-key must be at least 1")
+    try:
+        faults = nem.parse(args.nemesis)
+    except ValueError as e:
+        raise BadInput(str(e)) from None
+    targets = [t.strip() for t in args.nemesis_targets.split(",") if t.strip()]
+    bad = [t for t in targets if t not in nem.TARGETS]
+    if bad or not targets:
+        raise BadInput(f"--nemesis-targets: unknown target {bad[0] if bad else ''!r}; "
+                       f"expected {', '.join(nem.TARGETS)}")
+    args.targets = targets
+    if args.unsafe:
+        from raftnode.types import UNSAFE_SWITCHES
+
+        for u in args.unsafe:
+            if u not in UNSAFE_SWITCHES:
+                raise BadInput(f"--unsafe {u!r}: expected one of {', '.join(UNSAFE_SWITCHES)}")
+    return faults
+
+
+def _fleet(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any], str]:
+    from tester import control, inventory
+
+    if args.fleet:
+        from tester import fleet
+
+        path = fleet.inventory_path(args.fleet)
+        if not path.exists():
+            raise BadInput(f"--fleet {args.fleet}: no such fleet ({path} is missing); "
+                           f"run: raftlab fleet up --name {args.fleet}")
+    else:
+        path = args.inventory
+    try:
+        inv = inventory.load(path)
+    except inventory.InventoryError as e:
+        raise BadInput(str(e)) from None
+    known = inv.known_hosts if inv.known_hosts and inv.known_hosts.exists() else None
+    remotes = control.connect(inv.nodes, known, accept_new=known is None)
+    return inv.nodes, remotes, str(path)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tester.db import load_db
+
+    try:
+        faults = _validate(args)
+        db = load_db(args.db)
+    except (BadInput, ValueError) as e:
+        print(f"raftlab test: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        nodes, remotes, inv_path = _fleet(args)
+    except BadInput as e:
+        print(f"raftlab test: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
+    try:
+        cfg = TestConfig(
+            name=args.name or f"{args.db.split(':')[-1].lower()}-{args.workload}",
+            db=args.db,
+            workload=args.workload,
+            nemesis=faults,
+            nemesis_interval=args.nemesis_interval,
+            time_limit=args.time_limit,
+            concurrency=concurrency(args.concurrency, len(nodes)),
+            rate=args.rate,
+            keys=args.keys,
+            ops_per_key=args.ops_per_key,
+            seed=seed,
+            unsafe=list(args.unsafe),
+            store=args.store,
+            deploy=not args.no_deploy,
+            op_timeout=args.op_timeout,
+            leave_db_running=args.leave_db_running,
+            nemesis_opts={"targets": args.targets},
+        )
+    except BadInput as e:
+        print(f"raftlab test: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        runner = Runner(cfg, db, nodes, remotes,
+                        config_extra={"inventory": inv_path, "fleet": args.fleet})
+        print(f"raftlab test: seed {seed}, run folder {runner.store.path}", file=sys.stderr)
+        out = runner.run()
+    finally:
+        for r in remotes.values():
+            r.close()
+    print_summary(out)
+    return exit_code(out.valid)
+
+
+def print_summary(out: Any) -> None:
+    """The verdict, the main counts and where the run is stored."""
+    r = out.results
+    st = r.get("stats", {})
+    av = st.get("availability", {})
+    word = {True: "VALID", False: "INVALID"}.get(out.valid, "UNKNOWN")
+    print(f"verdict: {word}")
+    print(f"ops: {st.get('ops', 0)} (ok {st.get('ok', 0)}, fail {st.get('fail', 0)}, "
+          f"info {st.get('info', 0)}); availability {av.get('overall')} "
+          f"(during faults {av.get('during_faults')})")
+    bad = [k for k, v in (r.get("per_key") or {}).items() if v is False]
+    if bad:
+        print(f"non-linearizable keys: {', '.join(bad[:10])}")
+    if r.get("errors"):
+        print(f"errors: {'; '.join(r['errors'])}")
+    print(f"run folder: {out.run_dir}")
+    if out.report:
+        print(f"report: {out.report}")
