@@ -1,0 +1,769 @@
+"""The raftnode server: an asyncio process wrapped around the pure Raft core.
+
+One coroutine (the *driver*) owns the core. Everything else -- peer frames, client requests,
+the clock -- only appends to the driver's inbox and wakes it. The driver, in a loop:
+
+1. converts *elapsed* loop-clock time into ticks (so a libfaketime clock jump or a slowed
+   clock changes when timeouts and leases expire, as on a real machine with a bad clock);
+2. feeds the inbox to the core (peer messages, proposals, one ReadIndex for all reads that
+   arrived together);
+3. runs the Ready loop: persist (one write + one fsync in a worker thread: every proposal
+   that arrives meanwhile joins the next batch, which is the group commit) -> send -> apply
+   -> answer reads -> advance.
+
+A proposal is tracked by the (index, term) the core gave it: when that index is applied with
+that term the client gets ``ok`` and the state machine's result; a different term there means
+it was definitely not applied (``fail``); no answer in time is ``unknown``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import random
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from raftnode import wire
+from raftnode.core import ProposalRejected, RaftConfig, RaftCore
+from raftnode.statemachine import StateMachine
+from raftnode.storage import CorruptLog, Storage
+from raftnode.types import (
+    CONFIG,
+    LEADER,
+    NORMAL,
+    Entry,
+    Membership,
+    Message,
+    NotLeader,
+    Ready,
+    Snapshot,
+)
+
+MAX_TICKS_PER_STEP = 1_000_000
+PEER_BUFFER_LIMIT = 16 * 1024 * 1024  # drop a peer link whose unsent bytes exceed this
+CONNECT_TIMEOUT_S = 0.5
+WRITE_OPS = ("put", "cas", "delete")
+
+
+@dataclass
+class NodeConfig:
+    """Everything ``raftnode serve`` was told (see docs/raftnode.md)."""
+
+    id: str
+    listen: str
+    peers: dict[str, str]
+    data_dir: str
+    secret: bytes | None = None
+    unsafe: frozenset[str] = frozenset()
+    log_file: str | None = None
+    pid_file: str | None = None
+    join: bool = False
+    tick_ms: int = 10
+    election_timeout_ms: tuple[int, int] = (150, 300)
+    heartbeat_ms: int = 50
+    snapshot_entries: int = 10000
+    request_timeout_ms: int = 5000
+    lease_reads: bool = False
+
+
+class EventLog:
+    """Structured JSON lines: ``{"ts", "node", "event", ...}`` (the report's timeline)."""
+
+    def __init__(self, node_id: str, path: str | None):
+        self.node_id = node_id
+        self._f = open(path, "a", buffering=1) if path else sys.stderr  # noqa: SIM115
+
+    def __call__(self, event: str, **fields: Any) -> None:
+        rec = {"ts": time.time(), "node": self.node_id, "event": event, **fields}
+        try:
+            self._f.write(json.dumps(rec, default=str) + "\n")
+            self._f.flush()
+        except (OSError, ValueError):
+            pass  # a full disk must not stop the node from serving
+
+    def close(self) -> None:
+        if self._f is not sys.stderr:
+            self._f.close()
+
+
+class PeerLink:
+    """Outbound connection to one peer: batches queued messages into authenticated frames.
+
+    Messages are dropped (Raft tolerates loss) while the peer is unreachable or too slow.
+    """
+
+    def __init__(self, node: Node, peer_id: str, addr: str):
+        self.node = node
+        self.peer_id = peer_id
+        self.addr = addr
+        self.queue: list[Message] = []
+        self.wake = asyncio.Event()
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    def send(self, msgs: list[Message]) -> None:
+        self.queue.extend(msgs)
+        if len(self.queue) > 10000:
+            del self.queue[:-10000]
+        self.wake.set()
+
+    async def _run(self) -> None:
+        host, port = wire.parse_addr(self.addr)
+        while True:
+            writer = None
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(host, port), CONNECT_TIMEOUT_S
+                )
+                _nodelay(writer)
+                writer.write(wire.PEER_MAGIC)
+                eof = asyncio.ensure_future(reader.read(1))  # the peer never writes: EOF = closed
+                while not eof.done():
+                    if not self.queue:
+                        self.wake.clear()
+                        waiter = asyncio.ensure_future(self.wake.wait())
+                        await asyncio.wait({waiter, eof}, return_when=asyncio.FIRST_COMPLETED)
+                        waiter.cancel()
+                        continue
+                    msgs, self.queue = self.queue, []
+                    writer.write(wire.encode_frame(self.node.secret, msgs))
+                    if writer.transport.get_write_buffer_size() > PEER_BUFFER_LIMIT:
+                        break
+                    await writer.drain()
+                eof.cancel()
+            except (OSError, asyncio.TimeoutError, ConnectionError):
+                pass
+            finally:
+                if writer is not None:
+                    writer.close()
+            self.queue.clear()
+            await asyncio.sleep(0.05 + random.random() * 0.05)
+
+    def close(self) -> None:
+        self.task.cancel()
+
+
+class Forwarder:
+    """One multiplexed client connection from a follower to the leader, for forwarding."""
+
+    def __init__(self, addr: str):
+        self.addr = addr
+        self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.ids = itertools.count(1)
+        self.writer: asyncio.StreamWriter | None = None
+        self.lock = asyncio.Lock()
+        self.reader_task: asyncio.Task[None] | None = None
+
+    async def _connect(self) -> asyncio.StreamWriter:
+        async with self.lock:
+            if self.writer is None or self.writer.is_closing():
+                host, port = wire.parse_addr(self.addr)
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(host, port, limit=wire.MAX_LINE * 2), CONNECT_TIMEOUT_S
+                )
+                _nodelay(writer)
+                self.writer = writer
+                self.reader_task = asyncio.get_running_loop().create_task(self._read(reader))
+            return self.writer
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while line := await reader.readline():
+                with contextlib.suppress(ValueError):
+                    resp = json.loads(line)
+                    fut = self.pending.pop(resp.get("id"), None)
+                    if fut is not None and not fut.done():
+                        fut.set_result(resp)
+        except (OSError, ConnectionError):
+            pass
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+            self.writer = None
+            for fut in self.pending.values():
+                if not fut.done():
+                    fut.set_exception(ConnectionError("leader connection lost"))
+            self.pending.clear()
+
+    async def forward(self, req: wire.Request, timeout: float) -> dict[str, Any]:
+        """Send ``req`` to the leader; raises ConnectionRefusedError if nothing was sent."""
+        try:
+            writer = await self._connect()
+        except (OSError, asyncio.TimeoutError) as e:
+            raise ConnectionRefusedError(str(e)) from None
+        fid = next(self.ids)
+        d = req.to_dict()
+        d["id"] = fid
+        d["forwarded"] = True
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.pending[fid] = fut
+        writer.write(json.dumps(d, separators=(",", ":")).encode() + b"\n")
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        finally:
+            self.pending.pop(fid, None)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self.reader_task is not None:
+            self.reader_task.cancel()
+
+
+def _nodelay(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        import socket
+
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class RequestFailed(Exception):
+    """A request's definite or unknown outcome, raised inside the server to answer a client."""
+
+    def __init__(self, status: str, error: str, value: Any = None, message: str | None = None):
+        super().__init__(error)
+        self.status = status
+        self.error = error
+        self.value = value
+        self.message = message
+
+
+class Node:
+    """One raftnode server process."""
+
+    def __init__(self, cfg: NodeConfig):
+        self.cfg = cfg
+        self.id = cfg.id
+        self.secret = cfg.secret or wire.DEFAULT_SECRET
+        self.log = EventLog(cfg.id, cfg.log_file)
+        self.storage = Storage(cfg.data_dir, cfg.unsafe)
+        self.sm = StateMachine(unsafe=cfg.unsafe)
+        self.addrs: dict[str, str] = dict(cfg.peers)  # every server ever known: id -> addr
+        self.links: dict[str, PeerLink] = {}
+        self.forwarders: dict[str, Forwarder] = {}
+        self.inbox: list[tuple[Any, ...]] = []
+        self.wake = asyncio.Event()
+        self.reads_waiting: list[asyncio.Future[None]] = []  # next ReadIndex batch
+        self.read_batches: dict[int, list[asyncio.Future[None]]] = {}
+        self.read_ready: list[tuple[int, list[asyncio.Future[None]]]] = []  # (index, futs)
+        self.read_ctx = itertools.count(1)
+        self.proposals: dict[int, tuple[int, asyncio.Future[Any]]] = {}  # index -> (term, fut)
+        self.role = "follower"
+        self.term = 0
+        self.leader: str | None = None
+        self.commit = 0
+        self.applied = 0
+        self.applied_term = 0
+        self.membership: Membership = Membership(voters=dict(cfg.peers))  # as applied
+        self.membership_changed = asyncio.Event()
+        self.snapshot_index = 0
+        self.stopping = False
+        self.server: asyncio.base_events.Server | None = None
+        self.driver: asyncio.Task[None] | None = None
+        self.conn_tasks: set[asyncio.Task[Any]] = set()
+        self.stop_event = asyncio.Event()
+        self.stop_reason = "signal"
+        self.fatal: BaseException | None = None
+        self.core: RaftCore
+
+    # ---- start and stop ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        rec = self.storage.recover()
+        if rec.truncated_bytes:
+            self.log("recovered", truncated_bytes=rec.truncated_bytes, file=rec.truncated_file)
+        voters = dict(self.cfg.peers)
+        if self.cfg.join:
+            voters.pop(self.id, None)  # not a voter: never campaigns until promoted
+        self.membership = Membership(voters=voters)
+        if rec.snapshot is not None:
+            self.sm.restore(rec.snapshot.data)
+            self.applied = self.snapshot_index = rec.snapshot.index
+            self.applied_term = rec.snapshot.term
+            self._set_membership(rec.snapshot.membership)
+        self.core = self._make_core(Membership(voters=voters), rec)
+        self._core_membership = self.core.membership
+        host, port = wire.parse_addr(self.cfg.listen)
+        self.server = await asyncio.start_server(self._on_connection, host, port, limit=wire.MAX_LINE * 2)
+        self.driver = asyncio.get_running_loop().create_task(self._drive())
+        self.log(
+            "started",
+            listen=self.cfg.listen,
+            peers=self.cfg.peers,
+            unsafe=sorted(self.cfg.unsafe),
+            join=self.cfg.join,
+            term=rec.hard_state.term,
+            last_index=self.storage.last_index(),
+            pid=os.getpid(),
+        )
+
+    def _make_core(self, initial: Membership, rec: Any) -> RaftCore:
+        lo, hi = self.cfg.election_timeout_ms
+        t = self.cfg.tick_ms
+        heartbeat = max(1, round(self.cfg.heartbeat_ms / t))
+        election_min = max(heartbeat + 1, round(lo / t))
+        config = RaftConfig(
+            id=self.id,
+            election_min=election_min,
+            election_max=max(election_min + 1, round(hi / t) + 1),
+            heartbeat=heartbeat,
+            lease_reads=self.cfg.lease_reads,
+            seed=random.randrange(2**32),
+            unsafe=self.cfg.unsafe,
+        )
+        return RaftCore(
+            config, initial, hard_state=rec.hard_state, snapshot=rec.snapshot, entries=rec.entries
+        )
+
+    async def stop(self, reason: str) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        if self.server is not None:
+            self.server.close()
+        if self.driver is not None:
+            self.driver.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.driver
+        for t in list(self.conn_tasks):
+            t.cancel()
+        for link in self.links.values():
+            link.close()
+        for fw in self.forwarders.values():
+            fw.close()
+        self.storage.close()
+        self.log("stopped", reason=reason)
+        self.log.close()
+
+    # ---- the driver: ticks, inbox, Ready loop ---------------------------------------------
+
+    def _kick(self, item: tuple[Any, ...]) -> None:
+        self.inbox.append(item)
+        self.wake.set()
+
+    async def _drive(self) -> None:
+        loop = asyncio.get_running_loop()
+        tick_s = self.cfg.tick_ms / 1000.0
+        last = loop.time()
+        try:
+            while True:
+                now = loop.time()
+                n = int((now - last) / tick_s)
+                if n > 0:
+                    last += n * tick_s
+                    for _ in range(min(n, MAX_TICKS_PER_STEP)):
+                        self.core.tick()
+                elif now < last - tick_s:
+                    last = now  # the clock stepped back: ticks resume from here
+                inbox, self.inbox = self.inbox, []
+                for item in inbox:
+                    self._feed(item)
+                if self.reads_waiting:
+                    self._start_read_batch()
+                await self._ready_loop()
+                if not self.inbox:
+                    self.wake.clear()
+                    handle = loop.call_at(last + tick_s, self.wake.set)
+                    await self.wake.wait()
+                    handle.cancel()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # a bug or a storage failure: stop loudly, never limp on
+            self.log("error", message=f"{type(e).__name__}: {e}")
+            print(f"raftnode {self.id}: fatal: {type(e).__name__}: {e}", file=sys.stderr)
+            self.fatal = e
+            asyncio.get_running_loop().call_soon(self._request_stop, "error")
+            raise
+
+    def _feed(self, item: tuple[Any, ...]) -> None:
+        kind = item[0]
+        if kind == "msg":
+            self.core.step(item[1])
+        elif kind == "propose":
+            _, command, fut = item
+            if fut.done():
+                return
+            try:
+                index, term = self._propose(command)
+            except NotLeader as e:
+                fut.set_exception(RequestFailed("fail", "not-leader", e.leader))
+                return
+            self.proposals[index] = (term, fut)
+        elif kind == "config":
+            _, change, fut = item
+            try:
+                index, term = self._propose_config(change)
+            except NotLeader as e:
+                fut.set_exception(RequestFailed("fail", "not-leader", e.leader))
+            except (ProposalRejected, ValueError) as e:
+                fut.set_exception(RequestFailed("fail", "membership-rejected", message=str(e)))
+            else:
+                self.proposals[index] = (term, fut)
+
+    def _propose(self, command: dict[str, Any]) -> tuple[int, int]:
+        return self.core.propose(command)
+
+    def _propose_config(self, change: tuple[str, str, str]) -> tuple[int, int]:
+        op, member, addr = change
+        index = self.core.propose_membership(op, member, addr)
+        return index, self.core.term
+
+    def _start_read_batch(self) -> None:
+        futs, self.reads_waiting = self.reads_waiting, []
+        ctx = next(self.read_ctx)
+        try:
+            self.core.read_index(ctx)
+        except NotLeader as e:
+            for f in futs:
+                if not f.done():
+                    f.set_exception(RequestFailed("fail", "not-leader", e.leader))
+            return
+        self.read_batches[ctx] = futs
+
+    async def _ready_loop(self) -> None:
+        while self.core.has_ready():
+            rd: Ready = self.core.ready()
+            if rd.empty():
+                return
+            await self._handle_ready(rd)
+            self.core.advance(rd)
+
+    async def _handle_ready(self, rd: Ready) -> None:
+        if self.core.membership is not self._core_membership:
+            # learn new members' addresses as soon as a configuration is appended
+            self._core_membership = self.core.membership
+            self.addrs.update(self._core_membership.voters)
+            self.addrs.update(self._core_membership.learners)
+        if rd.snapshot is not None:
+            await asyncio.to_thread(self.storage.save_snapshot, rd.snapshot)
+        if rd.hard_state is not None or rd.entries:
+            await asyncio.to_thread(self.storage.save, rd.hard_state, rd.entries)
+        if rd.hard_state is not None:
+            self.commit = max(self.commit, rd.hard_state.commit)
+        self._send(rd.messages)
+        if rd.snapshot is not None and rd.snapshot.index > self.applied:
+            self._install_snapshot(rd.snapshot)
+        if rd.snapshot is not None:
+            self.snapshot_index = max(self.snapshot_index, rd.snapshot.index)
+        for e in rd.committed:
+            self._apply(e)
+        for rs in rd.read_states:
+            futs = self.read_batches.pop(rs.context, None)
+            if futs:
+                self.read_ready.append((rs.index, futs))
+        for rf in rd.read_failures:
+            for f in self.read_batches.pop(rf.context, None) or ():
+                if not f.done():
+                    f.set_exception(RequestFailed("fail", "not-leader", rf.leader))
+        self._release_reads()
+        if rd.soft_state is not None:
+            ss = rd.soft_state
+            self.role, self.term, self.leader = ss.role, ss.term, ss.leader
+        for ev in rd.events:  # role, election, membership, snapshot... (logged by the core)
+            ev = dict(ev)
+            self.log(str(ev.pop("event", "core")), **ev)
+        if self.applied - self.snapshot_index >= self.cfg.snapshot_entries:
+            self.core.compact(self.applied, self.sm.snapshot())  # persisted via the next Ready
+            self.snapshot_index = self.applied
+
+    def _release_reads(self) -> None:
+        still = []
+        for index, futs in self.read_ready:
+            if index <= self.applied:
+                for f in futs:
+                    if not f.done():
+                        f.set_result(None)
+            else:
+                still.append((index, futs))
+        self.read_ready = still
+
+    def _install_snapshot(self, snap: Snapshot) -> None:
+        self.sm.restore(snap.data)
+        self.applied = self.snapshot_index = snap.index
+        self.applied_term = snap.term
+        self.commit = max(self.commit, snap.index)
+        self._set_membership(snap.membership)
+        for index in [i for i in self.proposals if i <= snap.index]:
+            _, fut = self.proposals.pop(index)
+            if not fut.done():
+                fut.set_exception(RequestFailed("unknown", "superseded-by-snapshot"))
+
+    def _apply(self, e: Entry) -> None:
+        if e.index <= self.applied:
+            return
+        result: Any = None
+        if e.kind == NORMAL:
+            result = self.sm.apply(e.data, index=e.index)
+        elif e.kind == CONFIG:
+            self._set_membership(Membership.from_dict(e.data))
+        self.applied = e.index
+        self.applied_term = e.term
+        pending = self.proposals.pop(e.index, None)
+        if pending is not None:
+            term, fut = pending
+            if fut.done():
+                pass
+            elif term == e.term:
+                fut.set_result(result)
+            else:
+                fut.set_exception(RequestFailed("fail", "superseded"))
+
+    def _set_membership(self, m: Membership) -> None:
+        self.membership = m
+        self.addrs.update(m.voters)
+        self.addrs.update(m.learners)
+        self.membership_changed.set()
+        self.membership_changed = asyncio.Event()
+
+    def _send(self, msgs: list[Message]) -> None:
+        by_dst: dict[str, list[Message]] = {}
+        for m in msgs:
+            by_dst.setdefault(m.dst, []).append(m)
+        for dst, batch in by_dst.items():
+            link = self.links.get(dst)
+            if link is None:
+                addr = self.addrs.get(dst)
+                if addr is None:
+                    continue
+                link = self.links[dst] = PeerLink(self, dst, addr)
+            link.send(batch)
+
+    # ---- connections ----------------------------------------------------------------------
+
+    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.conn_tasks.add(task)
+        _nodelay(writer)
+        peer = writer.get_extra_info("peername")
+        peer_s = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        try:
+            first = await reader.read(1)
+            if first == wire.PEER_MAGIC:
+                await self._peer_session(reader, peer_s)
+            elif first:
+                await self._client_session(first, reader, writer)
+        except (OSError, ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+            if task is not None:
+                self.conn_tasks.discard(task)
+
+    async def _peer_session(self, reader: asyncio.StreamReader, peer: str) -> None:
+        while True:
+            header = await reader.readexactly(wire.FRAME_HEADER.size)
+            try:
+                n = wire.frame_length(header)
+                tag = await reader.readexactly(wire.MAC_SIZE)
+                payload = await reader.readexactly(n)
+                msgs = wire.decode_frame(self.secret, tag, payload)
+            except wire.WireError as e:
+                self.log("peer_rejected", peer=peer, reason=str(e))
+                return
+            for m in msgs:
+                if m.dst != self.id or m.src not in self.addrs or m.src == self.id:
+                    self.log("peer_rejected", peer=peer, reason=f"unknown peer {m.src!r} -> {m.dst!r}")
+                    return
+            for m in msgs:
+                self.inbox.append(("msg", m))
+            self.wake.set()
+
+    async def _client_session(self, first: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        buf = first
+        tasks: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                try:
+                    line = buf + await reader.readline()
+                except ValueError:  # line longer than the stream limit
+                    writer.write(wire.bad_request(b"", wire.WireError("request line too long")))
+                    return
+                buf = b""
+                if not line:
+                    return
+                if not line.strip():
+                    continue
+                t = asyncio.get_running_loop().create_task(self._answer(line, writer))
+                tasks.add(t)
+                t.add_done_callback(tasks.discard)
+        finally:
+            if tasks:
+                await asyncio.wait(tasks, timeout=self.cfg.request_timeout_ms / 1000 + 1)
+
+    async def _answer(self, line: bytes, writer: asyncio.StreamWriter) -> None:
+        try:
+            req = wire.parse_request(line)
+        except wire.WireError as e:
+            out = wire.bad_request(line, e, self.leader)
+        else:
+            out = await self._serve(req)
+        if not writer.is_closing():
+            writer.write(out)
+
+    # ---- serving requests ------------------------------------------------------------------
+
+    async def _serve(self, req: wire.Request) -> bytes:
+        timeout = self.cfg.request_timeout_ms / 1000
+        local_read = req.op == "get" and "local-reads" in self.cfg.unsafe
+        try:
+            if self.stopping:
+                raise RequestFailed("fail", "stopping")
+            if req.op == "status":
+                return wire.response(req.id, "ok", self.status(), leader=self.leader)
+            if self.role != LEADER and self.leader not in (None, self.id) and not req.forwarded \
+                    and not local_read:
+                return await self._forward(req, timeout)
+            if req.op == "get":
+                value = await self._read(req, timeout)
+            elif req.op in WRITE_OPS:
+                value = await self._write(req, timeout)
+            else:
+                value = await self._change_membership(req, timeout)
+            return wire.response(req.id, "ok", value, leader=self.leader)
+        except RequestFailed as e:
+            if e.error == "not-leader" and not req.forwarded and self.leader not in (None, self.id):
+                return await self._forward(req, timeout)
+            extra = {"message": e.message} if e.message else {}
+            value = None if e.error == "not-leader" else e.value
+            return wire.response(req.id, e.status, value, e.error, self.leader, **extra)
+
+    async def _read(self, req: wire.Request, timeout: float) -> Any:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.reads_waiting.append(fut)
+        self.wake.set()
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            raise RequestFailed("fail", "timeout") from None
+        return self.sm.get(req.key)
+
+    async def _write(self, req: wire.Request, timeout: float) -> Any:
+        command = {"op": req.op, "key": req.key}
+        if req.op in ("put", "cas"):
+            command["value"] = req.value
+        if req.op == "cas":
+            command["expected"] = req.expected
+        if req.client is not None:
+            command["client"], command["seq"] = req.client, req.seq
+        result = await self._propose_and_wait(("propose", command), timeout)
+        return _write_result(req, result)
+
+    async def _propose_and_wait(self, item: tuple[Any, ...], timeout: float) -> Any:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._kick((*item, fut))
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except asyncio.TimeoutError:
+            raise RequestFailed("unknown", "timeout") from None
+
+    async def _change_membership(self, req: wire.Request, timeout: float) -> Any:
+        """add-member: the core adds a learner and promotes it once caught up (thesis ch. 4);
+        answered ok when the promotion is applied here. remove-member: one config entry."""
+        assert req.key is not None
+        if req.op == "remove-member":
+            if req.key not in self.membership.voters and req.key not in self.membership.learners:
+                raise RequestFailed("fail", "unknown-member")
+            await self._propose_and_wait(("config", ("remove", req.key, "")), timeout)
+            return self.membership.to_dict()
+        if req.key in self.membership.voters:
+            return self.membership.to_dict()
+        self.addrs[req.key] = req.value
+        if req.key not in self.membership.learners:
+            await self._propose_and_wait(("config", ("add", req.key, req.value)), timeout)
+        deadline = time.monotonic() + 6 * timeout
+        while req.key not in self.membership.voters:
+            left = deadline - time.monotonic()
+            if left <= 0 or req.key not in self.membership.learners:
+                raise RequestFailed("unknown", "promotion-pending")
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.membership_changed.wait(), left)
+        return self.membership.to_dict()
+
+    async def _forward(self, req: wire.Request, timeout: float) -> bytes:
+        leader = self.leader
+        addr = self.addrs.get(leader) if leader else None
+        if addr is None:
+            return wire.response(req.id, "fail", None, "not-leader", leader)
+        fw = self.forwarders.get(addr)
+        if fw is None:
+            fw = self.forwarders[addr] = Forwarder(addr)
+        try:
+            resp = await fw.forward(req, timeout)
+        except ConnectionRefusedError:
+            return wire.response(req.id, "fail", None, "not-leader", leader)
+        except (ConnectionError, OSError, asyncio.TimeoutError):
+            status = "fail" if req.op in ("get", "status") else "unknown"
+            return wire.response(req.id, status, None, "timeout", leader)
+        resp["id"] = req.id
+        return json.dumps(resp, separators=(",", ":")).encode() + b"\n"
+
+    def status(self) -> dict[str, Any]:
+        """What ``raftnode client status`` shows (members: the configuration in effect)."""
+        c = self.core
+        return {
+            "id": self.id,
+            "role": c.role,
+            "term": c.term,
+            "leader": c.leader,
+            "commit": c.commit,
+            "applied": self.applied,
+            "last_index": c.last_index(),
+            "snapshot_index": c.snap_index,
+            "members": c.membership.to_dict(),
+            "unsafe": sorted(self.cfg.unsafe),
+        }
+
+    def _request_stop(self, reason: str) -> None:
+        self.stop_reason = reason
+        self.stop_event.set()
+
+
+def _write_result(req: wire.Request, result: Any) -> Any:
+    """Turn the state machine's result for a write into the response value or a failure."""
+    if isinstance(result, dict) and result.get("status") == "fail":
+        raise RequestFailed("fail", str(result.get("error")), result.get("value"))
+    if isinstance(result, dict):
+        return result.get("value")
+    return result
+
+
+async def _main(cfg: NodeConfig) -> int:
+    node = Node(cfg)
+    try:
+        await node.start()
+    except CorruptLog as e:
+        node.log("error", message=str(e))
+        print(f"raftnode {cfg.id}: {e}", file=sys.stderr)
+        node.log.close()
+        return 1
+    except OSError as e:
+        node.log("error", message=str(e))
+        print(f"raftnode {cfg.id}: cannot start: {e}", file=sys.stderr)
+        node.log.close()
+        return 1
+    if cfg.pid_file:
+        Path(cfg.pid_file).write_text(f"{os.getpid()}\n")
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, node._request_stop, "signal")
+    await node.stop_event.wait()
+    await node.stop(node.stop_reason)
+    if cfg.pid_file:
+        with contextlib.suppress(OSError):
+            Path(cfg.pid_file).unlink()
+    return 1 if node.fatal is not None else 0
+
+
+def run(cfg: NodeConfig) -> int:
+    """Run a node until SIGTERM/SIGINT (exit 0) or a fatal error (exit 1)."""
+    return asyncio.run(_main(cfg))
