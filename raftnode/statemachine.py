@@ -1,0 +1,120 @@
+"""The replicated key-value state machine, with client sessions for exactly-once commands.
+
+Commands are JSON objects applied in log order by every node, so ``apply`` must be
+deterministic. A command may carry a session, ``client`` (str) and ``seq`` (int, increasing
+per client; Raft thesis §6.3): a retried command (same client and seq) returns the result
+cached when it was first applied instead of applying again, so a client that timed out and
+retried cannot, say, apply a cas twice. Results have the client protocol's shape:
+``{"status": "ok"|"fail", "value": ..., "error": str|None}``.
+
+Operations: ``get``/``read`` (key), ``put``/``write`` (key, value), ``cas`` (key, expected,
+value; fails with ``cas-mismatch`` and the current value), ``delete`` (key). A missing key
+reads ``None``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+MAX_SESSIONS = 10_000  # oldest sessions (by last use) are expired beyond this
+
+
+def _ok(value: Any = None) -> dict[str, Any]:
+    return {"status": "ok", "value": value, "error": None}
+
+
+def _fail(error: str, value: Any = None) -> dict[str, Any]:
+    return {"status": "fail", "value": value, "error": error}
+
+
+class KVStateMachine:
+    """A dict of keys to JSON values plus the session table; snapshots as one JSON object."""
+
+    def __init__(
+        self,
+        unsafe: frozenset[str] | set[str] = frozenset(),
+        no_sessions: bool = False,
+        max_sessions: int = MAX_SESSIONS,
+    ):
+        """The unsafe switch ``no-sessions`` (in ``unsafe``, or ``no_sessions``) applies
+        retried commands again."""
+        no_sessions = no_sessions or "no-sessions" in unsafe
+        self.data: dict[str, Any] = {}
+        # client -> [seq, result, last_used_index]
+        self.sessions: dict[str, list[Any]] = {}
+        self.applied = 0
+        self.no_sessions = no_sessions
+        self.max_sessions = max_sessions
+
+    def get(self, key: str) -> Any:
+        """A local read (the caller makes it linearizable with ReadIndex first)."""
+        return self.data.get(key)
+
+    read = get
+
+    def apply(self, command: Any, index: int | None = None) -> dict[str, Any]:
+        """Apply a committed command (at log ``index``, if given); returns its result."""
+        if index is not None:
+            self.applied = index
+        else:
+            self.applied += 1
+        index = self.applied
+        if not isinstance(command, dict):
+            return _fail("bad-request")
+        client, seq = command.get("client"), command.get("seq")
+        session = isinstance(client, str) and isinstance(seq, int) and not self.no_sessions
+        if session:
+            s = self.sessions.get(client)
+            if s is not None:
+                if seq == s[0]:
+                    s[2] = index
+                    return copy.deepcopy(s[1])  # a retry: answer as the first time
+                if seq < s[0]:
+                    return _fail("stale-request")
+        result = self._execute(command)
+        if session:
+            self.sessions[client] = [seq, result, index]
+            if len(self.sessions) > self.max_sessions:
+                oldest = min(self.sessions, key=lambda c: (self.sessions[c][2], c))
+                del self.sessions[oldest]
+        return copy.deepcopy(result)
+
+    def _execute(self, c: dict[str, Any]) -> dict[str, Any]:
+        op, key = c.get("op"), c.get("key")
+        if not isinstance(key, str):
+            return _fail("bad-request")
+        if op in ("get", "read"):
+            return _ok(self.data.get(key))
+        if op in ("put", "write"):
+            self.data[key] = c.get("value")
+            return _ok(c.get("value"))
+        if op == "cas":
+            current = self.data.get(key)
+            if current != c.get("expected"):
+                return _fail("cas-mismatch", current)
+            self.data[key] = c.get("value")
+            return _ok(c.get("value"))
+        if op == "delete":
+            existed = key in self.data
+            self.data.pop(key, None)
+            return _ok(existed)
+        return _fail("bad-request")
+
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON image of the data and the sessions (what ``compact`` is given)."""
+        return {
+            "applied": self.applied,
+            "data": copy.deepcopy(self.data),
+            "sessions": {c: list(copy.deepcopy(s)) for c, s in self.sessions.items()},
+        }
+
+    def restore(self, image: dict[str, Any] | None) -> None:
+        """Replace the state with a snapshot image (from ``snapshot``)."""
+        image = image or {}
+        self.data = copy.deepcopy(image.get("data", {}))
+        self.sessions = {c: list(s) for c, s in copy.deepcopy(image.get("sessions", {})).items()}
+        self.applied = image.get("applied", 0)
+
+
+StateMachine = KVStateMachine  # the name the server imports
