@@ -1,0 +1,625 @@
+"""Draw why a history is not linearizable: a Porcupine-style, self-contained HTML view.
+
+For each key the checker found not linearizable, the view shows one row per process with a
+bar per operation (invocation to completion), the longest linearizable prefix the search found
+with a point where each of its operations took effect and the model state after each step, and
+the operation that cannot be linearized after that prefix, highlighted. Hovering a bar shows
+its details; clicking it pins them; "Jump to first error" scrolls to the failing operation.
+
+Two users: ``raftlab check HISTORY --html FILE`` (:func:`write_html`) and the run report
+(``tester.report``), which embeds :data:`STYLE`, :data:`SCRIPT` and :func:`view_data`.
+
+The page never interprets history values as markup: the data travels as JSON in a
+``<script type="application/json">`` block and is inserted with ``textContent``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from checker.history import NEMESIS, Op
+
+#: At most this many operations of one key are drawn; beyond that, a window ending at the
+#: failure (the part a person reads first) is kept and the rest is summarised.
+MAX_VIEW_OPS = 3000
+
+
+@dataclass
+class Partition:
+    """The checker's verdict on one independently checked part of a history (usually a key)."""
+
+    key: Any
+    valid: Any  # True, False or "unknown"
+    failing: int | None = None  # history index of the op that cannot be linearized
+    steps: list[tuple[int, Any]] = field(default_factory=list)  # (op index, state after)
+    note: str = ""
+    all_keys: bool = False  # the partition is the whole history (no per-key split)
+
+    @property
+    def label(self) -> str:
+        return key_label(self.key)
+
+
+def key_label(key: Any) -> str:
+    """The text that names a key in tables and anchors (a string key is shown as is)."""
+    if key is None:
+        return "(all)"
+    return key if isinstance(key, str) else json.dumps(key, sort_keys=True, default=str)
+
+
+def anchor(label: str) -> str:
+    """A fragment id for a key; distinct keys give distinct ids."""
+    return "k" + "".join(c if c.isalnum() else f"_{ord(c):x}_" for c in label)
+
+
+# --------------------------------------------------------------------------- result schema
+
+
+def _verdict(v: Any) -> Any:
+    return v if v is True or v is False else "unknown"
+
+
+def _op_index(v: Any) -> int | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, dict):
+        for name in ("index", "op", "id", "invoke", "call"):
+            x = v.get(name)
+            if isinstance(x, int) and not isinstance(x, bool):
+                return x
+            if isinstance(x, dict):
+                return _op_index(x)
+    return None
+
+
+_NO_STATE = object()
+
+
+def _steps(raw: Any, states: Any) -> list[tuple[int, Any]]:
+    out: list[tuple[int, Any]] = []
+    if not isinstance(raw, list):
+        return out
+    for i, item in enumerate(raw):
+        idx = _op_index(item)
+        if idx is None:
+            continue
+        state: Any = None
+        if isinstance(item, dict):
+            for name in ("state", "state_after", "after"):
+                if name in item:
+                    state = item[name]
+                    break
+        if isinstance(states, list) and i < len(states):
+            state = states[i]
+        out.append((idx, state))
+    return out
+
+
+def _partition(key: Any, d: Any) -> Partition:
+    if not isinstance(d, dict):
+        return Partition(key, _verdict(d))
+    valid = _verdict(d.get("valid"))
+    viol = d.get("violation") or d.get("counterexample") or d
+    if not isinstance(viol, dict):
+        viol = {}
+    failing = None
+    for name in ("op", "failing_op", "failed_op", "operation", "failing"):
+        if name in viol:
+            failing = _op_index(viol[name])
+            if failing is not None:
+                break
+    steps: list[tuple[int, Any]] = []
+    for name in ("linearization", "longest", "prefix", "longest_prefix", "steps"):
+        if name in viol:
+            steps = _steps(viol[name], viol.get("states"))
+            break
+    note = ""
+    for name in ("error", "reason", "note", "message"):
+        if isinstance(d.get(name), str):
+            note = d[name]
+            break
+    return Partition(key, valid, failing, steps, note)
+
+
+def partitions(result: Any, overall: Any = None) -> list[Partition]:
+    """Per-key verdicts (and violations) out of the checker's JSON result.
+
+    Accepts a result with per-key entries (``partitions``/``keys``/``results``, as a list of
+    objects with ``key`` or as an object keyed by key) or a single unpartitioned result.
+    """
+    if not isinstance(result, dict):
+        return []
+    for name in ("partitions", "keys", "results", "per_key"):
+        coll = result.get(name)
+        if isinstance(coll, list):
+            return [_partition(p.get("key") if isinstance(p, dict) else None, p) for p in coll]
+        if isinstance(coll, dict):
+            return [_partition(k, v) for k, v in coll.items()]
+    p = _partition(None, result)
+    p.all_keys = True
+    if p.valid == "unknown" and overall is not None:
+        p.valid = _verdict(overall)
+    return [p]
+
+
+# --------------------------------------------------------------------------- view data
+
+
+@dataclass
+class _Call:
+    invoke: Op
+    done: Op | None
+
+
+def pair_ops(ops: Iterable[Op]) -> list[_Call]:
+    """Client invocations with their completions (None when the process never answered)."""
+    calls: list[_Call] = []
+    open_: dict[Any, _Call] = {}
+    for op in ops:
+        if op.process == NEMESIS:
+            continue
+        if op.type == "invoke":
+            c = _Call(op, None)
+            open_[op.process] = c
+            calls.append(c)
+        else:
+            c = open_.pop(op.process, None)
+            if c is not None:
+                c.done = op
+    return calls
+
+
+def view_data(part: Partition, ops: list[Op]) -> dict[str, Any]:
+    """The compact JSON the page draws for one non-linearizable partition."""
+    calls = [c for c in pair_ops(ops) if part.all_keys or key_label(c.invoke.key) == part.label]
+    by_index: dict[int, int] = {}
+    for i, c in enumerate(calls):
+        by_index[c.invoke.index] = i
+        if c.done is not None:
+            by_index[c.done.index] = i
+    steps = [(by_index[i], s) for i, s in part.steps if i in by_index]
+    fail = by_index.get(part.failing) if part.failing is not None else None
+    keep = list(range(len(calls)))
+    omitted_steps = 0
+    if len(calls) > MAX_VIEW_OPS:
+        keep, steps, omitted_steps = _window(calls, steps, fail)
+    remap = {old: new for new, old in enumerate(keep)}
+    names = sorted({calls[i].invoke.process for i in keep}, key=lambda p: (str(type(p)), p))
+    procs = {str(p): n for n, p in enumerate(names)}
+    rows = []
+    for old in keep:
+        c = calls[old]
+        d = c.done
+        rows.append([
+            procs[str(c.invoke.process)],
+            c.invoke.time // 1000,
+            None if d is None or d.type == "info" else d.time // 1000,
+            "pending" if d is None else d.type,
+            c.invoke.f,
+            c.invoke.value,
+            None if d is None else d.value,
+            None if d is None else d.error,
+            c.invoke.index,
+        ])
+    return {
+        "key": part.label,
+        "anchor": anchor(part.label),
+        "procs": list(procs),
+        "ops": rows,
+        "steps": [[remap[i], s] for i, s in steps if i in remap],
+        "fail": remap.get(fail) if fail is not None else None,
+        "omitted": omitted_steps,
+        "note": part.note,
+    }
+
+
+def _window(calls: list[_Call], steps: list[tuple[int, Any]], fail: int | None):
+    """Keep the last part of a long key's history: the end of the prefix and the failure."""
+    budget = MAX_VIEW_OPS // 2
+    tail = steps[-budget:]
+    omitted = len(steps) - len(tail)
+    anchor_ops = [i for i, _ in tail] + ([fail] if fail is not None else [])
+    if not anchor_ops:
+        anchor_ops = list(range(len(calls) - budget, len(calls)))
+    lo = min(calls[i].invoke.time for i in anchor_ops)
+    end = max((calls[i].done or calls[i].invoke).time for i in anchor_ops)
+    keep = [
+        i for i, c in enumerate(calls)
+        if c.invoke.time <= end and (c.done is None or c.done.time >= lo)
+    ][: MAX_VIEW_OPS]
+    kept = set(keep) | set(anchor_ops)
+    keep = sorted(kept)
+    return keep, tail, omitted
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+def json_for_script(data: Any) -> str:
+    """JSON that is safe inside ``<script type="application/json">``: nothing can close it."""
+    s = json.dumps(data, separators=(",", ":"), default=str, ensure_ascii=False)
+    return (s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def page(title: str, body: str, css: str = "", scripts: str = "") -> str:
+    """A complete self-contained HTML page; the CSP forbids any network access."""
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+        "style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">"
+        f"<title>{html.escape(title)}</title><style>{BASE_STYLE}{css}</style></head>"
+        f"<body>{body}{scripts}</body></html>\n"
+    )
+
+
+def render_html(result: Any, ops: list[Op], title: str = "raftlab check") -> str:
+    """A standalone page for a checked history: verdict and every failing key's view."""
+    verdict = _verdict(result.get("valid")) if isinstance(result, dict) else "unknown"
+    parts = partitions(result, verdict)
+    views = [view_data(p, ops) for p in parts if p.valid is False]
+    cls = {True: "valid", False: "invalid", "unknown": "unknown"}[verdict]
+    word = cls.upper()
+    bad = [p.label for p in parts if p.valid is False]
+    unknown = [p.label for p in parts if p.valid == "unknown"]
+    lines = [f"{len(parts)} partition{'s' if len(parts) != 1 else ''} checked"]
+    if bad:
+        lines.append("not linearizable: " + ", ".join(bad[:20]) + (" …" if len(bad) > 20 else ""))
+    if unknown:
+        lines.append("undecided: " + ", ".join(unknown[:20]) + (" …" if len(unknown) > 20 else ""))
+    body = (
+        f"<header class=\"banner {cls}\"><div class=\"verdict\">{word}</div><div>"
+        f"<h1>{html.escape(title)}</h1><p class=\"why\">{html.escape('; '.join(lines))}</p>"
+        "</div></header><main><section id=\"failures\"><div id=\"lin-views\"></div></section>"
+        "</main><div id=\"tooltip\" role=\"tooltip\"></div>"
+    )
+    if not views:
+        body = body.replace("<div id=\"lin-views\"></div>",
+                            "<p>No key failed the check, so there is no counterexample to draw.</p>")
+    scripts = (
+        f"<script type=\"application/json\" id=\"lin-data\">{json_for_script(views)}</script>"
+        f"<script>{SCRIPT}</script>"
+    )
+    return page(f"{title}: {word}", body, STYLE, scripts)
+
+
+def write_html(result: Any, ops: list[Op], path: str | os.PathLike[str],
+               title: str | None = None) -> Path:
+    """Write the standalone view of ``result`` (the checker's JSON result) for ``ops``."""
+    out = Path(path)
+    out.write_text(render_html(result, list(ops), title or f"raftlab check {out.stem}"),
+                   encoding="utf-8")
+    return out
+
+
+_WS = re.compile(r"\s+")
+
+BASE_STYLE = _WS.sub(" ", """
+:root{--ok:#2563eb;--fail:#dc2626;--info:#d97706;--valid:#15803d;--invalid:#b91c1c;
+--unknown:#b45309;--ink:#1f2937;--muted:#6b7280;--line:#e5e7eb;--bg:#f8fafc}
+*{box-sizing:border-box}
+body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--ink);
+background:var(--bg)}
+main{max-width:1400px;margin:0 auto;padding:8px 24px 48px}
+h1{margin:0;font-size:22px} h2{font-size:17px;margin:28px 0 10px} h3{font-size:15px;margin:18px 0 8px}
+code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace}
+a{color:#1d4ed8}
+.banner{display:flex;gap:24px;align-items:center;padding:18px 24px;color:#fff}
+.banner.valid{background:linear-gradient(90deg,#166534,#15803d)}
+.banner.invalid{background:linear-gradient(90deg,#991b1b,#dc2626)}
+.banner.unknown{background:linear-gradient(90deg,#92400e,#d97706)}
+.banner .verdict{font-size:30px;font-weight:800;letter-spacing:.06em;padding:6px 16px;
+border:3px solid rgba(255,255,255,.85);border-radius:8px;white-space:nowrap}
+.banner .why{margin:2px 0 6px;opacity:.95}
+.facts{display:flex;flex-wrap:wrap;gap:6px 16px}.fact b{opacity:.75;font-weight:600;margin-right:4px}
+.pill{display:inline-block;padding:1px 8px;border-radius:999px;font-size:12px;font-weight:700;color:#fff}
+.pill.valid{background:var(--valid)}.pill.invalid{background:var(--invalid)}
+.pill.unknown{background:var(--unknown)}
+table.grid{border-collapse:collapse;background:#fff;width:100%}
+table.grid th,table.grid td{border-bottom:1px solid var(--line);padding:4px 10px;text-align:left;
+vertical-align:top}
+table.grid th{background:#f1f5f9;font-weight:600;position:sticky;top:0}
+table.grid.small{width:auto;font-size:13px}
+tr.invalid td:first-child{box-shadow:inset 4px 0 var(--invalid)}
+tr.unknown td:first-child{box-shadow:inset 4px 0 var(--unknown)}
+tr.valid td:first-child{box-shadow:inset 4px 0 var(--valid)}
+#tooltip{position:fixed;z-index:10;pointer-events:none;display:none;max-width:520px;
+background:#111827;color:#f9fafb;padding:8px 10px;border-radius:6px;font-size:12.5px;
+box-shadow:0 4px 14px rgba(0,0,0,.3);white-space:pre-wrap}
+button{font:inherit;cursor:pointer;border:1px solid #cbd5e1;background:#fff;border-radius:6px;
+padding:4px 12px}
+button.primary{background:var(--invalid);border-color:var(--invalid);color:#fff;font-weight:600}
+""")
+
+STYLE = _WS.sub(" ", """
+.lin{background:#fff;border:1px solid var(--line);border-radius:8px;padding:12px 16px;margin:14px 0}
+.lin h3{display:flex;gap:10px;align-items:center;margin-top:0}
+.lin-summary{margin:4px 0 10px}
+.lin-body{display:flex;border:1px solid var(--line);border-radius:6px;overflow:hidden}
+.lin-labels{flex:none;background:#f8fafc;border-right:1px solid var(--line)}
+.lin-labels div{font:12px ui-monospace,monospace;padding:0 8px;display:flex;align-items:center;
+white-space:nowrap}
+.lin-scroll{overflow:auto;flex:1;max-height:520px}
+.lin svg text{font:11px ui-monospace,monospace;pointer-events:none}
+.lin .bar{cursor:pointer}
+.lin .bar rect{stroke-width:1}
+.lin .bar:hover rect,.lin .bar.selected rect{stroke-width:2.5;stroke:#111827}
+.lin .bar.failing rect{stroke-width:2.5}
+.lin .bar.flash rect{animation:flash 0.5s ease-in-out 3}
+@keyframes flash{50%{fill:#fde047}}
+.lin-detail{margin-top:10px;padding:8px 12px;background:#f8fafc;border-left:4px solid #94a3b8;
+white-space:pre-wrap;font:12.5px ui-monospace,monospace;min-height:2.5em}
+.lin-detail.failing{border-left-color:var(--invalid);background:#fef2f2}
+.lin table.steps{font-size:12.5px;width:auto;min-width:60%}
+.lin table.steps tr.failing td{background:#fee2e2;font-weight:600}
+.lin table.steps tr.selected td{background:#fef9c3}
+.lin .steps-wrap{max-height:320px;overflow:auto}
+.lin .legend-row{display:flex;gap:14px;flex-wrap:wrap;font-size:12px;color:var(--muted);margin:6px 0}
+.lin .sw{display:inline-block;width:14px;height:10px;border:1px solid #555;margin-right:4px;
+vertical-align:middle}
+""")
+
+SCRIPT = r"""
+(function () {
+  "use strict";
+  var NS = "http://www.w3.org/2000/svg";
+  var ROW = 26, STEP = 24, PAD = 14;
+  var COL = {
+    lin: ["#bbf7d0", "#15803d"], fail: ["#fecaca", "#b91c1c"], failed: ["#f3f4f6", "#9ca3af"],
+    rest: ["#e0e7ff", "#6366f1"], info: ["#fef3c7", "#d97706"]
+  };
+  function fmt(v) {
+    if (v === undefined) return "";
+    var s;
+    try { s = JSON.stringify(v); } catch (e) { s = String(v); }
+    if (s === undefined) s = String(v);
+    return s.length > 200 ? s.slice(0, 199) + "\u2026" : s;
+  }
+  function isRead(f) { return f === "read" || f === "get" || f === "r"; }
+  function isWrite(f) { return f === "write" || f === "put" || f === "w"; }
+  function describe(op) {
+    var f = op[4], v = op[5], out = op[6], type = op[3];
+    var s;
+    if (isRead(f)) s = "read \u2192 " + (type === "ok" ? fmt(out) : "?");
+    else if (isWrite(f)) s = "write " + fmt(v);
+    else if (f === "cas" && Array.isArray(v) && v.length === 2) s = "cas " + fmt(v[0]) + "\u2192" + fmt(v[1]);
+    else {
+      s = f + (v === null || v === undefined ? "" : " " + fmt(v));
+      if (type === "ok" && out !== null && out !== undefined && fmt(out) !== fmt(v)) s += " \u2192 " + fmt(out);
+    }
+    if (type === "fail") s += " (fail)";
+    else if (type === "info" || type === "pending") s += " (" + type + ")";
+    return s;
+  }
+  function short(op) {
+    var f = op[4], v = op[5], out = op[6];
+    if (isRead(f)) return "R " + (op[3] === "ok" ? fmt(out) : "?");
+    if (isWrite(f)) return "W " + fmt(v);
+    if (f === "cas" && Array.isArray(v) && v.length === 2) return "C " + fmt(v[0]) + "\u2192" + fmt(v[1]);
+    return f;
+  }
+  function secs(us) { return (us / 1e6).toFixed(4) + " s"; }
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+  function svgEl(tag, attrs) {
+    var e = document.createElementNS(NS, tag);
+    for (var k in attrs) e.setAttribute(k, attrs[k]);
+    return e;
+  }
+  function tooltip() { return document.getElementById("tooltip"); }
+  function showTip(ev, text) {
+    var t = tooltip(); if (!t) return;
+    t.textContent = text; t.style.display = "block";
+    var x = ev.clientX + 14, y = ev.clientY + 14;
+    var w = t.offsetWidth, h = t.offsetHeight;
+    if (x + w > window.innerWidth - 4) x = Math.max(4, ev.clientX - w - 14);
+    if (y + h > window.innerHeight - 4) y = Math.max(4, ev.clientY - h - 14);
+    t.style.left = x + "px"; t.style.top = y + "px";
+  }
+  function hideTip() { var t = tooltip(); if (t) t.style.display = "none"; }
+
+  function renderView(container, view) {
+    var ops = view.ops, steps = view.steps, failIdx = view.fail;
+    var stepOf = {};
+    steps.forEach(function (s, k) { stepOf[s[0]] = k; });
+    // compressed time: every distinct call/return instant gets its own column
+    var times = [];
+    var maxT = 0;
+    ops.forEach(function (o) { times.push(o[1]); if (o[2] !== null) times.push(o[2]); maxT = Math.max(maxT, o[1], o[2] || 0); });
+    times.sort(function (a, b) { return a - b; });
+    var rank = new Map(), r = 0;
+    times.forEach(function (t) { if (!rank.has(t)) rank.set(t, r++); });
+    var endCol = r + 1;
+    function xs(o) { return PAD + rank.get(o[1]) * STEP; }
+    function xe(o) { return PAD + (o[2] === null ? endCol : rank.get(o[2])) * STEP + STEP * 0.6; }
+    var nproc = view.procs.length;
+    var width = PAD * 2 + (endCol + 1) * STEP, height = nproc * ROW + 24;
+
+    var box = el("div", "lin"); box.id = "lin-" + view.anchor;
+    var h = el("h3"); h.appendChild(el("span", "", "key ")); h.appendChild(el("code", "", view.key));
+    h.appendChild(el("span", "pill invalid", "NOT LINEARIZABLE"));
+    var jump = el("button", "primary jump", "Jump to first error");
+    h.appendChild(jump); box.appendChild(h);
+
+    var summary = el("p", "lin-summary");
+    var last = steps.length ? steps[steps.length - 1][1] : undefined;
+    var txt = "The longest linearizable prefix found has " + (steps.length + view.omitted) + " operation" +
+      ((steps.length + view.omitted) === 1 ? "" : "s") + ".";
+    if (failIdx !== null && failIdx !== undefined) {
+      var fo = ops[failIdx];
+      txt += " After it the state is " + (steps.length ? fmt(last) : "the initial state") + ", and process " +
+        view.procs[fo[0]] + "'s " + describe(fo) + " cannot take effect next: no order of the concurrent operations explains it.";
+    }
+    if (view.omitted) txt += " (" + view.omitted + " earlier steps are not drawn.)";
+    if (view.note) txt += " " + view.note;
+    summary.textContent = txt; box.appendChild(summary);
+
+    var legend = el("div", "legend-row");
+    [["lin", "linearized (in order)"], ["fail", "cannot be linearized"], ["rest", "not in the prefix"],
+     ["info", "indeterminate / never answered"], ["failed", "failed (no effect)"]].forEach(function (p) {
+      var s = el("span"); var sw = el("span", "sw"); sw.style.background = COL[p[0]][0];
+      sw.style.borderColor = COL[p[0]][1]; s.appendChild(sw); s.appendChild(document.createTextNode(p[1]));
+      legend.appendChild(s);
+    });
+    box.appendChild(legend);
+
+    var body = el("div", "lin-body");
+    var labels = el("div", "lin-labels");
+    var spacer = el("div"); spacer.style.height = "24px"; labels.appendChild(spacer);
+    view.procs.forEach(function (p) { var d = el("div", "", "process " + p); d.style.height = ROW + "px"; labels.appendChild(d); });
+    var scroll = el("div", "lin-scroll");
+    var svg = svgEl("svg", { width: width, height: height, role: "img" });
+    for (var i = 0; i < nproc; i++) {
+      svg.appendChild(svgEl("rect", { x: 0, y: 24 + i * ROW, width: width, height: ROW, fill: i % 2 ? "#f8fafc" : "#ffffff" }));
+    }
+    var detail = el("div", "lin-detail", "Hover an operation for its details; click to pin them.");
+    var bars = [];
+    // linearization points: each at or after its invocation and after the previous point
+    var pts = [], prev = -1;
+    steps.forEach(function (s) {
+      var o = ops[s[0]];
+      var x = Math.max(xs(o) + 3, prev + 4);
+      x = Math.min(x, xe(o) - 2);
+      pts.push([x, 24 + o[0] * ROW + ROW / 2]); prev = x;
+    });
+    var failX = null;
+    if (failIdx !== null && failIdx !== undefined) {
+      failX = Math.max(xs(ops[failIdx]) + 3, prev + 4);
+      svg.appendChild(svgEl("line", { x1: failX, x2: failX, y1: 18, y2: height, stroke: "#dc2626", "stroke-dasharray": "4 3", "stroke-width": 1.5 }));
+      var lab = svgEl("text", { x: failX + 4, y: 13, fill: "#b91c1c" }); lab.textContent = "first error"; svg.appendChild(lab);
+    }
+    function info(i) {
+      var o = ops[i], lines = [];
+      lines.push("process " + view.procs[o[0]] + " \u00b7 " + describe(o) + "   [history index " + o[8] + "]");
+      lines.push("invoked " + secs(o[1]) + (o[2] === null ? ", no definite completion" : ", completed " + secs(o[2]) + " (" + ((o[2] - o[1]) / 1000).toFixed(2) + " ms)"));
+      if (o[7] !== null && o[7] !== undefined) lines.push("error: " + fmt(o[7]));
+      if (i === failIdx) {
+        lines.push("CANNOT BE LINEARIZED after step " + steps.length + ".");
+        lines.push("state before it: " + (steps.length ? fmt(last) : "(initial state)"));
+        lines.push("this operation is not a legal next step from that state.");
+      } else if (stepOf[i] !== undefined) {
+        var k = stepOf[i];
+        lines.push("linearized as step " + (k + 1 + view.omitted) + " of " + (steps.length + view.omitted));
+        lines.push("state after: " + fmt(steps[k][1]));
+      } else if (o[3] === "fail") {
+        lines.push("failed: it never took effect, so it is not linearized");
+      } else {
+        lines.push("not part of the longest linearizable prefix");
+      }
+      return lines.join("\n");
+    }
+    var selectedRow = null;
+    function select(i) {
+      bars.forEach(function (b) { b.classList.remove("selected"); });
+      if (bars[i]) bars[i].classList.add("selected");
+      detail.textContent = info(i);
+      detail.className = "lin-detail" + (i === failIdx ? " failing" : "");
+      if (selectedRow) selectedRow.classList.remove("selected");
+      var row = rowsByOp[i];
+      if (row) { row.classList.add("selected"); selectedRow = row; }
+    }
+    ops.forEach(function (o, i) {
+      var kind = i === failIdx ? "fail" : stepOf[i] !== undefined ? "lin" : o[3] === "fail" ? "failed" : (o[3] === "info" || o[3] === "pending") ? "info" : "rest";
+      var g = svgEl("g", { "class": "bar" + (i === failIdx ? " failing" : ""), "data-op": i, "data-index": o[8] });
+      g.id = "op-" + view.anchor + "-" + i;
+      var x = xs(o), w = Math.max(6, xe(o) - x), y = 24 + o[0] * ROW + 4;
+      var rect = svgEl("rect", { x: x, y: y, width: w, height: ROW - 8, rx: 3, fill: COL[kind][0], stroke: COL[kind][1] });
+      if (kind === "failed") rect.setAttribute("stroke-dasharray", "3 2");
+      if (o[2] === null) rect.setAttribute("stroke-dasharray", "6 3");
+      g.appendChild(rect);
+      var label = short(o);
+      var fit = Math.floor((w - 6) / 6.6);
+      if (fit >= 3) {
+        var t = svgEl("text", { x: x + 4, y: y + ROW / 2 + 0 });
+        t.textContent = label.length > fit ? label.slice(0, fit - 1) + "\u2026" : label;
+        g.appendChild(t);
+      }
+      g.addEventListener("mouseenter", function (ev) { showTip(ev, info(i)); });
+      g.addEventListener("mousemove", function (ev) { showTip(ev, info(i)); });
+      g.addEventListener("mouseleave", hideTip);
+      g.addEventListener("click", function () { select(i); });
+      svg.appendChild(g); bars[i] = g;
+    });
+    if (pts.length) {
+      svg.appendChild(svgEl("polyline", { points: pts.map(function (p) { return p[0] + "," + p[1]; }).join(" "), fill: "none", stroke: "#15803d", "stroke-width": 1.2, "stroke-opacity": 0.7, "pointer-events": "none" }));
+      pts.forEach(function (p, k) {
+        svg.appendChild(svgEl("circle", { cx: p[0], cy: p[1], r: 3.5, fill: "#15803d", "class": "lin-point", "pointer-events": "none" }));
+        if (steps.length <= 400) {
+          var n = svgEl("text", { x: p[0] - 3, y: p[1] - 6, fill: "#166534" }); n.textContent = String(k + 1 + view.omitted); svg.appendChild(n);
+        }
+      });
+    }
+    if (failX !== null) {
+      svg.appendChild(svgEl("circle", { cx: failX, cy: 24 + ops[failIdx][0] * ROW + ROW / 2, r: 5, fill: "#dc2626", stroke: "#fff", "stroke-width": 1.5, "pointer-events": "none" }));
+    }
+    scroll.appendChild(svg); body.appendChild(labels); body.appendChild(scroll); box.appendChild(body);
+    box.appendChild(detail);
+
+    var det = el("details"); det.open = steps.length <= 60;
+    det.appendChild(el("summary", "", "Linearization: " + (steps.length + view.omitted) + " steps and the state after each"));
+    var wrap = el("div", "steps-wrap");
+    var table = el("table", "grid steps");
+    var thead = el("thead"), hr = el("tr");
+    ["step", "process", "operation", "state after"].forEach(function (c) { hr.appendChild(el("th", "", c)); });
+    thead.appendChild(hr); table.appendChild(thead);
+    var tbody = el("tbody"), rowsByOp = {};
+    function addRow(cells, cls, i) {
+      var tr = el("tr", cls || "");
+      cells.forEach(function (c) { var td = el("td"); td.appendChild(el("code", "", c)); tr.appendChild(td); });
+      tr.addEventListener("click", function () { select(i); bars[i].scrollIntoView({ block: "nearest", inline: "center" }); });
+      tbody.appendChild(tr); rowsByOp[i] = tr;
+    }
+    steps.forEach(function (s, k) { var o = ops[s[0]]; addRow([String(k + 1 + view.omitted), String(view.procs[o[0]]), describe(o), fmt(s[1])], "", s[0]); });
+    if (failIdx !== null && failIdx !== undefined) {
+      var fo2 = ops[failIdx];
+      addRow(["\u2717", String(view.procs[fo2[0]]), describe(fo2), "cannot be linearized"], "failing", failIdx);
+    }
+    table.appendChild(tbody); wrap.appendChild(table); det.appendChild(wrap); box.appendChild(det);
+
+    function jumpToError() {
+      if (failIdx === null || failIdx === undefined) return;
+      var b = bars[failIdx];
+      box.scrollIntoView({ block: "start" });
+      scroll.scrollLeft = Math.max(0, xs(ops[failIdx]) - scroll.clientWidth / 2);
+      scroll.scrollTop = Math.max(0, 24 + ops[failIdx][0] * ROW - scroll.clientHeight / 2);
+      select(failIdx);
+      b.classList.remove("flash"); void b.getBoundingClientRect(); b.classList.add("flash");
+    }
+    if (failIdx === null || failIdx === undefined) jump.disabled = true;
+    jump.addEventListener("click", jumpToError);
+    container.appendChild(box);
+    return { jump: jumpToError, select: select };
+  }
+
+  function render(container, views) {
+    var handles = [];
+    views.forEach(function (v) { handles.push(renderView(container, v)); });
+    window.raftlabLin.views = handles;
+    return handles;
+  }
+  window.raftlabLin = { render: render, describe: describe, fmt: fmt, showTip: showTip, hideTip: hideTip, views: [] };
+  var data = document.getElementById("lin-data");
+  var target = document.getElementById("lin-views");
+  if (data && target) {
+    var handles = render(target, JSON.parse(data.textContent));
+    if (handles.length) {
+      var first = handles[0];
+      if (location.hash === "#first-error") first.jump();
+    }
+  }
+})();
+"""

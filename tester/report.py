@@ -1,0 +1,812 @@
+"""One self-contained ``report.html`` per run: what happened, at a glance, from disk.
+
+The report reads only the run folder (``test.json``, ``history.jsonl``, ``results.json``,
+``nodes/<node>/*``) and writes a single HTML file with inline CSS, JavaScript and data: no
+network, so it opens from a CI artefact or an e-mail attachment. Every value that comes from
+the run is escaped: HTML text through :func:`html.escape`, data through a JSON block that the
+page parses and inserts with ``textContent`` only.
+
+Large histories stay small and fast because the per-op data is embedded as column arrays of
+integers (microseconds) and drawn on canvases; only the keys that failed the check carry
+their full op values (for the linearizability view).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from checker import visualize
+from checker.history import NEMESIS, HistoryError, Op, read_jsonl
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+VERDICT_CLASS = {True: "valid", False: "invalid", "unknown": "unknown"}
+VERDICT_TEXT = {True: "VALID", False: "INVALID", "unknown": "UNKNOWN"}
+
+# The colour of each kind of fault, shared by the plots, the timeline and the legend.
+FAULT_COLOURS = {
+    "partition": "#f4a261",
+    "kill": "#e63946",
+    "pause": "#4895ef",
+    "clock": "#9b5de5",
+    "membership": "#2a9d8f",
+    "loss": "#e9c46a",
+    "bandwidth": "#8d99ae",
+}
+_EXTRA_COLOURS = ("#ff70a6", "#70d6ff", "#bc6c25", "#6a994e", "#b5838d")
+
+# Nemesis ``f`` names that start or stop a fault kind (beyond the generic start-X / stop-X).
+_STARTS = {
+    "partition": "partition",
+    "kill": "kill",
+    "crash": "kill",
+    "pause": "pause",
+    "bump-clock": "clock",
+    "clock-bump": "clock",
+    "strobe-clock": "clock",
+    "clock-strobe": "clock",
+    "bump": "clock",
+    "strobe": "clock",
+    "skew": "clock",
+}
+_STOPS = {
+    "heal": "partition",
+    "heal-partition": "partition",
+    "start": "kill",
+    "restart": "kill",
+    "resume": "pause",
+    "reset-clock": "clock",
+    "clock-reset": "clock",
+    "reset": "clock",
+}
+_STOP_ALL = {"heal-all", "stop-all", "heal-everything", "final-heal", "stop"}
+_POINT_KINDS = {
+    "add-member": "membership",
+    "remove-member": "membership",
+    "grow": "membership",
+    "shrink": "membership",
+    "join": "membership",
+    "leave": "membership",
+}
+
+
+def verdict_of(value: Any) -> Any:
+    """Normalise a stored verdict (true/false/"unknown"/missing) to True, False or "unknown"."""
+    if value is True or value is False:
+        return value
+    return "unknown"
+
+
+# --------------------------------------------------------------------------- loading a run
+
+
+@dataclass
+class Run:
+    """A run folder, loaded: configuration, history, results and node logs."""
+
+    dir: Path
+    test: dict[str, Any]
+    ops: list[Op]
+    results: dict[str, Any] | None
+    node_logs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    log_files: dict[str, list[str]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> Any:
+        return verdict_of((self.results or {}).get("valid"))
+
+
+def _read_json(path: Path, problems: list[str]) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        problems.append(f"{path.name} is missing")
+    except (OSError, ValueError) as e:
+        problems.append(f"{path.name} could not be read: {e}")
+    return None
+
+
+def _read_node_logs(nodes_dir: Path) -> tuple[dict[str, list[dict]], dict[str, list[str]]]:
+    """JSON-line events of every node (other lines, e.g. etcd's text logs, are only linked)."""
+    events: dict[str, list[dict]] = {}
+    files: dict[str, list[str]] = {}
+    if not nodes_dir.is_dir():
+        return events, files
+    for node_dir in sorted(p for p in nodes_dir.iterdir() if p.is_dir()):
+        node = node_dir.name
+        files[node] = []
+        evs: list[dict] = []
+        for path in sorted(p for p in node_dir.rglob("*") if p.is_file()):
+            files[node].append(path.relative_to(nodes_dir.parent).as_posix())
+            try:
+                with open(path, encoding="utf-8", errors="replace") as fh:
+                    for line in fh:
+                        if not line.startswith("{"):
+                            continue
+                        try:
+                            d = json.loads(line)
+                        except ValueError:
+                            continue
+                        if isinstance(d, dict) and isinstance(d.get("ts"), (int, float)) and "event" in d:
+                            evs.append(d)
+            except OSError:
+                continue
+        evs.sort(key=lambda d: d["ts"])
+        events[node] = evs
+    return events, files
+
+
+def load_run(run_dir: str | os.PathLike[str]) -> Run:
+    """Read a run folder; a missing or broken part is noted in ``problems``, not fatal."""
+    d = Path(run_dir)
+    if not d.is_dir():
+        raise FileNotFoundError(f"{d}: not a run folder (no such directory)")
+    problems: list[str] = []
+    test = _read_json(d / "test.json", problems)
+    if not isinstance(test, dict):
+        test = {}
+    ops: list[Op] = []
+    try:
+        ops = read_jsonl(d / "history.jsonl")
+    except FileNotFoundError:
+        problems.append("history.jsonl is missing")
+    except HistoryError as e:
+        problems.append(f"history could not be read: {e}")
+    results = _read_json(d / "results.json", problems)
+    if not isinstance(results, dict):
+        results = None
+    logs, files = _read_node_logs(d / "nodes")
+    return Run(d, test, ops, results, logs, files, problems)
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def _first(d: dict[str, Any], *names: str, default: Any = None) -> Any:
+    for n in names:
+        if d.get(n) not in (None, ""):
+            return d[n]
+    return default
+
+
+def _name_of(v: Any) -> str:
+    """A db/workload/nemesis setting may be a name, a list of names or a dict with a name."""
+    if isinstance(v, dict):
+        return str(_first(v, "name", "kind", "type", default=json.dumps(v, sort_keys=True)))
+    if isinstance(v, (list, tuple)):
+        return ",".join(_name_of(x) for x in v) or "none"
+    return "" if v is None else str(v)
+
+
+def start_wall_time(test: dict[str, Any]) -> float | None:
+    """The wall-clock start of the test (seconds since the epoch), if test.json records it."""
+    v = _first(test, "start_time", "start_wall", "started_at", "start", "wall_start", "time")
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return float(v) / (1e9 if v > 1e14 else 1)
+    if isinstance(v, str):
+        try:
+            t = _dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=_dt.timezone.utc)
+        return t.timestamp()
+    return None
+
+
+def node_names(run: Run) -> list[str]:
+    names: list[str] = []
+    raw = _first(run.test, "nodes", default=[])
+    if isinstance(raw, dict):
+        raw = list(raw)
+    if isinstance(raw, list):
+        for n in raw:
+            name = _first(n, "name", "id", default=None) if isinstance(n, dict) else n
+            if isinstance(name, str) and name not in names:
+                names.append(name)
+    for n in list(run.node_logs) + list(run.log_files):
+        if n not in names:
+            names.append(n)
+    return names
+
+
+# --------------------------------------------------------------------------- faults
+
+
+def fault_colour(kind: str, palette: dict[str, str]) -> str:
+    if kind not in palette:
+        palette[kind] = FAULT_COLOURS.get(kind) or _EXTRA_COLOURS[len(palette) % len(_EXTRA_COLOURS)]
+    return palette[kind]
+
+
+def _classify(f: str) -> tuple[str, str]:
+    """("start"|"stop"|"stop-all"|"point", kind) for a nemesis ``f``."""
+    g = f.lower().replace("_", "-").rstrip("!")
+    if g in _STOP_ALL:
+        return "stop-all", ""
+    if g in _POINT_KINDS:
+        return "point", _POINT_KINDS[g]
+    if g in _STARTS:
+        return "start", _STARTS[g]
+    if g in _STOPS:
+        return "stop", _STOPS[g]
+    for pre, what in (("start-", "start"), ("stop-", "stop"), ("heal-", "stop"), ("end-", "stop")):
+        if g.startswith(pre):
+            return what, _kind_name(g[len(pre):])
+    for suf, what in (("-start", "start"), ("-stop", "stop")):
+        if g.endswith(suf):
+            return what, _kind_name(g[: -len(suf)])
+    return "point", _kind_name(g)
+
+
+def _kind_name(k: str) -> str:
+    for word, kind in (("partition", "partition"), ("clock", "clock"), ("kill", "kill"),
+                       ("pause", "pause"), ("member", "membership"), ("loss", "loss")):
+        if word in k:
+            return kind
+    return k
+
+
+def _nodes_in(value: Any, nodes: set[str]) -> list[str]:
+    found: list[str] = []
+
+    def walk(v: Any) -> None:
+        if isinstance(v, str):
+            if v in nodes and v not in found:
+                found.append(v)
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                walk(k)
+                walk(x)
+        elif isinstance(v, (list, tuple)):
+            for x in v:
+                walk(x)
+
+    walk(value)
+    return found
+
+
+def _short(v: Any, limit: int = 160) -> str:
+    s = v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str)
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def _per_node_effect(kind: str, value: Any, nodes: set[str]) -> dict[str, str]:
+    """What a fault does to each node it touches, in words for the timeline."""
+    out: dict[str, str] = {}
+    if isinstance(value, dict) and value and all(k in nodes for k in value):
+        for n, v in value.items():
+            if kind == "partition" and isinstance(v, (list, tuple)):
+                out[n] = "cut off from " + ", ".join(map(str, v)) if v else "connected"
+            elif kind == "clock":
+                out[n] = f"clock {_short(v, 24)}"
+            else:
+                out[n] = f"{kind} {_short(v, 40)}"
+        return out
+    if kind == "partition" and isinstance(value, (list, tuple)) and value and all(
+        isinstance(c, (list, tuple)) for c in value
+    ):
+        for comp in value:
+            others = sorted(nodes - set(map(str, comp)))
+            for n in comp:
+                if n in nodes:
+                    out[str(n)] = "cut off from " + ", ".join(others)
+        return out
+    for n in _nodes_in(value, nodes):
+        out[n] = kind
+    return out
+
+
+@dataclass
+class Faults:
+    intervals: list[dict[str, Any]]  # {kind, start, end, colour, detail, nodes: {node: text}}
+    points: list[dict[str, Any]]  # {kind, time, colour, detail, nodes}
+    palette: dict[str, str]
+
+
+def fault_intervals(ops: Iterable[Op], nodes: Iterable[str], end_ns: int) -> Faults:
+    """Fault intervals from the nemesis records of a history (Jepsen style start/stop ops).
+
+    A nemesis op counts from its completion (when the fault is in force) if it has one, else
+    from its invocation. A fault still open at the end of the history lasts until the end.
+    """
+    node_set = set(nodes)
+    palette: dict[str, str] = {}
+    # Pair each nemesis invocation with its completion (the nemesis is one process).
+    events: list[tuple[int, str, Any, Any]] = []  # (time, f, value, completion value)
+    pending: Op | None = None
+    for op in ops:
+        if op.process != NEMESIS:
+            continue
+        if op.type == "invoke":
+            if pending is not None:
+                events.append((pending.time, pending.f, pending.value, None))
+            pending = op
+        else:
+            if pending is not None and pending.f == op.f:
+                events.append((op.time, op.f, pending.value, op.value))
+                pending = None
+            else:
+                events.append((op.time, op.f, op.value, op.value))
+    if pending is not None:
+        events.append((pending.time, pending.f, pending.value, None))
+
+    open_: dict[str, list[dict[str, Any]]] = {}
+    intervals: list[dict[str, Any]] = []
+    points: list[dict[str, Any]] = []
+    for t, f, value, result in events:
+        what, kind = _classify(f)
+        detail = f + (" " + _short(value) if value is not None else "")
+        if result is not None and result != value:
+            detail += " → " + _short(result)
+        if what == "start":
+            target = value if value is not None else result
+            iv = {"kind": kind, "start": t, "end": None, "colour": fault_colour(kind, palette),
+                  "detail": detail, "nodes": _per_node_effect(kind, target, node_set), "f": f}
+            open_.setdefault(kind, []).append(iv)
+            intervals.append(iv)
+        elif what in ("stop", "stop-all"):
+            kinds = list(open_) if what == "stop-all" else [kind]
+            stopped = _nodes_in(value, node_set) if what == "stop" and kind in ("kill", "pause") else []
+            for k in kinds:
+                still = []
+                for iv in open_.get(k, []):
+                    if stopped and iv["nodes"] and not set(iv["nodes"]) <= set(stopped):
+                        # a restart/resume of some nodes only: split the fault per node
+                        rest = {n: d for n, d in iv["nodes"].items() if n not in stopped}
+                        done = {n: d for n, d in iv["nodes"].items() if n in stopped}
+                        iv["end"], iv["nodes"] = t, done
+                        nxt = dict(iv, start=t, end=None, nodes=rest)
+                        intervals.append(nxt)
+                        still.append(nxt)
+                    else:
+                        iv["end"] = t
+                        iv["detail"] += f"; ended by {f}"
+                open_[k] = still
+        else:
+            points.append({"kind": kind, "time": t, "colour": fault_colour(kind, palette),
+                           "detail": detail, "nodes": _per_node_effect(kind, value, node_set)})
+    for iv in intervals:
+        if iv["end"] is None:
+            iv["end"] = end_ns
+            iv["detail"] += "; still in force at the end of the history"
+    return Faults(intervals, points, palette)
+
+
+# --------------------------------------------------------------------------- cluster timeline
+
+
+def _role_segments(events: list[dict[str, Any]], start: float, kills: list[int],
+                   end_us: int) -> tuple[list[list[Any]], list[list[Any]]]:
+    """([start_us, end_us, role, term, leader] segments, [t_us, kind, text] marks) of a node.
+
+    A role lasts until the next role change, a stop, or a kill (a killed process logs nothing).
+    """
+    segs: list[list[Any]] = []
+    marks: list[list[Any]] = []
+    cur: list[Any] | None = None
+    for ev in events:
+        t_us = int(round((ev["ts"] - start) * 1e6))
+        name = str(ev.get("event"))
+        if name in ("role", "started", "stopped", "error") and cur is not None:
+            cur[1] = max(cur[0], t_us)
+            segs.append(cur)
+            cur = None
+        if name == "role":
+            cur = [t_us, None, str(ev.get("role", "?")), ev.get("term"), ev.get("leader")]
+        elif name == "started":
+            marks.append([t_us, "started", f"started (term {ev.get('term')})"])
+            cur = [t_us, None, "follower", ev.get("term"), None]
+        elif name in ("stopped", "error"):
+            text = ev.get("reason") or ev.get("message") or ""
+            marks.append([t_us, name, f"{name} {_short(text, 80)}".strip()])
+        elif name in ("membership", "snapshot", "peer_rejected", "recovered", "election"):
+            fields = {k: v for k, v in ev.items() if k not in ("ts", "node", "event")}
+            marks.append([t_us, name, f"{name} {_short(fields, 120)}"])
+    if cur is not None:
+        cur[1] = max(cur[0], end_us)
+        segs.append(cur)
+    for k in kills:
+        for seg in segs:
+            if seg[0] < k < seg[1]:
+                seg[1] = k
+    return segs, marks
+
+
+def node_lanes(run: Run, faults: Faults, end_ns: int) -> list[dict[str, Any]]:
+    """One lane per node: role segments from its log, and the faults that touched it.
+
+    Node log times are the node's own wall clock, placed on the history's time axis by the
+    test's wall-clock start; a node whose clock was moved by a fault is drawn where its own
+    clock put it (the clock offset is shown in the lane).
+    """
+    start = start_wall_time(run.test)
+    first_ts = min((e[0]["ts"] for e in run.node_logs.values() if e), default=None)
+    if start is None:
+        start = first_ts
+    lanes = []
+    for node in node_names(run):
+        kills = [iv["start"] // 1000 for iv in faults.intervals
+                 if iv["kind"] == "kill" and node in iv["nodes"]]
+        segs, marks = _role_segments(run.node_logs.get(node, []), start or 0.0, kills,
+                                     end_ns // 1000)
+        effects = [
+            [iv["start"] // 1000, iv["end"] // 1000, iv["kind"], iv["colour"], iv["nodes"][node]]
+            for iv in faults.intervals
+            if node in iv["nodes"]
+        ]
+        for p in faults.points:
+            if node in p["nodes"]:
+                marks.append([p["time"] // 1000, p["kind"], p["nodes"][node]])
+        lanes.append({"node": node, "segs": segs, "effects": effects, "marks": marks})
+    return lanes
+
+
+# --------------------------------------------------------------------------- per-op data
+
+
+def op_columns(ops: list[Op]) -> dict[str, Any]:
+    """Completed client ops as column arrays (compact JSON) for the latency/throughput plots.
+
+    Times are microseconds since the test started; ``type`` is 0 ok, 1 fail, 2 info.
+    """
+    fs: dict[str, int] = {}
+    keys: dict[str, int] = {}
+    procs: dict[str, int] = {}
+    cols: dict[str, list[int]] = {n: [] for n in ("t", "lat", "type", "f", "key", "proc")}
+    code = {"ok": 0, "fail": 1, "info": 2}
+    for c in visualize.pair_ops(ops):
+        inv, done = c.invoke, c.done
+        if done is None:
+            continue
+        cols["t"].append(inv.time // 1000)
+        cols["lat"].append(max(0, (done.time - inv.time) // 1000))
+        cols["type"].append(code[done.type])
+        cols["f"].append(fs.setdefault(inv.f, len(fs)))
+        cols["key"].append(keys.setdefault(_short(visualize.key_label(inv.key), 60), len(keys)))
+        cols["proc"].append(procs.setdefault(str(inv.process), len(procs)))
+    return {**cols, "fnames": list(fs), "keys": list(keys), "procs": list(procs)}
+
+
+def op_counts(ops: list[Op]) -> dict[str, Any]:
+    by_type: Counter[str] = Counter()
+    by_f: dict[str, Counter[str]] = {}
+    nemesis = 0
+    for op in ops:
+        if op.process == NEMESIS:
+            nemesis += op.type == "invoke"
+            continue
+        if op.type == "invoke":
+            continue
+        by_type[op.type] += 1
+        by_f.setdefault(op.f, Counter())[op.type] += 1
+    invokes = sum(1 for op in ops if op.type == "invoke" and op.process != NEMESIS)
+    return {"invokes": invokes, "completed": sum(by_type.values()), "by_type": dict(by_type),
+            "by_f": {f: dict(c) for f, c in sorted(by_f.items())}, "nemesis": nemesis,
+            "pending": invokes - sum(by_type.values())}
+
+
+def key_counts(ops: list[Op]) -> dict[str, Counter[str]]:
+    """Completions per key and type, for the per-key table."""
+    out: dict[str, Counter[str]] = {}
+    for c in visualize.pair_ops(ops):
+        typ = c.done.type if c.done is not None else "info"
+        out.setdefault(visualize.key_label(c.invoke.key), Counter())[typ] += 1
+    return out
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+def _e(v: Any) -> str:
+    return html.escape(v if isinstance(v, str) else json.dumps(v, default=str), quote=True)
+
+
+def _template(name: str) -> str:
+    return (TEMPLATES / name).read_text(encoding="utf-8")
+
+
+def _flatten(d: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(d, dict) and d:
+        out: list[tuple[str, Any]] = []
+        for k, v in d.items():
+            out.extend(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return [(prefix, d)]
+
+
+def _fmt_time(ts: float | None) -> str:
+    if ts is None:
+        return "?"
+    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _fmt_duration(ns: int) -> str:
+    s = ns / 1e9
+    return f"{s:.1f} s" if s < 120 else f"{int(s // 60)} min {int(s % 60)} s"
+
+
+def _banner(run: Run, counts: dict[str, Any], duration_ns: int) -> str:
+    v = run.verdict
+    t = run.test
+    name = _first(t, "name", "test", default=run.dir.parent.name)
+    facts = [
+        ("db", _name_of(_first(t, "db", "database"))),
+        ("workload", _name_of(_first(t, "workload"))),
+        ("nemesis", _name_of(_first(t, "nemesis", "nemeses", default="none"))),
+        ("seed", _first(t, "seed", default="?")),
+        ("started", _fmt_time(start_wall_time(t))),
+        ("duration", _fmt_duration(duration_ns)),
+    ]
+    facts_html = "".join(
+        f"<span class=\"fact\"><b>{_e(k)}</b> {_e(str(val))}</span>" for k, val in facts
+    )
+    why = {True: "every key's history is linearizable",
+           False: "a history that no sequential execution explains was found",
+           "unknown": "the checker could not decide (timeout, crash or missing results)"}[v]
+    return (
+        f"<header class=\"banner {VERDICT_CLASS[v]}\"><div class=\"verdict\">{VERDICT_TEXT[v]}"
+        f"</div><div><h1>{_e(str(name))}</h1><p class=\"why\">{_e(why)}</p>"
+        f"<div class=\"facts\">{facts_html}</div></div></header>"
+    )
+
+
+def _links(run: Run) -> str:
+    items = []
+    for fname, label in (("history.jsonl", "raw history"), ("results.json", "results"),
+                         ("test.json", "configuration"), ("raftlab.log", "tester log")):
+        if (run.dir / fname).exists():
+            items.append(f"<a href=\"{_e(fname)}\">{_e(label)}</a>")
+    for node, files in run.log_files.items():
+        for f in files:
+            items.append(f"<a href=\"{_e(f)}\">{_e(node)}: {_e(Path(f).name)}</a>")
+    return "<nav class=\"links\">" + " · ".join(items) + "</nav>" if items else ""
+
+
+def _counts_html(counts: dict[str, Any], faults: Faults) -> str:
+    bt = counts["by_type"]
+    cards = [
+        ("operations", counts["invokes"], ""),
+        ("ok", bt.get("ok", 0), "ok"),
+        ("fail", bt.get("fail", 0), "fail"),
+        ("info (indeterminate)", bt.get("info", 0), "info"),
+        ("never completed", counts["pending"], "info"),
+        ("faults", len(faults.intervals) + len(faults.points), ""),
+    ]
+    html_cards = "".join(
+        f"<div class=\"card {c}\"><div class=\"n\">{n:,}</div><div>{_e(label)}</div></div>"
+        for label, n, c in cards
+    )
+    rows = "".join(
+        f"<tr><td>{_e(f)}</td><td>{c.get('ok', 0):,}</td><td>{c.get('fail', 0):,}</td>"
+        f"<td>{c.get('info', 0):,}</td></tr>"
+        for f, c in counts["by_f"].items()
+    )
+    table = (
+        "<table class=\"grid small\"><thead><tr><th>f</th><th>ok</th><th>fail</th><th>info</th>"
+        f"</tr></thead><tbody>{rows}</tbody></table>" if rows else ""
+    )
+    return f"<section><h2>Counts</h2><div class=\"cards\">{html_cards}</div>{table}</section>"
+
+
+def _keys_html(run: Run, parts: list[visualize.Partition], kc: dict[str, Counter[str]]) -> str:
+    verdicts = {p.label: p for p in parts}
+    labels = list(dict.fromkeys(list(verdicts) + list(kc)))
+    order = {False: 0, "unknown": 1, True: 2}
+    overall = run.verdict
+
+    def verdict(label: str) -> Any:
+        p = verdicts.get(label)
+        if p is not None:
+            return p.valid
+        # a key the checker did not list separately: only an overall "valid" decides it
+        return True if overall is True else "unknown"
+
+    labels.sort(key=lambda k: (order[verdict(k)], k))
+    rows = []
+    for k in labels:
+        v = verdict(k)
+        c = kc.get(k, Counter())
+        p = verdicts.get(k)
+        link = ""
+        if p is not None and p.valid is False:
+            link = f"<a href=\"#lin-{_e(visualize.anchor(k))}\">show the failure</a>"
+        elif p is not None and p.note:
+            link = _e(p.note)
+        rows.append(
+            f"<tr class=\"{VERDICT_CLASS[v]}\"><td><code>{_e(k)}</code></td>"
+            f"<td><span class=\"pill {VERDICT_CLASS[v]}\">{VERDICT_TEXT[v]}</span></td>"
+            f"<td>{c.get('ok', 0):,}</td><td>{c.get('fail', 0):,}</td><td>{c.get('info', 0):,}</td>"
+            f"<td>{link}</td></tr>"
+        )
+    if not rows:
+        return ""
+    return (
+        "<section><h2>Per-key verdicts</h2><div class=\"scroll-y\"><table class=\"grid\" id=\"keys\">"
+        "<thead><tr><th>key</th><th>verdict</th><th>ok</th><th>fail</th><th>info</th><th></th>"
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div></section>"
+    )
+
+
+def _config_html(run: Run) -> str:
+    rows = "".join(
+        f"<tr><td><code>{_e(k)}</code></td><td><code>{_e(_short(v, 400))}</code></td></tr>"
+        for k, v in _flatten(run.test)
+        if k
+    )
+    return (
+        "<section><details><summary><h2>Configuration</h2></summary>"
+        f"<table class=\"grid small\" id=\"config\"><tbody>{rows}</tbody></table></details></section>"
+    )
+
+
+def render_report(run: Run) -> str:
+    """The report page of a loaded run."""
+    ops = run.ops
+    end_ns = max((op.time for op in ops), default=0)
+    names = node_names(run)
+    faults = fault_intervals(ops, names, end_ns)
+    counts = op_counts(ops)
+    checker_result = (run.results or {}).get("checker")
+    parts = visualize.partitions(checker_result, (run.results or {}).get("valid"))
+    views = [visualize.view_data(p, ops) for p in parts if p.valid is False]
+    data = {
+        "end": end_ns // 1000,
+        "ops": op_columns(ops),
+        "faults": [[iv["start"] // 1000, iv["end"] // 1000, iv["kind"], iv["colour"], iv["detail"]]
+                   for iv in faults.intervals],
+        "points": [[p["time"] // 1000, p["kind"], p["colour"], p["detail"]] for p in faults.points],
+        "palette": faults.palette,
+        "lanes": node_lanes(run, faults, end_ns),
+        "lin": views,
+    }
+    problems = "".join(f"<li>{_e(p)}</li>" for p in run.problems)
+    lin_section = ""
+    if views:
+        lin_section = (
+            "<section id=\"failures\"><h2>Linearizability failures</h2>"
+            "<p class=\"hint\">One row per process; bars run from invocation to completion. "
+            "Green bars are the longest linearizable prefix, numbered in order with their "
+            "linearization points; the red bar is the operation that cannot be linearized "
+            "after it. Hover or click a bar for its details and the state after each step.</p>"
+            "<div id=\"lin-views\"></div></section>"
+        )
+    body = (
+        _banner(run, counts, end_ns)
+        + "<main>"
+        + _links(run)
+        + (f"<section class=\"problems\"><h2>Problems reading this run</h2><ul>{problems}</ul></section>"
+           if problems else "")
+        + _counts_html(counts, faults)
+        + _keys_html(run, parts, key_counts(ops))
+        + lin_section
+        + "<section><h2>Latency</h2><div class=\"legend\" id=\"lat-legend\"></div>"
+          "<div class=\"plot\"><canvas id=\"latency\"></canvas></div>"
+          "<h2>Throughput</h2><div class=\"plot\"><canvas id=\"throughput\"></canvas></div>"
+          "<div class=\"legend\" id=\"fault-legend\"></div></section>"
+        + "<section><h2>Cluster timeline</h2><div class=\"legend\" id=\"tl-legend\"></div>"
+          "<div class=\"plot\"><canvas id=\"timeline\"></canvas></div></section>"
+        + _config_html(run)
+        + "</main><div id=\"tooltip\" role=\"tooltip\"></div>"
+    )
+    scripts = (
+        f"<script type=\"application/json\" id=\"report-data\">{visualize.json_for_script(data)}</script>"
+        f"<script>{visualize.SCRIPT}</script><script>{_template('report.js')}</script>"
+    )
+    name = _first(run.test, "name", "test", default=run.dir.parent.name)
+    return visualize.page(f"raftlab: {name} {VERDICT_TEXT[run.verdict]}", body,
+                visualize.STYLE + _template("report.css"), scripts)
+
+
+def write_report(run_dir: str | os.PathLike[str]) -> Path:
+    """Write ``report.html`` into the run folder and return its path."""
+    run = load_run(run_dir)
+    out = run.dir / "report.html"
+    tmp = out.with_suffix(".html.tmp")
+    tmp.write_text(render_report(run), encoding="utf-8")
+    os.replace(tmp, out)
+    return out
+
+
+# --------------------------------------------------------------------------- run indexes
+
+
+@dataclass
+class RunSummary:
+    """One line of an index page."""
+
+    dir: Path
+    name: str
+    started: str
+    verdict: Any
+    db: str
+    workload: str
+    nemesis: str
+    seed: str
+    error: str = ""
+
+    @property
+    def report(self) -> Path:
+        return self.dir / "report.html"
+
+
+_STAMP = re.compile(r"^\d{8}T\d{6}")
+
+
+def summarize(run_dir: str | os.PathLike[str], error: str = "") -> RunSummary:
+    """The index line of a run folder, from test.json and results.json only (cheap)."""
+    d = Path(run_dir)
+    problems: list[str] = []
+    test = _read_json(d / "test.json", problems) if d.is_dir() else None
+    res = _read_json(d / "results.json", problems) if d.is_dir() else None
+    test = test if isinstance(test, dict) else {}
+    res = res if isinstance(res, dict) else {}
+    ts = start_wall_time(test)
+    return RunSummary(
+        dir=d,
+        name=str(_first(test, "name", "test", default=d.parent.name)),
+        started=_fmt_time(ts) if ts else d.name,
+        verdict=verdict_of(res.get("valid")),
+        db=_name_of(_first(test, "db", "database")),
+        workload=_name_of(_first(test, "workload")),
+        nemesis=_name_of(_first(test, "nemesis", "nemeses", default="none")),
+        seed=str(_first(test, "seed", default="")),
+        error=error,
+    )
+
+
+def find_runs(store: str | os.PathLike[str]) -> list[Path]:
+    """Run folders under a store (``<test>/<timestamp>/``), newest first; ``latest`` skipped."""
+    root = Path(store)
+    runs = []
+    if not root.is_dir():
+        return runs
+    for test_dir in root.iterdir():
+        if not test_dir.is_dir() or test_dir.is_symlink():
+            continue
+        for d in test_dir.iterdir():
+            if d.is_dir() and not d.is_symlink() and (_STAMP.match(d.name) or (d / "test.json").exists()):
+                runs.append(d)
+    runs.sort(key=lambda p: (p.name, p.parent.name), reverse=True)
+    return runs
+
+
+def render_index(title: str, runs: list[RunSummary], base: Path, extra: str = "") -> str:
+    """An index page of runs coloured by verdict, with links relative to ``base``."""
+    tally = Counter(VERDICT_CLASS[r.verdict] for r in runs)
+    rows = []
+    for r in runs:
+        cls = VERDICT_CLASS[r.verdict]
+        target = r.report if r.report.exists() else r.dir
+        href = os.path.relpath(target, base).replace(os.sep, "/")
+        if target == r.dir:
+            href += "/"
+        rows.append(
+            f"<tr class=\"{cls}\"><td><span class=\"pill {cls}\">{VERDICT_TEXT[r.verdict]}</span></td>"
+            f"<td><a href=\"{_e(href)}\">{_e(r.name)}</a></td><td>{_e(r.started)}</td>"
+            f"<td>{_e(r.db)}</td><td>{_e(r.workload)}</td><td>{_e(r.nemesis)}</td>"
+            f"<td>{_e(r.seed)}</td><td>{_e(r.error)}</td></tr>"
+        )
+    summary = " · ".join(
+        f"<span class=\"pill {c}\">{tally.get(c, 0)} {c}</span>" for c in ("invalid", "unknown", "valid")
+    )
+    worst = "invalid" if tally.get("invalid") else "unknown" if tally.get("unknown") else "valid"
+    body = (
+        f"<header class=\"banner {worst if runs else 'unknown'}\"><div class=\"verdict\">"
+        f"{len(runs)} run{'s' if len(runs) != 1 else ''}</div><div><h1>{_e(title)}</h1>"
+        f"<div class=\"facts\">{summary}</div></div></header><main>{extra}"
+        "<table class=\"grid\" id=\"runs\"><thead><tr><th>verdict</th><th>test</th><th>started</th>"
+        "<th>db</th><th>workload</th><th>nemesis</th><th>seed</th><th>error</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></main>"
+    )
+    return visualize.page(title, body, _template("report.css"))

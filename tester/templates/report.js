@@ -1,0 +1,274 @@
+/* raftlab run report: latency and throughput plots, the cluster timeline, the failure views.
+ * All data comes from the JSON block #report-data and is drawn on canvases or inserted with
+ * textContent; nothing from the run is ever parsed as HTML. */
+(function () {
+  "use strict";
+  var data = JSON.parse(document.getElementById("report-data").textContent);
+  var ops = data.ops;
+  var END = Math.max(data.end, 1);
+  var TYPES = ["ok", "fail", "info"];
+  var TYPE_COL = ["#2563eb", "#dc2626", "#d97706"];
+  var ROLE_COL = { follower: "#cbd5e1", candidate: "#facc15", leader: "#16a34a", learner: "#a5b4fc", precandidate: "#fde68a" };
+  var M = { l: 70, r: 18, t: 12, b: 30 };
+  var lin = window.raftlabLin;
+
+  function fmtSecs(us) { return (us / 1e6).toFixed(3) + " s"; }
+  function fmtLat(us) { return us >= 1e6 ? (us / 1e6).toFixed(2) + " s" : (us / 1000).toFixed(2) + " ms"; }
+
+  function setup(canvas, height) {
+    var dpr = window.devicePixelRatio || 1;
+    var w = Math.max(320, canvas.parentElement.clientWidth - 8);
+    canvas.width = Math.round(w * dpr); canvas.height = Math.round(height * dpr);
+    canvas.style.height = height + "px";
+    var ctx = canvas.getContext("2d");
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, w, height);
+    ctx.font = "11px system-ui, sans-serif";
+    return { ctx: ctx, w: w, h: height, x: function (us) { return M.l + (us / END) * (w - M.l - M.r); } };
+  }
+
+  function niceStep(range, target) {
+    var raw = range / target, p = Math.pow(10, Math.floor(Math.log10(raw)));
+    var steps = [1, 2, 2.5, 5, 10];
+    for (var i = 0; i < steps.length; i++) if (steps[i] * p >= raw) return steps[i] * p;
+    return 10 * p;
+  }
+
+  function timeAxis(c, top, bottom) {
+    var ctx = c.ctx, secs = END / 1e6, step = niceStep(secs, Math.max(2, Math.floor(c.w / 110)));
+    ctx.strokeStyle = "#e5e7eb"; ctx.fillStyle = "#6b7280"; ctx.textAlign = "center";
+    for (var s = 0; s <= secs + 1e-9; s += step) {
+      var x = c.x(s * 1e6);
+      ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, bottom); ctx.stroke();
+      ctx.fillText((step < 1 ? s.toFixed(1) : Math.round(s)) + " s", x, bottom + 14);
+    }
+    ctx.textAlign = "left";
+  }
+
+  function shadeFaults(c, top, bottom, hits) {
+    var ctx = c.ctx;
+    data.faults.forEach(function (f) {
+      var x0 = c.x(f[0]), x1 = Math.max(c.x(f[1]), x0 + 2);
+      ctx.globalAlpha = 0.16; ctx.fillStyle = f[3]; ctx.fillRect(x0, top, x1 - x0, bottom - top);
+      ctx.globalAlpha = 0.8; ctx.fillRect(x0, top, x1 - x0, 3);
+      ctx.globalAlpha = 1;
+      if (hits) hits.push([x0, x1, top, top + 6, f[2] + " " + fmtSecs(f[0]) + " \u2013 " + fmtSecs(f[1]) + "\n" + f[4]]);
+    });
+    data.points.forEach(function (p) {
+      var x = c.x(p[0]);
+      ctx.strokeStyle = p[2]; ctx.setLineDash([3, 3]); ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, bottom); ctx.stroke(); ctx.setLineDash([]);
+      if (hits) hits.push([x - 3, x + 3, top, bottom, p[1] + " at " + fmtSecs(p[0]) + "\n" + p[3]]);
+    });
+  }
+
+  function legend(id, items) {
+    var box = document.getElementById(id); if (!box) return;
+    box.textContent = "";
+    items.forEach(function (it) {
+      var s = document.createElement("span"), sw = document.createElement("span");
+      sw.className = "sw"; sw.style.background = it[1];
+      if (it[2]) sw.style.opacity = it[2];
+      s.appendChild(sw); s.appendChild(document.createTextNode(it[0])); box.appendChild(s);
+    });
+  }
+
+  function faultLegendItems() {
+    return Object.keys(data.palette).map(function (k) { return [k, data.palette[k], 0.6]; });
+  }
+
+  function hover(canvas, find) {
+    canvas.addEventListener("mousemove", function (ev) {
+      var r = canvas.getBoundingClientRect();
+      var text = find(ev.clientX - r.left, ev.clientY - r.top);
+      if (text) lin.showTip(ev, text); else lin.hideTip();
+    });
+    canvas.addEventListener("mouseleave", lin.hideTip);
+  }
+
+  function regionFinder(hits) {
+    return function (x, y) {
+      var found = [];
+      for (var i = hits.length - 1; i >= 0; i--) {
+        var h = hits[i];
+        if (x >= h[0] && x <= h[1] && y >= h[2] && y <= h[3]) found.push(h[4]);
+      }
+      return found.slice(0, 4).join("\n\n");
+    };
+  }
+
+  // ------------------------------------------------------------------ latency
+  var latPx = null;
+  function drawLatency() {
+    var canvas = document.getElementById("latency"); if (!canvas) return;
+    var c = setup(canvas, 300), ctx = c.ctx, n = ops.t.length, hits = [];
+    var top = M.t, bottom = c.h - M.b;
+    var lo = Infinity, hi = 0;
+    for (var i = 0; i < n; i++) { var l = ops.lat[i]; if (l > 0 && l < lo) lo = l; if (l > hi) hi = l; }
+    if (!isFinite(lo)) { lo = 1; hi = 10; }
+    var d0 = Math.floor(Math.log10(lo)), d1 = Math.max(d0 + 1, Math.ceil(Math.log10(Math.max(hi, lo * 10))));
+    function y(us) { var v = Math.log10(Math.max(us, Math.pow(10, d0))); return bottom - ((v - d0) / (d1 - d0)) * (bottom - top); }
+    shadeFaults(c, top, bottom, hits);
+    timeAxis(c, top, bottom);
+    ctx.fillStyle = "#6b7280"; ctx.textAlign = "right";
+    for (var d = d0; d <= d1; d++) {
+      var yy = y(Math.pow(10, d));
+      ctx.strokeStyle = "#e5e7eb"; ctx.beginPath(); ctx.moveTo(M.l, yy); ctx.lineTo(c.w - M.r, yy); ctx.stroke();
+      ctx.fillText(fmtLat(Math.pow(10, d)), M.l - 6, yy + 4);
+    }
+    ctx.textAlign = "left";
+    latPx = { x: new Float32Array(n), y: new Float32Array(n) };
+    var drawn = 0;
+    [0, 2, 1].forEach(function (type) {
+      ctx.fillStyle = TYPE_COL[type];
+      for (var i = 0; i < n; i++) {
+        if (ops.type[i] !== type) continue;
+        var px = c.x(ops.t[i]), py = y(ops.lat[i]);
+        latPx.x[i] = px; latPx.y[i] = py;
+        ctx.fillRect(px - 1.25, py - 1.25, 2.5, 2.5);
+        drawn++;
+      }
+    });
+    canvas.dataset.points = String(drawn);
+    hover(canvas, function (mx, my) {
+      var best = -1, bd = 36;
+      for (var i = 0; i < n; i++) {
+        var dx = latPx.x[i] - mx, dy = latPx.y[i] - my, dd = dx * dx + dy * dy;
+        if (dd < bd) { bd = dd; best = i; }
+      }
+      if (best >= 0) {
+        return "process " + ops.procs[ops.proc[best]] + " \u00b7 " + ops.fnames[ops.f[best]] +
+          (ops.keys[ops.key[best]] ? " key " + ops.keys[ops.key[best]] : "") + " \u00b7 " + TYPES[ops.type[best]] +
+          "\ninvoked " + fmtSecs(ops.t[best]) + ", latency " + fmtLat(ops.lat[best]);
+      }
+      return regionFinder(hits)(mx, my);
+    });
+    var counts = [0, 0, 0];
+    for (var j = 0; j < n; j++) counts[ops.type[j]]++;
+    legend("lat-legend", TYPES.map(function (t, k) { return [t + " (" + counts[k].toLocaleString() + ")", TYPE_COL[k]]; }));
+  }
+
+  // ------------------------------------------------------------------ throughput
+  function drawThroughput() {
+    var canvas = document.getElementById("throughput"); if (!canvas) return;
+    var c = setup(canvas, 220), ctx = c.ctx, n = ops.t.length, hits = [];
+    var top = M.t, bottom = c.h - M.b;
+    // the finest bin with at most 150 bins and about 10 completions each (or only ~20 bins)
+    var secs = END / 1e6, binS = [0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300].find(function (b) {
+      return secs / b <= 150 && (n * b / secs >= 10 || secs / b <= 20);
+    }) || 600;
+    var bins = Math.max(1, Math.ceil(END / (binS * 1e6)));
+    var series = [new Float64Array(bins), new Float64Array(bins), new Float64Array(bins)];
+    for (var i = 0; i < n; i++) {
+      var b = Math.min(bins - 1, Math.floor((ops.t[i] + ops.lat[i]) / (binS * 1e6)));
+      series[ops.type[i]][b] += 1 / binS;
+    }
+    var hi = 1;
+    series.forEach(function (s) { for (var k = 0; k < bins; k++) if (s[k] > hi) hi = s[k]; });
+    var step = niceStep(hi, 4); hi = Math.ceil(hi / step) * step;
+    function y(v) { return bottom - (v / hi) * (bottom - top); }
+    shadeFaults(c, top, bottom, hits);
+    timeAxis(c, top, bottom);
+    ctx.textAlign = "right"; ctx.fillStyle = "#6b7280";
+    for (var v = 0; v <= hi + 1e-9; v += step) {
+      ctx.strokeStyle = "#e5e7eb"; ctx.beginPath(); ctx.moveTo(M.l, y(v)); ctx.lineTo(c.w - M.r, y(v)); ctx.stroke();
+      ctx.fillText(Math.round(v) + "/s", M.l - 6, y(v) + 4);
+    }
+    ctx.textAlign = "left";
+    series.forEach(function (s, type) {
+      ctx.strokeStyle = TYPE_COL[type]; ctx.lineWidth = 1.6; ctx.beginPath();
+      for (var k = 0; k < bins; k++) {
+        var x = c.x((k + 0.5) * binS * 1e6);
+        if (k === 0) ctx.moveTo(x, y(s[k])); else ctx.lineTo(x, y(s[k]));
+      }
+      ctx.stroke(); ctx.lineWidth = 1;
+    });
+    canvas.dataset.points = String(bins);
+    canvas.dataset.binSeconds = String(binS);
+    hover(canvas, function (mx, my) {
+      var k = Math.floor(((mx - M.l) / (c.w - M.l - M.r)) * END / (binS * 1e6));
+      var region = regionFinder(hits)(mx, my);
+      if (k < 0 || k >= bins || my > bottom) return region;
+      var t = fmtSecs(k * binS * 1e6) + " \u2013 " + fmtSecs((k + 1) * binS * 1e6);
+      return t + "\n" + TYPES.map(function (name, j) { return name + " " + series[j][k].toFixed(1) + "/s"; }).join("  ") + (region ? "\n\n" + region : "");
+    });
+    legend("fault-legend", [["faults:", "transparent"]].concat(faultLegendItems()));
+  }
+
+  // ------------------------------------------------------------------ cluster timeline
+  function drawTimeline() {
+    var canvas = document.getElementById("timeline"); if (!canvas) return;
+    var lanes = data.lanes, LANE = 40;
+    if (!lanes.length) {
+      var p = document.createElement("p"); p.className = "hint";
+      p.textContent = "This run has no node logs and no node-level faults to draw.";
+      canvas.parentElement.replaceChild(p, canvas); return;
+    }
+    var c = setup(canvas, M.t + lanes.length * LANE + M.b), ctx = c.ctx, hits = [];
+    var bottom = M.t + lanes.length * LANE;
+    shadeFaults(c, M.t, bottom, null);
+    timeAxis(c, M.t, bottom);
+    var segCount = 0;
+    lanes.forEach(function (lane, li) {
+      var y0 = M.t + li * LANE + 8, h = LANE - 16;
+      ctx.fillStyle = "#111827"; ctx.font = "bold 12px system-ui, sans-serif"; ctx.textAlign = "right";
+      ctx.fillText(lane.node, M.l - 8, y0 + h / 2 + 4); ctx.textAlign = "left"; ctx.font = "11px system-ui, sans-serif";
+      ctx.fillStyle = "#f3f4f6"; ctx.fillRect(M.l, y0, c.w - M.l - M.r, h);
+      lane.segs.forEach(function (s) {
+        var x0 = c.x(s[0]), x1 = Math.max(x0 + 1, c.x(s[1]));
+        ctx.fillStyle = ROLE_COL[s[2]] || "#e5e7eb"; ctx.fillRect(x0, y0, x1 - x0, h);
+        ctx.strokeStyle = "rgba(255,255,255,.9)"; ctx.beginPath(); ctx.moveTo(x0, y0); ctx.lineTo(x0, y0 + h); ctx.stroke();
+        var label = (s[2] === "leader" ? "leader " : s[2] === "candidate" ? "cand. " : "") + "T" + (s[3] === null || s[3] === undefined ? "?" : s[3]);
+        if (x1 - x0 > ctx.measureText(label).width + 6) {
+          ctx.fillStyle = s[2] === "leader" ? "#fff" : "#1f2937"; ctx.fillText(label, x0 + 3, y0 + h / 2 + 4);
+        }
+        hits.push([x0, x1, y0, y0 + h, lane.node + ": " + s[2] + " in term " + s[3] + (s[4] ? ", leader " + s[4] : "") + "\n" + fmtSecs(s[0]) + " \u2013 " + fmtSecs(s[1])]);
+        segCount++;
+      });
+      lane.effects.forEach(function (e) {
+        var x0 = c.x(e[0]), x1 = Math.max(x0 + 2, c.x(e[1])), kind = e[2];
+        var text = lane.node + ": " + e[4] + "\n" + fmtSecs(e[0]) + " \u2013 " + fmtSecs(e[1]);
+        if (kind === "kill") {
+          ctx.fillStyle = "#1f2937"; ctx.fillRect(x0, y0, x1 - x0, h);
+          ctx.strokeStyle = e[3]; ctx.lineWidth = 2; ctx.beginPath(); ctx.moveTo(x0, y0); ctx.lineTo(x0 + 8, y0 + h); ctx.moveTo(x0 + 8, y0); ctx.lineTo(x0, y0 + h); ctx.stroke(); ctx.lineWidth = 1;
+          if (x1 - x0 > 50) { ctx.fillStyle = "#fff"; ctx.fillText("crashed", x0 + 12, y0 + h / 2 + 4); }
+          hits.push([x0, x1, y0, y0 + h, text]);
+        } else if (kind === "pause") {
+          ctx.save(); ctx.beginPath(); ctx.rect(x0, y0, x1 - x0, h); ctx.clip();
+          ctx.strokeStyle = e[3]; ctx.lineWidth = 2;
+          for (var sx = x0 - h; sx < x1; sx += 7) { ctx.beginPath(); ctx.moveTo(sx, y0 + h); ctx.lineTo(sx + h, y0); ctx.stroke(); }
+          ctx.restore();
+          if (x1 - x0 > 44) { ctx.fillStyle = "#1e3a8a"; ctx.font = "bold 11px system-ui"; ctx.fillText("paused", x0 + 4, y0 + h / 2 + 4); ctx.font = "11px system-ui, sans-serif"; }
+          hits.push([x0, x1, y0, y0 + h, text]);
+        } else if (kind === "clock") {
+          ctx.fillStyle = e[3]; ctx.fillRect(x0, y0 - 6, x1 - x0, 4);
+          var lab = e[4].replace(/^clock /, "\u23f1 ");
+          ctx.fillStyle = "#6d28d9"; ctx.fillText(lab, x0 + 2, y0 - 8 + 0);
+          hits.push([x0, x1, y0 - 8, y0, text]);
+        } else {
+          ctx.fillStyle = e[3]; ctx.fillRect(x0, y0 + h + 1, x1 - x0, 5);
+          hits.push([x0, x1, y0 + h, y0 + h + 7, text]);
+        }
+      });
+      lane.marks.forEach(function (m) {
+        var x = c.x(m[0]);
+        ctx.fillStyle = m[1] === "error" ? "#dc2626" : "#374151";
+        ctx.beginPath(); ctx.moveTo(x, y0 + h); ctx.lineTo(x - 4, y0 + h + 6); ctx.lineTo(x + 4, y0 + h + 6); ctx.fill();
+        hits.push([x - 5, x + 5, y0 + h, y0 + h + 7, lane.node + " at " + fmtSecs(m[0]) + ": " + m[2]]);
+      });
+    });
+    canvas.dataset.segments = String(segCount);
+    hover(canvas, regionFinder(hits));
+    legend("tl-legend", [["follower", ROLE_COL.follower], ["candidate", ROLE_COL.candidate], ["leader", ROLE_COL.leader],
+      ["crashed", "#1f2937"]].concat(faultLegendItems()));
+  }
+
+  function drawAll() { drawLatency(); drawThroughput(); drawTimeline(); }
+  if (lin && data.lin.length) {
+    lin.render(document.getElementById("lin-views"), data.lin);
+    if (location.hash === "#first-error") lin.views[0].jump();
+  }
+  drawAll();
+  var pending = null;
+  window.addEventListener("resize", function () { clearTimeout(pending); pending = setTimeout(drawAll, 150); });
+  window.raftlabReport = { data: data, redraw: drawAll };
+})();

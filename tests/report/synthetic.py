@@ -1,0 +1,229 @@
+"""Realistic synthetic run folders for the report tests and the report benchmark.
+
+A run is generated, not recorded: clients read, write and cas a few registers while a nemesis
+partitions, kills, pauses and skews nodes, and three node logs tell the matching Raft story.
+Every op takes effect at one instant inside its interval, so the history is linearizable by
+construction; ``violate=True`` then turns one late read into a stale read (a value that was
+overwritten before the read began), which no linearization explains.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from checker.history import Op, write_jsonl
+
+START_WALL = 1_764_168_000.0  # 2025-11-26T14:40:00Z
+NODES = ["n1", "n2", "n3"]
+MS = 1_000_000
+
+
+def _ops(n_ops: int, keys: list[str], concurrency: int, duration_ns: int, rng: random.Random):
+    """Client ops as (process, key, f, value, start, end, point, type); point None = no effect."""
+    per_proc = max(1, n_ops // concurrency)
+    gap = max(1, duration_ns // (per_proc + 1))
+    raw = []
+    for p in range(concurrency):
+        t = rng.randrange(0, gap)
+        proc = p
+        for _ in range(per_proc):
+            start = t
+            lat = int(rng.lognormvariate(0, 0.6) * 2 * MS)
+            end = min(start + lat, duration_ns - 1)
+            f = rng.choice(["read", "read", "write", "cas"])
+            key = rng.choice(keys)
+            typ = "ok"
+            if rng.random() < 0.02:
+                typ = "info"
+            point = rng.randrange(start, end + 1)
+            raw.append([proc, key, f, None, start, end, point, typ])
+            if typ == "info":
+                proc += concurrency
+            t = end + rng.randrange(gap // 2, gap * 3 // 2 + 1)
+            if t >= duration_ns - 10 * MS:
+                break
+    return raw
+
+
+def make_history(n_ops: int = 400, seed: int = 7, violate: bool = False,
+                 keys: list[str] | None = None, concurrency: int = 5,
+                 duration_s: float = 10.0, hostile: str | None = None):
+    """(ops, checker result) for a register history; see the module docstring."""
+    rng = random.Random(seed)
+    keys = keys or ["k0", "k1", "k2"]
+    duration = int(duration_s * 1e9)
+    raw = _ops(n_ops, keys, concurrency, duration, rng)
+    # Decide each op's value and outcome in the order of its linearization point.
+    state: dict[str, Any] = {k: None for k in keys}
+    writes: dict[str, list[tuple[int, int, Any]]] = {k: [] for k in keys}  # (start, end, value)
+    counter = 0
+    for r in sorted(raw, key=lambda r: r[6]):
+        proc, key, f, _, start, end, point, typ = r
+        if f == "write":
+            counter += 1
+            r[3] = (counter, None)
+            if typ == "info" and rng.random() < 0.5:
+                r[6] = None  # an indeterminate write that never happened
+            else:
+                state[key] = counter
+                writes[key].append((start, end, counter))
+        elif f == "read":
+            r[3] = (None, state[key])
+            if typ == "info":
+                r[6] = None
+        else:
+            cur = state[key]
+            expected = cur if rng.random() < 0.6 else (cur or 0) + 1000
+            counter += 1
+            new = counter
+            r[3] = ([expected, new], [expected, new])
+            if expected == cur and typ == "ok":
+                state[key] = new
+                writes[key].append((start, end, new))
+            elif typ == "ok":
+                r[7] = "fail"
+                r[6] = None
+            else:
+                r[6] = None  # indeterminate cas: never took effect here
+    bad = None
+    if violate:
+        target = keys[1 % len(keys)]
+        reads = [r for r in raw if r[1] == target and r[2] == "read" and r[7] == "ok"]
+        for r in reversed(reads):
+            first = writes[target][0] if writes[target] else None
+            # a later write that surely came after the first one and before the read
+            later = first and [w for w in writes[target] if w[0] > first[1] and w[1] < r[4]]
+            if later and first[2] != r[3][1]:
+                r[3] = (None, first[2])
+                bad = r
+                break
+        assert bad is not None, "no read suitable for a stale-read violation"
+    if hostile is not None:
+        for r in raw:
+            if r[2] == "write" and r[1] == keys[0]:
+                r[3] = (hostile, None)
+                break
+
+    events = []
+    for rid, r in enumerate(raw):
+        proc, key, f, vals, start, end, point, typ = r
+        inv_val, out_val = vals
+        if f == "write":
+            out_val = inv_val
+        events.append((start, 0, dict(process=proc, type="invoke", f=f, key=key, value=inv_val), rid))
+        done: dict[str, Any] = dict(process=proc, type=typ, f=f, key=key, value=out_val)
+        if typ == "info":
+            done["error"] = "timeout"
+        if typ == "fail":
+            done["error"] = "cas-mismatch"
+        events.append((end, 1, done, None))
+    events.extend(e + (None,) for e in _nemesis_events(duration))
+    events.sort(key=lambda e: (e[0], e[1]))
+    ops = [Op.from_dict(dict(index=i, time=t, **d)) for i, (t, _, d, _) in enumerate(events)]
+    invoke_of = {rid: i for i, (_, _, _, rid) in enumerate(events) if rid is not None}
+    result: dict[str, Any] = {"valid": bad is None,
+                              "partitions": [{"key": k, "valid": True} for k in keys]}
+    if bad is not None:
+        # The longest prefix: the bad key's effects before the stale read began, in order.
+        k = bad[1]
+        ids = {id(r): rid for rid, r in enumerate(raw)}
+        before = sorted((r for r in raw if r[1] == k and r[6] is not None and r[6] < bad[4]),
+                        key=lambda r: r[6])
+        steps, value = [], None
+        for r in before:
+            if r[2] == "write":
+                value = r[3][0]
+            elif r[2] == "cas":
+                value = r[3][0][1]
+            steps.append({"op": invoke_of[ids[id(r)]], "state": value})
+        part = next(p for p in result["partitions"] if p["key"] == k)
+        part["valid"] = False
+        part["violation"] = {"op": invoke_of[ids[id(bad)]], "linearization": steps}
+    return ops, result
+
+
+def _nemesis_events(duration: int):
+    d = duration
+    spec = [
+        (0.15, 0.35, "start-partition", {"n1": ["n2", "n3"], "n2": ["n1"], "n3": ["n1"]}, "stop-partition"),
+        (0.45, 0.55, "kill", ["n3"], "start"),
+        (0.62, 0.72, "pause", ["n2"], "resume"),
+        (0.80, 0.92, "bump-clock", {"n2": "+5s"}, "reset-clock"),
+    ]
+    out = []
+    for a, b, f_on, val, f_off in spec:
+        for t, f, v in ((int(a * d), f_on, val), (int(b * d), f_off, None)):
+            out.append((t, 0, dict(process="nemesis", type="invoke", f=f, value=v)))
+            out.append((t + 2 * MS, 1, dict(process="nemesis", type="info", f=f, value=v)))
+    return out
+
+
+def _node_logs(duration: int) -> dict[str, list[dict[str, Any]]]:
+    s = START_WALL
+    d = duration / 1e9
+    logs = {n: [{"ts": s + 0.01, "node": n, "event": "started", "term": 0, "last_index": 0}] for n in NODES}
+
+    def role(n, t, r, term, leader):
+        logs[n].append({"ts": s + t, "node": n, "event": "role", "role": r, "term": term, "leader": leader})
+
+    for n in NODES:
+        role(n, 0.02, "follower", 0, None)
+    role("n1", 0.25, "candidate", 1, None)
+    role("n1", 0.27, "leader", 1, "n1")
+    role("n2", 0.27, "follower", 1, "n1")
+    role("n3", 0.27, "follower", 1, "n1")
+    # partition isolates n1: n2 wins term 2; n1 is deposed when the partition heals
+    role("n2", 0.15 * d + 0.3, "candidate", 2, None)
+    role("n2", 0.15 * d + 0.32, "leader", 2, "n2")
+    role("n3", 0.15 * d + 0.32, "follower", 2, "n2")
+    role("n1", 0.35 * d + 0.05, "follower", 2, "n2")
+    # n3 is killed and restarts
+    logs["n3"].append({"ts": s + 0.55 * d + 0.1, "node": "n3", "event": "started", "term": 2, "last_index": 50})
+    role("n3", 0.55 * d + 0.12, "follower", 2, "n2")
+    # n2 paused: n1 takes over in term 3
+    role("n1", 0.62 * d + 0.3, "candidate", 3, None)
+    role("n1", 0.62 * d + 0.32, "leader", 3, "n1")
+    role("n3", 0.62 * d + 0.32, "follower", 3, "n1")
+    role("n2", 0.72 * d + 0.01, "follower", 3, "n1")
+    for n in NODES:
+        logs[n].append({"ts": s + d + 0.2, "node": n, "event": "stopped", "reason": "SIGTERM"})
+    return logs
+
+
+def make_run(root: Path, n_ops: int = 400, seed: int = 7, violate: bool = False,
+             hostile: str | None = None, name: str = "register-partition",
+             stamp: str = "20251126T144000", checker_result: Any = None,
+             keys: list[str] | None = None, duration_s: float = 10.0, extra_test: dict | None = None) -> Path:
+    """Write a complete run folder under ``root/<name>/<stamp>/`` and return it."""
+    ops, result = make_history(n_ops, seed, violate, keys=keys, hostile=hostile, duration_s=duration_s)
+    if checker_result is not None:
+        result = checker_result(ops) if callable(checker_result) else checker_result
+    run = root / name / stamp
+    (run / "nodes").mkdir(parents=True, exist_ok=True)
+    test = {
+        "name": name, "db": "raftnode", "workload": "register",
+        "nemesis": ["partition", "kill", "pause", "clock"], "seed": seed,
+        "start_time": START_WALL, "nodes": NODES, "concurrency": 5, "time_limit": duration_s,
+        **(extra_test or {}),
+    }
+    if hostile is not None:
+        test["note"] = hostile
+    (run / "test.json").write_text(json.dumps(test, indent=2))
+    write_jsonl(ops, run / "history.jsonl")
+    (run / "results.json").write_text(json.dumps({
+        "valid": result.get("valid", "unknown") if isinstance(result, dict) else "unknown",
+        "checker": result, "stats": {}, "perf": {},
+    }))
+    (run / "raftlab.log").write_text("synthetic run\n")
+    for n, evs in _node_logs(int(duration_s * 1e9)).items():
+        (run / "nodes" / n).mkdir(exist_ok=True)
+        with open(run / "nodes" / n / "node.log", "w") as fh:
+            for e in evs:
+                fh.write(json.dumps(e) + "\n")
+    latest = root / name / "latest"
+    if not latest.exists():
+        latest.symlink_to(stamp)
+    return run
