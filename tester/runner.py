@@ -37,7 +37,7 @@ log = logging.getLogger("raftlab")
 
 
 @dataclass
-class TestConfig:
+class RunConfig:
     """Everything that defines a run; stored verbatim in test.json."""
 
     name: str = "raftlab"
@@ -103,7 +103,7 @@ class Recorder:
 class ClientWorker:
     """One client thread's state: its node, its current process id and its client."""
 
-    def __init__(self, thread: int, node: Any, db: Any, cfg: TestConfig, rec: Recorder,
+    def __init__(self, thread: int, node: Any, db: Any, cfg: RunConfig, rec: Recorder,
                  read_fs: frozenset[str]):
         self.thread, self.node, self.db, self.cfg, self.rec = thread, node, db, cfg, rec
         self.process = thread
@@ -336,7 +336,7 @@ def per_key(checked: dict[str, Any]) -> dict[str, Any]:
 class Runner:
     """One test run over given nodes/remotes and DB. ``run()`` returns the Outcome."""
 
-    def __init__(self, cfg: TestConfig, db: Any, nodes: list[Any], remotes: dict[str, Any],
+    def __init__(self, cfg: RunConfig, db: Any, nodes: list[Any], remotes: dict[str, Any],
                  config_extra: dict[str, Any] | None = None):
         self.cfg, self.db, self.nodes, self.remotes = cfg, db, nodes, remotes
         self.store = RunStore(cfg.store, cfg.name)

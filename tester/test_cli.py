@@ -14,7 +14,7 @@ from typing import Any
 from checker.verdict import EXIT_BAD_INPUT, exit_code
 from tester import nemesis as nem
 from tester import workload as wl
-from tester.runner import Runner, TestConfig
+from tester.runner import RunConfig, Runner
 
 
 class BadInput(ValueError):
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
     try:
-        cfg = TestConfig(
+        cfg = RunConfig(
             name=args.name or f"{args.db.split(':')[-1].lower()}-{args.workload}",
             db=args.db,
             workload=args.workload,

@@ -1,0 +1,114 @@
+"""Nemesis: partition shapes, targets, unsupported faults, and a heal that undoes everything."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from tester import nemesis as nem
+from tester.memdb import FakeFleet, MemDB
+
+
+def env(n: int = 5, seed: int = 1) -> tuple[nem.Env, MemDB, FakeFleet]:
+    fleet = FakeFleet(n)
+    db = MemDB(fleet)
+    return nem.Env(db, fleet.nodes, fleet.remotes, random.Random(seed)), db, fleet
+
+
+def sees(drops: dict, nodes: list[str]) -> dict[str, set[str]]:
+    return {x: set(nodes) - set(drops.get(x, [])) for x in nodes}
+
+
+@pytest.mark.parametrize("n", [3, 5, 7])
+def test_majorities_ring_gives_every_node_a_different_majority(n):
+    e, _, _ = env(n)
+    names = [nd.name for nd in e.nodes]
+    view = sees(nem.grudge(e, "ring"), names)
+    assert all(len(v) == n // 2 + 1 and x in v for x, v in view.items())
+    assert len({frozenset(v) for v in view.values()}) == n
+
+
+def test_halves_split_the_cluster_into_two_sides():
+    e, _, _ = env(5)
+    names = [nd.name for nd in e.nodes]
+    view = sees(nem.grudge(e, "halves"), names)
+    sides = {frozenset(v) for v in view.values()}
+    assert len(sides) == 2 and sorted(len(s) for s in sides) == [2, 3]
+
+
+def test_bridge_node_sees_both_halves():
+    e, _, _ = env(5)
+    names = [nd.name for nd in e.nodes]
+    view = sees(nem.grudge(e, "bridge"), names)
+    assert sum(len(v) == 5 for v in view.values()) == 1
+
+
+def test_leader_isolation_cuts_off_the_leader():
+    e, db, _ = env(5)
+    drops = nem.grudge(e, "leader")
+    assert set(drops[db.leader(e.nodes)]) == {nd.name for nd in e.nodes} - {"n1"}
+
+
+@pytest.mark.parametrize("spec,count", [("one", 1), ("minority", 2), ("majority", 3), ("all", 5)])
+def test_targets_have_the_right_size(spec, count):
+    e, _, _ = env(5)
+    assert len(nem.pick_targets(e, spec)) == count
+
+
+def test_partition_drops_on_destination_nodes_and_heals_everywhere():
+    e, _, fleet = env(5)
+    n = nem.Nemesis.build(e, ["partition"])
+    _, value, err = n.invoke({"f": "start-partition"})
+    assert err is None
+    for dest, srcs in value["drops"].items():
+        cmds = " ".join(fleet.remotes[dest].commands)
+        ips = {nd.name: nd.host for nd in fleet.nodes}
+        assert all(f"-s {ips[s]} -j DROP" in cmds for s in srcs)
+    n.heal_all()
+    assert not any(fleet.cut_off(nd.name) for nd in fleet.nodes)
+    for r in fleet.remotes.values():
+        assert any("-X raftlab-part" in c for c in r.commands)
+
+
+def test_delay_without_netem_is_reported_unsupported_once():
+    e, _, _ = env(3)
+    n = nem.Nemesis.build(e, ["delay"])
+    typ, value, err = n.invoke({"f": "start-delay"})
+    assert err == "unsupported" and "unsupported on this host" in value["unsupported"]
+    _, value2, err2 = n.invoke({"f": "start-delay"})
+    assert err2 == "unsupported"
+
+
+def test_clock_bump_writes_offsets_and_reset_zeroes_them():
+    e, db, fleet = env(3)
+    n = nem.Nemesis.build(e, ["clock"], {"clock_kinds": ["bump"], "targets": ["all"]})
+    _, value, _ = n.invoke({"f": "start-clock"})
+    for nd in fleet.nodes:
+        text = fleet.remotes[nd.name].files[db.clock_file(nd)]
+        assert text[0] in "+-" and abs(float(text) * 1000 - value["offsets_ms"][nd.name]) < 1
+    n.invoke({"f": "stop-clock"})
+    assert {fleet.remotes[nd.name].files[db.clock_file(nd)] for nd in fleet.nodes} == {"+0.000"}
+
+
+def test_clock_offsets_range_from_milliseconds_to_minutes():
+    rng = random.Random(0)
+    xs = [abs(nem.clock_offset(rng, 300_000)) for _ in range(2000)]
+    assert min(xs) < 10 and max(xs) > 60_000 and max(xs) <= 300_000
+
+
+def test_heal_all_restarts_killed_resumes_paused_and_re_adds_members():
+    e, db, _ = env(5)
+    n = nem.Nemesis.build(e, ["kill", "pause", "member"], {"targets": ["majority"]})
+    for f in ("start-kill", "start-pause", "start-member"):
+        n.invoke({"f": f})
+    assert db.killed and db.paused and db.removed
+    res = n.heal_all()
+    assert res["errors"] is None
+    assert not db.killed and not db.paused and not db.removed
+
+
+def test_unknown_fault_names_the_choices():
+    with pytest.raises(ValueError, match="partition, clock"):
+        nem.parse("partition,flood")
+    assert nem.parse("all") == list(nem.PACKAGES) and nem.parse("none") == []

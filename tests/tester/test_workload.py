@@ -1,0 +1,65 @@
+"""Workloads: unique values per key, bounded keys, reproducible, with the right model."""
+
+from __future__ import annotations
+
+import pytest
+
+from tester import generator as g
+from tester import workload as wl
+
+
+def ops_of(w: wl.Workload, n: int = 2000, seed: int = 3) -> list[dict]:
+    return [op for _, _, op in g.simulate(g.Limit(n, w.generator), range(4), seed=seed)]
+
+
+def test_write_values_are_unique_per_key():
+    ops = ops_of(wl.registers(keys=4, ops_per_key=None))
+    seen: dict = {}
+    for op in ops:
+        new = op["value"] if op["f"] == "write" else op["value"][1] if op["f"] == "cas" else None
+        if new is not None:
+            assert new not in seen.setdefault(op["key"], set()), op
+            seen[op["key"]].add(new)
+
+
+def test_keys_are_retired_after_ops_per_key():
+    ops = ops_of(wl.registers(keys=3, ops_per_key=50), n=1000)
+    per_key: dict = {}
+    for op in ops:
+        per_key[op["key"]] = per_key.get(op["key"], 0) + 1
+    assert max(per_key.values()) <= 50
+    assert len(per_key) >= 1000 // 50
+
+
+def test_registers_mix_reads_writes_and_cas_for_the_cas_register_model():
+    w = wl.registers()
+    fs = {op["f"] for op in ops_of(w, 500)}
+    assert fs == {"read", "write", "cas"} and w.model == "cas-register"
+
+
+def test_kv_uses_a_fixed_key_set_with_deletes():
+    w = wl.kv(keys=4)
+    ops = ops_of(w, 500)
+    assert {op["key"] for op in ops} == {0, 1, 2, 3}
+    assert "delete" in {op["f"] for op in ops} and w.model == "kv"
+
+
+def test_final_reads_read_every_used_key_and_retry_failures():
+    w = wl.registers(keys=3, ops_per_key=None)
+    ops_of(w, 100)
+    final = w.final_reads(attempts=2)
+    fails = {0}
+    out = []
+    ctx = g.Context(0.0, 0, __import__("random").Random(0), (0,))
+    while True:
+        r = final.next(ctx)
+        if r is None:
+            break
+        out.append(r["key"])
+        final.update(ctx, dict(r, type="fail" if r["key"] in fails else "ok"))
+    assert sorted(out) == [0, 0, 1, 2]
+
+
+def test_unknown_workload_names_the_choices():
+    with pytest.raises(ValueError, match="registers, kv"):
+        wl.make("bank", 3, None)
