@@ -1,0 +1,13 @@
+"""raftlab's linearizability checker: histories, models, and a Porcupine-style search.
+
+The public API: :func:`check` a history against a :class:`Model` (built-ins via
+:func:`load_model`), read files with :func:`checker.formats.load`.
+"""
+
+from checker.linearizability import CheckResult, PartitionResult, check
+from checker.model import Model
+from checker.models import MODELS, load_model
+from checker.operation import Operation
+
+__all__ = ["MODELS", "CheckResult", "Model", "Operation", "PartitionResult", "check",
+           "load_model"]

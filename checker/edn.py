@@ -1,0 +1,242 @@
+"""A small EDN reader, enough for Jepsen histories.
+
+Jepsen writes histories as EDN: a vector (or list) of maps, or one map a line, with ``;``
+comments. Keywords become strings (``:invoke`` -> ``"invoke"``), ``nil`` becomes ``None``,
+vectors and lists become Python lists, sets become lists, maps become dicts, and tagged
+literals (``#jepsen.history.Op{...}``, ``#inst "..."``) are read as their untagged form.
+Errors are :class:`EdnError` with the 1-based line of the offending character.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+
+class EdnError(ValueError):
+    def __init__(self, message: str, line: int):
+        super().__init__(message)
+        self.line = line
+
+
+_WS = " \t\r\n,"
+_DELIMS = set(_WS) | set("()[]{}\";")
+_INT = re.compile(r"[+-]?\d+N?$")
+_FLOAT = re.compile(r"[+-]?\d+(\.\d*)?([eE][+-]?\d+)?M?$")
+_RATIO = re.compile(r"[+-]?\d+/\d+$")
+_STRING_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "b": "\b", "f": "\f"}
+_CHARS = {"newline": "\n", "space": " ", "tab": "\t", "return": "\r", "formfeed": "\f",
+          "backspace": "\b"}
+_CLOSERS = {"(": ")", "[": "]", "{": "}"}
+
+
+class Reader:
+    """Reads successive EDN forms from a text, tracking the line of each form."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.pos = 0
+        self.line = 1
+
+    def _skip(self) -> None:
+        text, n = self.text, len(self.text)
+        while self.pos < n:
+            c = text[self.pos]
+            if c in _WS:
+                if c == "\n":
+                    self.line += 1
+                self.pos += 1
+            elif c == ";":
+                end = text.find("\n", self.pos)
+                self.pos = n if end < 0 else end
+            elif text.startswith("#_", self.pos):
+                self.pos += 2
+                self.read()  # discard the next form
+            else:
+                return
+
+    def at_end(self) -> bool:
+        self._skip()
+        return self.pos >= len(self.text)
+
+    def forms(self) -> Iterator[tuple[int, Any]]:
+        """Yield ``(line, form)`` for each top-level form."""
+        while not self.at_end():
+            line = self.line
+            yield line, self.read()
+
+    def records(self) -> Iterator[tuple[int, Any]]:
+        """Yield ``(line, form)`` for each record: the elements of a top-level vector or list
+        holding the whole history, or else each top-level form (one map a line)."""
+        self._skip()
+        if self.pos < len(self.text) and self.text[self.pos] in "([":
+            closer = _CLOSERS[self.text[self.pos]]
+            start = self.line
+            self.pos += 1
+            while True:
+                self._skip()
+                if self.pos >= len(self.text):
+                    raise EdnError(f"unclosed {closer!r} opened on line {start}", self.line)
+                if self.text[self.pos] == closer:
+                    self.pos += 1
+                    break
+                line = self.line
+                yield line, self.read()
+            if not self.at_end():
+                raise EdnError("unexpected form after the history's closing " + repr(closer),
+                               self.line)
+            return
+        yield from self.forms()
+
+    def read(self) -> Any:
+        self._skip()
+        if self.pos >= len(self.text):
+            raise EdnError("unexpected end of input, expected a value", self.line)
+        c = self.text[self.pos]
+        if c in "([{":
+            self.pos += 1
+            items = self._read_seq(_CLOSERS[c])
+            if c == "{":
+                return self._to_map(items)
+            return items
+        if c in ")]}":
+            raise EdnError(f"unexpected {c!r}", self.line)
+        if c == '"':
+            return self._read_string()
+        if c == "#":
+            return self._read_dispatch()
+        if c == "\\":
+            return self._read_char()
+        return self._read_atom()
+
+    def _read_seq(self, closer: str) -> list[Any]:
+        start = self.line
+        items: list[Any] = []
+        while True:
+            self._skip()
+            if self.pos >= len(self.text):
+                raise EdnError(f"unclosed collection opened on line {start}, expected {closer!r}",
+                               self.line)
+            c = self.text[self.pos]
+            if c == closer:
+                self.pos += 1
+                return items
+            if c in ")]}":
+                raise EdnError(f"expected {closer!r}, got {c!r}", self.line)
+            items.append(self.read())
+
+    def _to_map(self, items: list[Any]) -> dict[Any, Any]:
+        if len(items) % 2:
+            raise EdnError("a map needs an even number of forms (key value pairs)", self.line)
+        out: dict[Any, Any] = {}
+        for k, v in zip(items[::2], items[1::2], strict=True):
+            out[_hashable(k)] = v
+        return out
+
+    def _read_string(self) -> str:
+        text, n = self.text, len(self.text)
+        self.pos += 1
+        start_line = self.line
+        out: list[str] = []
+        while self.pos < n:
+            c = text[self.pos]
+            if c == '"':
+                self.pos += 1
+                return "".join(out)
+            if c == "\\":
+                self.pos += 1
+                if self.pos >= n:
+                    break
+                e = text[self.pos]
+                if e == "u":
+                    hexd = text[self.pos + 1:self.pos + 5]
+                    try:
+                        out.append(chr(int(hexd, 16)))
+                    except ValueError:
+                        raise EdnError(f"bad unicode escape \\u{hexd}", self.line) from None
+                    self.pos += 5
+                    continue
+                if e not in _STRING_ESCAPES:
+                    raise EdnError(f"bad string escape \\{e}", self.line)
+                out.append(_STRING_ESCAPES[e])
+            else:
+                if c == "\n":
+                    self.line += 1
+                out.append(c)
+            self.pos += 1
+        raise EdnError(f"unterminated string opened on line {start_line}", self.line)
+
+    def _read_dispatch(self) -> Any:
+        nxt = self.text[self.pos + 1:self.pos + 2]
+        if nxt == "{":
+            self.pos += 2
+            return self._read_seq("}")  # a set, read as a list
+        if nxt == "_":
+            self._skip()
+            return self.read()
+        # a tagged literal: #tag form -> form
+        self.pos += 1
+        tag = self._read_token()
+        if not tag:
+            raise EdnError("expected a tag after '#'", self.line)
+        return self.read()
+
+    def _read_char(self) -> str:
+        self.pos += 1
+        tok = self._read_token()
+        if len(tok) == 1:
+            return tok
+        if tok in _CHARS:
+            return _CHARS[tok]
+        if tok.startswith("u") and len(tok) == 5:
+            return chr(int(tok[1:], 16))
+        if not tok and self.pos < len(self.text):  # e.g. \( or \space-like delimiters
+            c = self.text[self.pos]
+            self.pos += 1
+            return c
+        raise EdnError(f"bad character literal \\{tok}", self.line)
+
+    def _read_token(self) -> str:
+        text, n, start = self.text, len(self.text), self.pos
+        while self.pos < n and text[self.pos] not in _DELIMS:
+            self.pos += 1
+        return text[start:self.pos]
+
+    def _read_atom(self) -> Any:
+        tok = self._read_token()
+        if not tok:
+            raise EdnError(f"unexpected {self.text[self.pos]!r}", self.line)
+        if tok[0] == ":":
+            if len(tok) == 1:
+                raise EdnError("empty keyword ':'", self.line)
+            return tok[1:]
+        if tok == "nil":
+            return None
+        if tok == "true":
+            return True
+        if tok == "false":
+            return False
+        if tok[0].isdigit() or (len(tok) > 1 and tok[0] in "+-" and tok[1].isdigit()):
+            if _INT.match(tok):
+                return int(tok.rstrip("N"))
+            if _FLOAT.match(tok):
+                return float(tok.rstrip("M"))
+            if _RATIO.match(tok):
+                a, b = tok.split("/")
+                return int(a) / int(b)
+            raise EdnError(f"bad number {tok!r}", self.line)
+        return tok  # a symbol: keep its name
+
+
+def _hashable(v: Any) -> Any:
+    if isinstance(v, list):
+        return tuple(_hashable(x) for x in v)
+    if isinstance(v, dict):
+        return tuple(sorted(((_hashable(k), _hashable(x)) for k, x in v.items()), key=repr))
+    return v
+
+
+def loads_all(text: str) -> list[tuple[int, Any]]:
+    """Every top-level form of ``text`` with the line it starts on."""
+    return list(Reader(text).forms())

@@ -1,0 +1,188 @@
+"""History importers: raftlab JSONL, Jepsen EDN, and Porcupine's etcd and kv logs.
+
+Every importer turns a file into :class:`History`: the records (``checker.history.Op``), the
+source line of each, and the format's defaults (Porcupine's kv logs start every key at
+``""``, its etcd logs are a cas-register starting at null). ``detect`` picks the format from
+the first meaningful line; ``--format`` overrides it.
+
+=================  =========================================================================
+``jsonl``          raftlab's own history: one JSON object a line (see README.md)
+``edn``            Jepsen: a vector or list of maps, or one map a line; ``;`` comments
+``porcupine-etcd`` ``INFO  jepsen.util - 2	:invoke	:write	4`` (tabs or spaces)
+``porcupine-kv``   EDN maps a line with ``:key`` and ``:f`` ``:get``/``:put``/``:append``
+=================  =========================================================================
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from checker.edn import EdnError, Reader
+from checker.history import TYPES, HistoryError, Op, parse_jsonl
+
+FORMATS = ("jsonl", "edn", "porcupine-etcd", "porcupine-kv")
+EXTENSIONS = (".jsonl", ".json", ".edn", ".log", ".txt")
+
+_ETCD_LINE = re.compile(r"^INFO\s+jepsen\.util\s+-\s+(\S+)\s+(:\S+)\s+(:\S+)\s*(.*?)\s*$")
+_KV_FS = frozenset({"get", "put", "append"})
+
+
+@dataclass
+class History:
+    """A parsed history file: records, their source lines and the format's defaults."""
+
+    path: str | None
+    format: str
+    ops: list[Op]
+    lines: list[int]
+    default_model: str | None = None
+    default_initial: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def detect(text: str) -> str | None:
+    """The format of ``text`` from its first meaningful line, or ``None`` if empty."""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(";"):
+            continue
+        if _ETCD_LINE.match(line):
+            return "porcupine-etcd"
+        if line.startswith("{") and '"' in line.split(":", 1)[0]:
+            return "jsonl"
+        if line[0] in "[({#":
+            return "edn"
+        return "jsonl"  # let the JSONL parser name what is wrong
+    return None
+
+
+def parse(text: str, path: str | None = None, fmt: str | None = None) -> History:
+    """Parse a history in format ``fmt`` (detected when ``None``)."""
+    fmt = fmt or detect(text)
+    if fmt is None:
+        return History(path, "empty", [], [])
+    if fmt == "jsonl":
+        rows = text.splitlines()
+        ops = list(parse_jsonl(rows, path))
+        # parse_jsonl skips blank lines: the k-th record is on the k-th non-blank line
+        lines = [n for n, raw in enumerate(rows, start=1) if raw.strip()]
+        return History(path, "jsonl", ops, lines)
+    if fmt == "edn" or fmt == "porcupine-kv":
+        return _parse_edn(text, path, fmt)
+    if fmt == "porcupine-etcd":
+        return _parse_etcd(text, path)
+    raise HistoryError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}", path)
+
+
+def load(path: str | os.PathLike[str], fmt: str | None = None) -> History:
+    """Read and parse one history file; errors are :class:`HistoryError` naming the file."""
+    p = os.fspath(path)
+    try:
+        with open(p, encoding="utf-8") as fh:
+            text = fh.read()
+    except UnicodeDecodeError as e:
+        raise HistoryError(f"not UTF-8 text ({e.reason} at byte {e.start})", p) from None
+    except OSError as e:
+        raise HistoryError(f"cannot read: {e.strerror}", p) from None
+    return parse(text, p, fmt)
+
+
+def _parse_edn(text: str, path: str | None, fmt: str) -> History:
+    reader = Reader(text)
+    try:
+        forms = list(reader.records())
+    except EdnError as e:
+        raise HistoryError(f"bad EDN: {e}", path, e.line) from None
+    ops: list[Op] = []
+    lines: list[int] = []
+    for n, (line, form) in enumerate(forms):
+        if not isinstance(form, dict):
+            raise HistoryError(
+                f"expected an operation map {{:type ... :process ... :f ...}}, got {_kind(form)}",
+                path, line,
+            )
+        d = {str(k): v for k, v in form.items()}
+        d.setdefault("index", n)
+        if d.get("time") is None:
+            d["time"] = 0
+        if isinstance(d.get("time"), float):
+            d["time"] = int(d["time"])
+        ops.append(Op.from_dict(d, path, line))
+        lines.append(line)
+    hist = History(path, "edn", ops, lines)
+    if fmt == "porcupine-kv" or _looks_like_porcupine_kv(ops):
+        hist.format = "porcupine-kv"
+        hist.default_model = "kv"
+        hist.default_initial = ""
+    return hist
+
+
+def _looks_like_porcupine_kv(ops: list[Op]) -> bool:
+    return bool(ops) and all(o.f in _KV_FS and o.key is not None for o in ops)
+
+
+def _kind(v: Any) -> str:
+    if isinstance(v, list):
+        return "a vector"
+    if v is None:
+        return "nil"
+    return f"{type(v).__name__} {v!r}"
+
+
+def _parse_etcd(text: str, path: str | None) -> History:
+    ops: list[Op] = []
+    lines: list[int] = []
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        m = _ETCD_LINE.match(line)
+        if not m:
+            raise HistoryError(
+                "expected 'INFO  jepsen.util - <process> :<type> :<f> <value>'", path, lineno
+            )
+        proc_s, typ, f, value_s = m.groups()
+        try:
+            proc: int | str = int(proc_s)
+        except ValueError:
+            if proc_s != ":nemesis":
+                raise HistoryError(f"process must be an integer, got {proc_s!r}", path,
+                                   lineno) from None
+            proc = "nemesis"
+        typ = typ[1:]
+        if typ not in TYPES:
+            raise HistoryError(f"type must be one of {', '.join(TYPES)}, got {typ!r}", path,
+                               lineno)
+        try:
+            value = Reader(value_s).read() if value_s else None
+        except EdnError as e:
+            raise HistoryError(f"bad value {value_s!r}: {e}", path, lineno) from None
+        ops.append(Op(index=len(ops), time=0, type=typ, process=proc, f=f[1:], value=value))
+        lines.append(lineno)
+    return History(path, "porcupine-etcd", ops, lines, default_model="cas-register")
+
+
+def history_files(path: str) -> list[str]:
+    """The history files under ``path``: itself if a file; for a directory, its run's
+    ``history.jsonl``/``history.edn`` if it is a run folder, else every file with a history
+    extension, recursing into subdirectories (not into symlinks such as ``latest``)."""
+    if not os.path.isdir(path):
+        return [path]
+    for name in ("history.jsonl", "history.edn"):
+        if os.path.isfile(os.path.join(path, name)):
+            return [os.path.join(path, name)]
+    out: list[str] = []
+    for name in sorted(os.listdir(path)):
+        if name.startswith("."):
+            continue
+        full = os.path.join(path, name)
+        if os.path.isdir(full):
+            if not os.path.islink(full):
+                out.extend(history_files(full))
+        elif name.endswith(EXTENSIONS):
+            out.append(full)
+    return out
+

@@ -1,0 +1,286 @@
+"""Checking a whole history: pairing, partitions, the search per partition, explanations.
+
+This is the public entry point (re-exported as ``checker.check``)::
+
+    from checker import check, load_model
+    from checker.formats import load
+
+    history = load("history.jsonl")
+    result = check(history, load_model("cas-register"), timeout=60)
+    print(result.valid, result.to_dict())
+
+Partitions (one per key for keyed models) are independent (P-compositionality), so each is
+searched on its own; when the history is large and there are several cores, partitions are
+searched in parallel worker processes. ``docs/results.md`` documents ``CheckResult.to_dict``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from checker.formats import History
+from checker.history import HistoryError, Op
+from checker.model import Model, State
+from checker.operation import Operation, pair
+from checker.search import SearchResult, search
+from checker.verdict import UNKNOWN, Verdict, worst
+
+#: a history this large (ops to search) is worth worker processes when partitions allow
+PARALLEL_MIN_OPS = 20_000
+#: seconds allowed to compute per-op partial linearizations of an invalid partition
+EXPLAIN_BUDGET_S = 10.0
+
+
+@dataclass
+class PartitionResult:
+    key: Any
+    valid: Verdict
+    ops: int
+    time_s: float
+    reason: str | None = None
+    violation: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "valid": self.valid,
+            "ops": self.ops,
+            "time_s": round(self.time_s, 6),
+            "reason": self.reason,
+            "violation": self.violation,
+        }
+
+
+@dataclass
+class CheckResult:
+    """The verdict on one history, per partition, with violations explained."""
+
+    valid: Verdict
+    model: str
+    initial: Any
+    time_s: float
+    reason: str | None
+    stats: dict[str, int]
+    partitions: list[PartitionResult] = field(default_factory=list)
+
+    @property
+    def violations(self) -> list[PartitionResult]:
+        return [p for p in self.partitions if p.valid is False]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of ``docs/results.md``."""
+        return {
+            "valid": self.valid,
+            "model": self.model,
+            "initial": self.initial,
+            "time_s": round(self.time_s, 6),
+            "reason": self.reason,
+            "stats": dict(self.stats),
+            "partitions": [p.to_dict() for p in self.partitions],
+        }
+
+
+@dataclass
+class _Partition:
+    key: Any
+    init: State
+    ops: list[Operation]  # the ops to search, in invoke order
+    shown: list[Operation]  # every op of the partition (fail and pruned ones too)
+
+
+def default_max_rss() -> int:
+    """Half the memory available now, at most 8 GiB: the memory guard's default."""
+    avail = 0
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        pass
+    return min(8 << 30, avail // 2) if avail else 4 << 30
+
+
+def check(
+    history: History | Sequence[Op],
+    model: Model,
+    *,
+    timeout: float | None = None,
+    max_memory: int | None = None,
+    parallel: bool | None = None,
+    explain: bool = True,
+) -> CheckResult:
+    """Check that ``history`` is linearizable with respect to ``model``.
+
+    ``timeout`` (seconds) and ``max_memory`` (bytes of resident memory, default
+    :func:`default_max_rss`) turn a search that would run too long or too big into the
+    verdict ``"unknown"``. ``parallel`` forces worker processes on or off (default: when the
+    history is large). ``explain`` adds, for each violation, every op's longest partial
+    linearization (the rest of the explanation is always there). Bad input raises
+    :class:`checker.history.HistoryError` naming the file and line.
+    """
+    t0 = time.monotonic()
+    deadline = t0 + timeout if timeout is not None else None
+    max_rss = max_memory if max_memory is not None else default_max_rss()
+    if isinstance(history, History):
+        path, lines, ops = history.path, history.lines, history.ops
+    else:
+        path, lines, ops = None, None, list(history)
+    operations = pair(ops, lines, path)
+    stats = {"invokes": len(operations), "ok": 0, "fail": 0, "info": 0, "checked": 0,
+             "partitions": 0}
+    for o in operations:
+        stats[o.status] += 1
+        msg = model.validate(o)
+        if msg is not None:
+            raise HistoryError(msg, path, o.line)
+    parts = _partitions(model, operations)
+    stats["checked"] = sum(len(p.ops) for p in parts)
+    stats["partitions"] = len(parts)
+
+    use_pool = parallel
+    if use_pool is None:
+        use_pool = stats["checked"] >= PARALLEL_MIN_OPS and len(parts) > 1
+    workers = min(os.cpu_count() or 1, 8)
+    if use_pool and workers > 1 and len(parts) > 1:
+        outcomes = _search_parallel(model, parts, deadline, max_rss, workers)
+    else:
+        outcomes = [_search_one(model, p, deadline, max_rss) for p in parts]
+
+    results: list[PartitionResult] = []
+    for part, (sr, took) in zip(parts, outcomes, strict=True):
+        pr = PartitionResult(part.key, sr.valid, len(part.ops), took, sr.reason)
+        if sr.valid is False:
+            if explain:
+                sr = _with_partials(model, part, sr, deadline, max_rss)
+            pr.violation = _violation(model, part, sr)
+        results.append(pr)
+    verdict = worst(r.valid for r in results)
+    reason = None
+    if verdict == UNKNOWN:
+        reasons = {r.reason for r in results if r.valid == UNKNOWN}
+        reason = "timeout" if "timeout" in reasons else "memory"
+    return CheckResult(
+        valid=verdict,
+        model=model.name,
+        initial=model.initial,
+        time_s=time.monotonic() - t0,
+        reason=reason,
+        stats=stats,
+        partitions=results,
+    )
+
+
+def _partitions(model: Model, operations: Sequence[Operation]) -> list[_Partition]:
+    groups: dict[Any, list[Operation]] = {}
+    for o in operations:
+        groups.setdefault(model.partition(o), []).append(o)
+    parts = []
+    for key, shown in groups.items():
+        live = [o for o in shown
+                if o.status == "ok" or (o.status == "info" and not model.read_only(o))]
+        parts.append(_Partition(key, model.init(key), model.prune(live), shown))
+    return parts
+
+
+def _search_one(
+    model: Model, part: _Partition, deadline: float | None, max_rss: int | None
+) -> tuple[SearchResult, float]:
+    t = time.monotonic()
+    sr = search(model, part.init, part.ops, deadline, max_rss)
+    return sr, time.monotonic() - t
+
+
+# The parallel search forks workers that inherit the job (model, partitions) from this
+# module global instead of pickling it: user models need not be picklable.
+_JOB: tuple[Model, list[_Partition], float | None, int | None] | None = None
+
+
+def _work(k: int) -> tuple[int, SearchResult, float]:
+    assert _JOB is not None
+    model, parts, deadline, max_rss = _JOB
+    sr, took = _search_one(model, parts[k], deadline, max_rss)
+    return k, sr, took
+
+
+def _search_parallel(
+    model: Model,
+    parts: list[_Partition],
+    deadline: float | None,
+    max_rss: int | None,
+    workers: int,
+) -> list[tuple[SearchResult, float]]:
+    global _JOB
+    try:
+        ctx = multiprocessing.get_context("fork")
+    except ValueError:  # no fork on this platform
+        return [_search_one(model, p, deadline, max_rss) for p in parts]
+    # each worker gets an equal share of the memory limit
+    share = max_rss // workers if max_rss is not None else None
+    _JOB = (model, parts, deadline, share)
+    out: list[tuple[SearchResult, float] | None] = [None] * len(parts)
+    order = sorted(range(len(parts)), key=lambda k: -len(parts[k].ops))  # big ones first
+    chunk = max(1, len(parts) // (workers * 16))
+    pool = ctx.Pool(workers)
+    try:
+        it = pool.imap_unordered(_work, order, chunksize=chunk)
+        for _ in range(len(parts)):
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic()) + 1.0
+            try:
+                k, sr, took = it.next(timeout=wait)
+            except multiprocessing.TimeoutError:
+                break  # a worker is stuck past the deadline (e.g. in a slow step)
+            out[k] = (sr, took)
+    finally:
+        pool.terminate()
+        pool.join()
+        _JOB = None
+    return [o if o is not None else (SearchResult(UNKNOWN, "timeout"), 0.0) for o in out]
+
+
+def _with_partials(
+    model: Model, part: _Partition, sr: SearchResult, deadline: float | None,
+    max_rss: int | None,
+) -> SearchResult:
+    """Search again, recording each op's longest partial linearization (bounded time)."""
+    budget = time.monotonic() + EXPLAIN_BUDGET_S
+    if deadline is not None:
+        budget = min(budget, deadline)
+    again = search(model, part.init, part.ops, budget, max_rss, partials=True)
+    if again.valid is False:
+        return again
+    return sr  # ran out of time: keep the first answer, without partials
+
+
+def _state(model: Model, state: State) -> dict[str, Any]:
+    return {"value": model.state_json(state), "text": model.describe_state(state)}
+
+
+def _violation(model: Model, part: _Partition, sr: SearchResult) -> dict[str, Any]:
+    ops = part.ops
+
+    def steps(path: list[tuple[int, State]]) -> list[dict[str, Any]]:
+        return [{"op": ops[i].id, "state": _state(model, s)} for i, s in path]
+
+    longest: dict[int, int] = {}
+    if sr.partials is not None:
+        longest = {ops[i].id: k for i, k in sr.partials.items()}
+    shown = []
+    for o in part.shown:
+        d = o.to_dict(model.describe_op(o))
+        d["longest"] = longest.get(o.id)
+        shown.append(d)
+    return {
+        "op": ops[sr.blocking].id if sr.blocking is not None else None,
+        "initial_state": _state(model, part.init),
+        "prefix": steps(sr.prefix),
+        "operations": shown,
+        "partial_linearizations": [steps(p) for p in (sr.partial_paths or [])],
+        "partial": sr.partials is None,
+    }

@@ -1,0 +1,276 @@
+"""The linearizability search for one partition (Wing & Gong / Lowe, as in Porcupine).
+
+Operations are numbered in invoke order. A *configuration* is the set of operations
+linearized so far (a bitset in a Python int) and the model state they lead to. The
+candidates to take effect next are the operations not yet linearized that were invoked
+before the earliest completion of any ``ok`` operation not yet linearized (an operation
+cannot take effect after an operation that completed before it was invoked). The search is
+a depth-first walk over configurations that tries each candidate whose step is legal and
+backtracks from dead ends; the history is linearizable iff it reaches a configuration in
+which every ``ok`` operation is linearized (``info`` ops left over "never happened").
+
+Three reductions keep it small, none of which weakens the check:
+
+* a cache of visited configurations (Lowe's memoisation): a configuration that failed once
+  fails again;
+* ``info`` dominance: ``info`` ops are optional and never complete, so a configuration that
+  used *more* of them than a visited one with the same ``ok`` ops and state cannot do better;
+  it is skipped;
+* read-only ops (``Model.read_only``) are taken as soon as they are legal, without branching:
+  they leave the state unchanged, so taking them early never rules out a linearization.
+
+The search honours a deadline (checked every few hundred steps, and by ``SIGALRM`` inside a
+slow model step when run on the main thread) and a memory limit on the process's resident
+set; both give the verdict ``"unknown"`` with the best partial result found so far.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from checker.model import Model, State
+from checker.operation import Operation
+from checker.verdict import UNKNOWN, Verdict
+
+#: one step of a linearization: (position of the op in the partition's list, state after it)
+Step = tuple[int, State]
+
+_CHECK_EVERY = 256  # loop iterations between deadline checks
+_MEMORY_EVERY = 32768  # loop iterations between resident-set checks
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+@dataclass
+class SearchResult:
+    """The outcome of searching one partition.
+
+    ``linearization`` is a full linearization when valid. Otherwise ``blocking`` is the op
+    whose completion the search never got past, ``prefix`` the longest linearizable prefix
+    found (also when the search gave up), and ``partials`` maps each op to the longest
+    partial linearization containing it (only when asked for).
+    """
+
+    valid: Verdict
+    reason: str | None = None
+    linearization: list[Step] | None = None
+    blocking: int | None = None
+    prefix: list[Step] = field(default_factory=list)
+    partials: dict[int, int] | None = None
+    partial_paths: list[list[Step]] | None = None
+    steps: int = 0
+
+
+class _Timeout(Exception):
+    pass
+
+
+def rss_bytes() -> int:
+    """The current resident set size of this process (0 where /proc is missing)."""
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _path(node: Any) -> list[Step]:
+    out: list[Step] = []
+    while node is not None:
+        node, i, state = node
+        out.append((i, state))
+    out.reverse()
+    return out
+
+
+def search(
+    model: Model,
+    init: State,
+    ops: Sequence[Operation],
+    deadline: float | None = None,
+    max_rss: int | None = None,
+    partials: bool = False,
+) -> SearchResult:
+    """Search for a linearization of ``ops`` (one partition) starting from state ``init``.
+
+    ``ops`` must be ordered by ``call``; ``fail`` ops must already be left out. ``deadline``
+    is a ``time.monotonic()`` instant; ``max_rss`` a limit in bytes.
+    """
+    alarm = (
+        deadline is not None
+        and threading.current_thread() is threading.main_thread()
+        and hasattr(signal, "setitimer")
+    )
+    old_handler: Any = None
+    if alarm:
+        remaining = deadline - time.monotonic()  # type: ignore[operator]
+        if remaining <= 0:
+            return SearchResult(UNKNOWN, "timeout")
+
+        def _on_alarm(signum: int, frame: Any) -> None:
+            raise _Timeout()
+
+        old_handler = signal.signal(signal.SIGALRM, _on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, remaining + 0.05)
+    try:
+        return _search(model, init, ops, deadline, max_rss, partials)
+    finally:
+        if alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old_handler)
+
+
+def _search(
+    model: Model,
+    init: State,
+    ops: Sequence[Operation],
+    deadline: float | None,
+    max_rss: int | None,
+    partials: bool,
+) -> SearchResult:
+    n = len(ops)
+    calls = [o.call for o in ops]
+    by_ret = sorted((i for i in range(n) if ops[i].ret is not None), key=lambda i: ops[i].ret)
+    nok = len(by_ret)
+    # window[p]: ops invoked before the completion of the p-th ok op (by completion order)
+    window = [bisect_left(calls, ops[i].ret) for i in by_ret] + [n]
+    okmask = 0
+    for i in by_ret:
+        okmask |= 1 << i
+    read_only = [model.read_only(o) for o in ops]
+    step = model.step
+
+    def settle(lin: int, state: State, p: int, q: int, node: Any) -> tuple[int, int, int, Any]:
+        """Move past linearized ops and take every legal read-only candidate."""
+        while p < nok and (lin >> by_ret[p]) & 1:
+            p += 1
+        while q < n and (lin >> q) & 1:
+            q += 1
+        i = q
+        while i < window[p]:
+            if read_only[i] and not (lin >> i) & 1 and step(state, ops[i])[0]:
+                lin |= 1 << i
+                node = (node, i, state)
+                while p < nok and (lin >> by_ret[p]) & 1:
+                    p += 1
+            i += 1
+        while q < n and (lin >> q) & 1:
+            q += 1
+        return lin, p, q, node
+
+    def candidates(lin: int, p: int, q: int) -> list[int]:
+        return [i for i in range(q, window[p]) if not read_only[i] and not (lin >> i) & 1]
+
+    steps = 0
+    try:
+        lin, p, q, node = settle(0, init, 0, 0, None)
+        if p == nok:
+            return SearchResult(True, linearization=_path(node))
+        best = (p, 0)
+        best_node = node
+        cache: dict[tuple[int, State], list[int]] = {(lin & okmask, init): [lin & ~okmask]}
+        # per op: (length, node) of the longest partial linearization containing it
+        longest: dict[int, tuple[int, Any]] = {}
+        # frame: [lin, state, p, q, candidates, next candidate, node, depth, had_child]
+        stack: list[list[Any]] = [[lin, init, p, q, candidates(lin, p, q), 0, node, 0, False]]
+        deadline_check = _CHECK_EVERY
+        memory_check = _MEMORY_EVERY
+        while stack:
+            steps += 1
+            deadline_check -= 1
+            if deadline_check == 0:
+                deadline_check = _CHECK_EVERY
+                if deadline is not None and time.monotonic() > deadline:
+                    raise _Timeout()
+                memory_check -= _CHECK_EVERY
+                if memory_check <= 0:
+                    memory_check = _MEMORY_EVERY
+                    if max_rss is not None and rss_bytes() > max_rss:
+                        cache.clear()
+                        return _give_up("memory", best_node, by_ret, best[0], steps)
+            frame = stack[-1]
+            cands = frame[4]
+            k = frame[5]
+            if k == len(cands):
+                stack.pop()
+                if partials and not frame[8]:
+                    _record(longest, frame[6])
+                continue
+            frame[5] = k + 1
+            i = cands[k]
+            state = frame[1]
+            legal, s2 = step(state, ops[i])
+            if not legal:
+                continue
+            lin2, p2, q2, node2 = settle(frame[0] | (1 << i), s2, frame[2], frame[3],
+                                         (frame[6], i, s2))
+            if p2 == nok:
+                return SearchResult(True, linearization=_path(node2), steps=steps)
+            okpart = lin2 & okmask
+            infopart = lin2 ^ okpart
+            key = (okpart, s2)
+            seen = cache.get(key)
+            if seen is None:
+                cache[key] = [infopart]
+            else:
+                dominated = False
+                for used in seen:
+                    if used & ~infopart == 0:
+                        dominated = True
+                        break
+                if dominated:
+                    continue
+                seen.append(infopart)
+            frame[8] = True
+            depth = frame[7] + 1
+            if (p2, depth) > best:
+                best = (p2, depth)
+                best_node = node2
+            stack.append([lin2, s2, p2, q2, candidates(lin2, p2, q2), 0, node2, depth, False])
+    except _Timeout:
+        return _give_up("timeout", best_node if steps else None, by_ret,
+                        best[0] if steps else None, steps)
+    result = SearchResult(False, blocking=by_ret[best[0]], prefix=_path(best_node), steps=steps)
+    if partials:
+        result.partials, result.partial_paths = _flatten(longest)
+    return result
+
+
+def _give_up(reason: str, node: Any, by_ret: list[int], p: int | None, steps: int) -> SearchResult:
+    blocking = by_ret[p] if p is not None and p < len(by_ret) else None
+    return SearchResult(UNKNOWN, reason, blocking=blocking, prefix=_path(node), steps=steps)
+
+
+def _record(longest: dict[int, tuple[int, Any]], node: Any) -> None:
+    """A dead end: every op on its path is in a partial linearization this long."""
+    depth = 0
+    walk = node
+    while walk is not None:
+        depth += 1
+        walk = walk[0]
+    walk = node
+    while walk is not None:
+        i = walk[1]
+        have = longest.get(i)
+        if have is None or have[0] < depth:
+            longest[i] = (depth, node)
+        walk = walk[0]
+
+
+def _flatten(longest: dict[int, tuple[int, Any]]) -> tuple[dict[int, int], list[list[Step]]]:
+    index: dict[int, int] = {}
+    paths: list[list[Step]] = []
+    by_op: dict[int, int] = {}
+    for i, (_, node) in longest.items():
+        k = index.get(id(node))
+        if k is None:
+            k = index[id(node)] = len(paths)
+            paths.append(_path(node))
+        by_op[i] = k
+    return by_op, paths
