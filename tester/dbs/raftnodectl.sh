@@ -1,0 +1,86 @@
+#!/bin/sh
+# raftnodectl: run raftnode on this node as a pid-file daemon under libfaketime.
+#
+# Installed as /opt/raftnode/raftnodectl by both the tester's raftnode adapter and the Ansible
+# role, so either can start, fault and stop a node the other deployed. Configuration comes
+# from /opt/raftnode/raftnode.env (shell variables, see below).
+#
+#   raftnodectl run [--join]     exec the node in the foreground (systemd's ExecStart)
+#   raftnodectl start [--join]   start it detached unless it is running; prints the pid
+#   raftnodectl stop             SIGTERM (SIGKILL after 5 s); resumes a paused process first
+#   raftnodectl kill             SIGKILL, wait until gone
+#   raftnodectl pause|resume     SIGSTOP / SIGCONT
+#   raftnodectl status           prints "running PID" (exit 0) or "stopped" (exit 3)
+#   raftnodectl wipe             delete the data directory (the node must be stopped)
+set -eu
+CONF=${RAFTNODE_CONF:-/opt/raftnode/raftnode.env}
+[ -r "$CONF" ] || { echo "raftnodectl: no configuration at $CONF" >&2; exit 2; }
+. "$CONF"
+: "${RAFTNODE_ID:?} ${RAFTNODE_LISTEN:?} ${RAFTNODE_PEERS:?}"
+APP=${RAFTNODE_APP:-/opt/raftnode/raftnode.pyz}
+PY=${RAFTNODE_PYTHON:-python3}
+DATA=${RAFTNODE_DATA:-/var/lib/raftnode/data}
+PID=${RAFTNODE_PID:-/var/lib/raftnode/raftnode.pid}
+LOG=${RAFTNODE_LOG:-/var/log/raftnode/node.log}
+OUT=${RAFTNODE_STDOUT:-/var/log/raftnode/stdout.log}
+SECRET=${RAFTNODE_SECRET:-/opt/raftnode/secret}
+CLOCK=${RAFTNODE_CLOCK:-/var/lib/raftnode/faketime}
+FAKETIME_CACHE=${RAFTNODE_FAKETIME_CACHE:-1}
+
+pid() { [ -f "$PID" ] && cat "$PID"; }
+alive() { p=$(pid) && [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+wait_gone() {  # $1 pid, $2 hundredths of a second
+  i=0
+  while kill -0 "$1" 2>/dev/null && [ "$i" -lt "$2" ]; do sleep 0.01; i=$((i + 1)); done
+  ! kill -0 "$1" 2>/dev/null
+}
+faketime_lib() {
+  for f in ${RAFTNODE_FAKETIME_LIB:-} /usr/lib/*/faketime/libfaketime.so.1 \
+           /usr/lib/faketime/libfaketime.so.1 /usr/local/lib/faketime/libfaketime.so.1; do
+    [ -n "$f" ] && [ -f "$f" ] && { echo "$f"; return 0; }
+  done
+  return 1
+}
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  run)
+    mkdir -p "$DATA" "$(dirname "$LOG")" "$(dirname "$PID")"
+    [ -f "$CLOCK" ] || echo "+0" > "$CLOCK"
+    lib=$(faketime_lib) || { echo "raftnodectl: libfaketime not found (install libfaketime)" >&2; exit 2; }
+    if [ "$FAKETIME_CACHE" = 0 ]; then cache="FAKETIME_NO_CACHE=1"; else cache="FAKETIME_CACHE_DURATION=$FAKETIME_CACHE"; fi
+    # shellcheck disable=SC2086  # RAFTNODE_ARGS is a list of extra flags
+    exec env LD_PRELOAD="$lib" FAKETIME_TIMESTAMP_FILE="$CLOCK" "$cache" \
+      "$PY" "$APP" serve --id "$RAFTNODE_ID" --listen "$RAFTNODE_LISTEN" \
+      --peers "$RAFTNODE_PEERS" --data-dir "$DATA" --secret-file "$SECRET" \
+      --log-file "$LOG" --pid-file "$PID" ${RAFTNODE_ARGS:-} "$@"
+    ;;
+  start)
+    if alive; then echo "$(pid)"; exit 0; fi
+    mkdir -p "$(dirname "$OUT")" "$(dirname "$PID")"
+    setsid "$0" run "$@" </dev/null >>"$OUT" 2>&1 &
+    echo $! > "$PID"
+    echo $!
+    ;;
+  stop)
+    alive || { rm -f "$PID"; exit 0; }
+    p=$(pid); kill -CONT "$p" 2>/dev/null || true; kill -TERM "$p" 2>/dev/null || true
+    wait_gone "$p" 500 || { kill -9 "$p" 2>/dev/null || true; wait_gone "$p" 500; }
+    rm -f "$PID"
+    ;;
+  kill)
+    alive || { rm -f "$PID"; exit 0; }
+    p=$(pid); kill -9 "$p" 2>/dev/null || true
+    wait_gone "$p" 500 || { echo "raftnodectl: pid $p survived SIGKILL" >&2; exit 1; }
+    rm -f "$PID"
+    ;;
+  pause) alive && kill -STOP "$(pid)" ;;
+  resume) alive && kill -CONT "$(pid)" ;;
+  status) if alive; then echo "running $(pid)"; else echo stopped; exit 3; fi ;;
+  wipe)
+    if alive; then echo "raftnodectl: stop the node before wiping" >&2; exit 1; fi
+    rm -rf "$DATA"
+    ;;
+  *) echo "usage: raftnodectl run|start|stop|kill|pause|resume|status|wipe" >&2; exit 2 ;;
+esac
