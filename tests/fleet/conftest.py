@@ -1,0 +1,40 @@
+"""Fleet fixtures: real local fleets on 10.213.10.0/24 (names fl*), always torn down."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import pytest
+
+from tester import control, fleet, inventory
+
+SUBNET = "10.213.10.0/24"
+TOOLS = ("ip", "sshd", "ssh-keygen", "unshare", "iptables")
+
+
+def skip_unless_root_tools(*extra: str) -> None:
+    from conftest import require_root_tools
+
+    require_root_tools(*TOOLS, *extra)
+
+
+@contextlib.contextmanager
+def local_fleet(name: str, nodes: int) -> Iterator[tuple[fleet.Fleet, inventory.Inventory,
+                                                          dict[str, control.Remote]]]:
+    """A fleet that is removed in ``finally``, whatever happens (also leftovers beforehand)."""
+    fleet.down(name)
+    remotes: dict[str, control.Remote] = {}
+    try:
+        f = fleet.up(name, nodes=nodes, subnet=SUBNET)
+        inv = inventory.load(f.inventory)
+        remotes = control.connect(inv.nodes, inv.known_hosts)
+        yield f, inv, remotes
+    finally:
+        control.close_all(remotes)
+        fleet.down(name)
+
+
+@pytest.fixture
+def e2e() -> None:
+    skip_unless_root_tools()
