@@ -33,14 +33,20 @@ MAX_VIEW_OPS = 3000
 
 @dataclass
 class Partition:
-    """The checker's verdict on one independently checked part of a history (usually a key)."""
+    """The checker's verdict on one independently checked part of a history (usually a key).
+
+    Op ids are the checker's (docs/results.md): an op's position among all client invokes of
+    the history, counted from 0.
+    """
 
     key: Any
     valid: Any  # True, False or "unknown"
-    failing: int | None = None  # history index of the op that cannot be linearized
-    steps: list[tuple[int, Any]] = field(default_factory=list)  # (op index, state after)
+    failing: int | None = None  # id of the op that cannot be linearized
+    steps: list[tuple[int, str]] = field(default_factory=list)  # (op id, state after, as text)
+    initial: str = "the initial state"
+    operations: list[dict[str, Any]] | None = None  # the violation's operations, if given
+    partials: list[list[tuple[int, str]]] = field(default_factory=list)
     note: str = ""
-    all_keys: bool = False  # the partition is the whole history (no per-key split)
 
     @property
     def label(self) -> str:
@@ -66,89 +72,44 @@ def _verdict(v: Any) -> Any:
     return v if v is True or v is False else "unknown"
 
 
-def _op_index(v: Any) -> int | None:
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, int):
-        return v
-    if isinstance(v, dict):
-        for name in ("index", "op", "id", "invoke", "call"):
-            x = v.get(name)
-            if isinstance(x, int) and not isinstance(x, bool):
-                return x
-            if isinstance(x, dict):
-                return _op_index(x)
-    return None
+def state_text(state: Any) -> str:
+    """A model state ``{"value", "text"}`` as the short text a person reads."""
+    if isinstance(state, dict) and isinstance(state.get("text"), str):
+        return state["text"]
+    return json.dumps(state, sort_keys=True, default=str)
 
 
-_NO_STATE = object()
-
-
-def _steps(raw: Any, states: Any) -> list[tuple[int, Any]]:
-    out: list[tuple[int, Any]] = []
-    if not isinstance(raw, list):
-        return out
-    for i, item in enumerate(raw):
-        idx = _op_index(item)
-        if idx is None:
-            continue
-        state: Any = None
-        if isinstance(item, dict):
-            for name in ("state", "state_after", "after"):
-                if name in item:
-                    state = item[name]
-                    break
-        if isinstance(states, list) and i < len(states):
-            state = states[i]
-        out.append((idx, state))
+def _steps(raw: Any) -> list[tuple[int, str]]:
+    out: list[tuple[int, str]] = []
+    for item in raw if isinstance(raw, list) else []:
+        if isinstance(item, dict) and isinstance(item.get("op"), int):
+            out.append((item["op"], state_text(item.get("state"))))
     return out
 
 
-def _partition(key: Any, d: Any) -> Partition:
-    if not isinstance(d, dict):
-        return Partition(key, _verdict(d))
-    valid = _verdict(d.get("valid"))
-    viol = d.get("violation") or d.get("counterexample") or d
-    if not isinstance(viol, dict):
-        viol = {}
-    failing = None
-    for name in ("op", "failing_op", "failed_op", "operation", "failing"):
-        if name in viol:
-            failing = _op_index(viol[name])
-            if failing is not None:
-                break
-    steps: list[tuple[int, Any]] = []
-    for name in ("linearization", "longest", "prefix", "longest_prefix", "steps"):
-        if name in viol:
-            steps = _steps(viol[name], viol.get("states"))
-            break
-    note = ""
-    for name in ("error", "reason", "note", "message"):
-        if isinstance(d.get(name), str):
-            note = d[name]
-            break
-    return Partition(key, valid, failing, steps, note)
+def _partition(d: dict[str, Any]) -> Partition:
+    part = Partition(d.get("key"), _verdict(d.get("valid")))
+    reason = d.get("reason")
+    if isinstance(reason, str):
+        part.note = f"undecided: {reason}" if part.valid == "unknown" else reason
+    v = d.get("violation")
+    if isinstance(v, dict):
+        if isinstance(v.get("op"), int):
+            part.failing = v["op"]
+        part.steps = _steps(v.get("prefix"))
+        if "initial_state" in v:
+            part.initial = state_text(v["initial_state"])
+        if isinstance(v.get("operations"), list):
+            part.operations = [o for o in v["operations"] if isinstance(o, dict)]
+        part.partials = [_steps(p) for p in v.get("partial_linearizations") or []]
+    return part
 
 
-def partitions(result: Any, overall: Any = None) -> list[Partition]:
-    """Per-key verdicts (and violations) out of the checker's JSON result.
-
-    Accepts a result with per-key entries (``partitions``/``keys``/``results``, as a list of
-    objects with ``key`` or as an object keyed by key) or a single unpartitioned result.
-    """
-    if not isinstance(result, dict):
+def partitions(result: Any) -> list[Partition]:
+    """Per-partition verdicts and violations out of the checker's JSON result (docs/results.md)."""
+    if not isinstance(result, dict) or not isinstance(result.get("partitions"), list):
         return []
-    for name in ("partitions", "keys", "results", "per_key"):
-        coll = result.get(name)
-        if isinstance(coll, list):
-            return [_partition(p.get("key") if isinstance(p, dict) else None, p) for p in coll]
-        if isinstance(coll, dict):
-            return [_partition(k, v) for k, v in coll.items()]
-    p = _partition(None, result)
-    p.all_keys = True
-    if p.valid == "unknown" and overall is not None:
-        p.valid = _verdict(overall)
-    return [p]
+    return [_partition(p) for p in result["partitions"] if isinstance(p, dict)]
 
 
 # --------------------------------------------------------------------------- view data
@@ -161,7 +122,7 @@ class _Call:
 
 
 def pair_ops(ops: Iterable[Op]) -> list[_Call]:
-    """Client invocations with their completions (None when the process never answered)."""
+    """Client invocations, in history order, with their completions (None: never answered)."""
     calls: list[_Call] = []
     open_: dict[Any, _Call] = {}
     for op in ops:
@@ -178,67 +139,103 @@ def pair_ops(ops: Iterable[Op]) -> list[_Call]:
     return calls
 
 
+# A drawn op: [process row, invoke µs, complete µs or None, status, f, input, output, error,
+#              history index, text, longest partial linearization or None]
+_Row = list[Any]
+
+
+def _rows_from_operations(operations: list[dict[str, Any]], ops: list[Op]) -> dict[int, _Row]:
+    by_index = {op.index: op for op in ops}
+    rows: dict[int, _Row] = {}
+    for o in operations:
+        inv, comp = o.get("invoke") or {}, o.get("complete") or None
+        status = o.get("status", "ok") if comp else "pending"
+        done = by_index.get(comp.get("index")) if comp else None
+        rows[o["id"]] = [
+            o.get("process"), int(inv.get("time", 0)) // 1000,
+            int(comp["time"]) // 1000 if comp and status != "info" else None,
+            status, o.get("f"), o.get("input"), o.get("output"),
+            done.error if done is not None else None,
+            inv.get("index"), o.get("text"), o.get("longest"),
+        ]
+    return rows
+
+
+def _rows_from_history(part: Partition, ops: list[Op]) -> dict[int, _Row]:
+    rows: dict[int, _Row] = {}
+    for i, c in enumerate(pair_ops(ops)):
+        if part.key is not None and key_label(c.invoke.key) != part.label:
+            continue
+        d = c.done
+        status = "pending" if d is None else d.type
+        rows[i] = [
+            c.invoke.process, c.invoke.time // 1000,
+            None if d is None or d.type == "info" else d.time // 1000,
+            status, c.invoke.f, c.invoke.value, None if d is None else d.value,
+            None if d is None else d.error, c.invoke.index, None, None,
+        ]
+    return rows
+
+
 def view_data(part: Partition, ops: list[Op]) -> dict[str, Any]:
     """The compact JSON the page draws for one non-linearizable partition."""
-    calls = [c for c in pair_ops(ops) if part.all_keys or key_label(c.invoke.key) == part.label]
-    by_index: dict[int, int] = {}
-    for i, c in enumerate(calls):
-        by_index[c.invoke.index] = i
-        if c.done is not None:
-            by_index[c.done.index] = i
-    steps = [(by_index[i], s) for i, s in part.steps if i in by_index]
-    fail = by_index.get(part.failing) if part.failing is not None else None
-    keep = list(range(len(calls)))
-    omitted_steps = 0
-    if len(calls) > MAX_VIEW_OPS:
-        keep, steps, omitted_steps = _window(calls, steps, fail)
-    remap = {old: new for new, old in enumerate(keep)}
-    names = sorted({calls[i].invoke.process for i in keep}, key=lambda p: (str(type(p)), p))
-    procs = {str(p): n for n, p in enumerate(names)}
+    if part.operations is not None:
+        src = _rows_from_operations(part.operations, ops)
+    else:
+        src = _rows_from_history(part, ops)
+    ids = sorted(src, key=lambda i: (src[i][1], i))
+    steps = [(i, s) for i, s in part.steps if i in src]
+    fail = part.failing if part.failing in src else None
+    omitted = 0
+    if len(ids) > MAX_VIEW_OPS:
+        ids, steps, omitted = _window(src, ids, steps, fail)
+    pos = {op_id: n for n, op_id in enumerate(ids)}
+    names = sorted({src[i][0] for i in ids}, key=lambda p: (isinstance(p, str), str(p).zfill(12)))
+    proc_row = {p: n for n, p in enumerate(names)}
+    partial_ids: dict[int, int] = {}
+    partials: list[list[list[Any]]] = []
+    budget = 20 * MAX_VIEW_OPS  # steps of partial linearizations worth embedding
     rows = []
-    for old in keep:
-        c = calls[old]
-        d = c.done
-        rows.append([
-            procs[str(c.invoke.process)],
-            c.invoke.time // 1000,
-            None if d is None or d.type == "info" else d.time // 1000,
-            "pending" if d is None else d.type,
-            c.invoke.f,
-            c.invoke.value,
-            None if d is None else d.value,
-            None if d is None else d.error,
-            c.invoke.index,
-        ])
+    for i in ids:
+        r = list(src[i])
+        r[0] = proc_row[r[0]]
+        k = r[10]
+        if isinstance(k, int) and 0 <= k < len(part.partials):
+            if k not in partial_ids and budget >= len(part.partials[k]):
+                budget -= len(part.partials[k])
+                partial_ids[k] = len(partials)
+                partials.append([[pos.get(j, -1), st] for j, st in part.partials[k]])
+            r[10] = partial_ids.get(k)
+        else:
+            r[10] = None
+        rows.append(r)
     return {
         "key": part.label,
         "anchor": anchor(part.label),
-        "procs": list(procs),
+        "procs": [str(p) for p in names],
         "ops": rows,
-        "steps": [[remap[i], s] for i, s in steps if i in remap],
-        "fail": remap.get(fail) if fail is not None else None,
-        "omitted": omitted_steps,
+        "steps": [[pos[i], s] for i, s in steps if i in pos],
+        "fail": pos.get(fail) if fail is not None else None,
+        "initial": part.initial,
+        "partials": partials,
+        "omitted": omitted,
         "note": part.note,
     }
 
 
-def _window(calls: list[_Call], steps: list[tuple[int, Any]], fail: int | None):
-    """Keep the last part of a long key's history: the end of the prefix and the failure."""
-    budget = MAX_VIEW_OPS // 2
-    tail = steps[-budget:]
+def _window(src: dict[int, _Row], ids: list[int], steps: list[tuple[int, str]],
+            fail: int | None) -> tuple[list[int], list[tuple[int, str]], int]:
+    """Keep the end of a long partition: the last steps of the prefix and the failure."""
+    tail = steps[-(MAX_VIEW_OPS // 2):]
     omitted = len(steps) - len(tail)
-    anchor_ops = [i for i, _ in tail] + ([fail] if fail is not None else [])
-    if not anchor_ops:
-        anchor_ops = list(range(len(calls) - budget, len(calls)))
-    lo = min(calls[i].invoke.time for i in anchor_ops)
-    end = max((calls[i].done or calls[i].invoke).time for i in anchor_ops)
-    keep = [
-        i for i, c in enumerate(calls)
-        if c.invoke.time <= end and (c.done is None or c.done.time >= lo)
-    ][: MAX_VIEW_OPS]
-    kept = set(keep) | set(anchor_ops)
-    keep = sorted(kept)
-    return keep, tail, omitted
+    anchors = [i for i, _ in tail] + ([fail] if fail is not None else [])
+    if not anchors:
+        anchors = ids[-(MAX_VIEW_OPS // 2):]
+    lo = min(src[i][1] for i in anchors)
+    hi = max(src[i][2] if src[i][2] is not None else src[i][1] for i in anchors)
+    near = [i for i in ids if src[i][1] <= hi and (src[i][2] is None or src[i][2] >= lo)]
+    keep = set(near[-MAX_VIEW_OPS:]) | set(anchors)
+    return [i for i in ids if i in keep], tail, omitted
 
 
 # --------------------------------------------------------------------------- HTML
@@ -266,7 +263,7 @@ def page(title: str, body: str, css: str = "", scripts: str = "") -> str:
 def render_html(result: Any, ops: list[Op], title: str = "raftlab check") -> str:
     """A standalone page for a checked history: verdict and every failing key's view."""
     verdict = _verdict(result.get("valid")) if isinstance(result, dict) else "unknown"
-    parts = partitions(result, verdict)
+    parts = partitions(result)
     views = [view_data(p, ops) for p in parts if p.valid is False]
     cls = {True: "valid", False: "invalid", "unknown": "unknown"}[verdict]
     word = cls.upper()
@@ -390,7 +387,8 @@ SCRIPT = r"""
   function describe(op) {
     var f = op[4], v = op[5], out = op[6], type = op[3];
     var s;
-    if (isRead(f)) s = "read \u2192 " + (type === "ok" ? fmt(out) : "?");
+    if (op[9]) s = op[9];
+    else if (isRead(f)) s = "read \u2192 " + (type === "ok" ? fmt(out) : "?");
     else if (isWrite(f)) s = "write " + fmt(v);
     else if (f === "cas" && Array.isArray(v) && v.length === 2) s = "cas " + fmt(v[0]) + "\u2192" + fmt(v[1]);
     else {
@@ -456,12 +454,12 @@ SCRIPT = r"""
     h.appendChild(jump); box.appendChild(h);
 
     var summary = el("p", "lin-summary");
-    var last = steps.length ? steps[steps.length - 1][1] : undefined;
+    var last = steps.length ? steps[steps.length - 1][1] : view.initial;
     var txt = "The longest linearizable prefix found has " + (steps.length + view.omitted) + " operation" +
       ((steps.length + view.omitted) === 1 ? "" : "s") + ".";
     if (failIdx !== null && failIdx !== undefined) {
       var fo = ops[failIdx];
-      txt += " After it the state is " + (steps.length ? fmt(last) : "the initial state") + ", and process " +
+      txt += " After it the state is " + last + ", and process " +
         view.procs[fo[0]] + "'s " + describe(fo) + " cannot take effect next: no order of the concurrent operations explains it.";
     }
     if (view.omitted) txt += " (" + view.omitted + " earlier steps are not drawn.)";
@@ -509,16 +507,24 @@ SCRIPT = r"""
       if (o[7] !== null && o[7] !== undefined) lines.push("error: " + fmt(o[7]));
       if (i === failIdx) {
         lines.push("CANNOT BE LINEARIZED after step " + steps.length + ".");
-        lines.push("state before it: " + (steps.length ? fmt(last) : "(initial state)"));
-        lines.push("this operation is not a legal next step from that state.");
+        lines.push("state before it: " + last);
+        lines.push("this operation is not a legal next step from that state, and no reordering");
+        lines.push("of the operations concurrent with it makes it one.");
       } else if (stepOf[i] !== undefined) {
         var k = stepOf[i];
         lines.push("linearized as step " + (k + 1 + view.omitted) + " of " + (steps.length + view.omitted));
-        lines.push("state after: " + fmt(steps[k][1]));
+        lines.push("state after: " + steps[k][1]);
       } else if (o[3] === "fail") {
         lines.push("failed: it never took effect, so it is not linearized");
       } else {
         lines.push("not part of the longest linearizable prefix");
+      }
+      var part = o[10] !== null && o[10] !== undefined ? view.partials[o[10]] : null;
+      if (part && i !== failIdx) {
+        var at = -1;
+        part.forEach(function (st, n) { if (st[0] === i) at = n; });
+        lines.push("longest partial linearization containing it: " + part.length + " steps" +
+          (at >= 0 ? ", it is step " + (at + 1) + ", state after: " + part[at][1] : ""));
       }
       return lines.join("\n");
     }
@@ -583,7 +589,7 @@ SCRIPT = r"""
       tr.addEventListener("click", function () { select(i); bars[i].scrollIntoView({ block: "nearest", inline: "center" }); });
       tbody.appendChild(tr); rowsByOp[i] = tr;
     }
-    steps.forEach(function (s, k) { var o = ops[s[0]]; addRow([String(k + 1 + view.omitted), String(view.procs[o[0]]), describe(o), fmt(s[1])], "", s[0]); });
+    steps.forEach(function (s, k) { var o = ops[s[0]]; addRow([String(k + 1 + view.omitted), String(view.procs[o[0]]), describe(o), s[1]], "", s[0]); });
     if (failIdx !== null && failIdx !== undefined) {
       var fo2 = ops[failIdx];
       addRow(["\u2717", String(view.procs[fo2[0]]), describe(fo2), "cannot be linearized"], "failing", failIdx);

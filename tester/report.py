@@ -32,51 +32,23 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 VERDICT_CLASS = {True: "valid", False: "invalid", "unknown": "unknown"}
 VERDICT_TEXT = {True: "VALID", False: "INVALID", "unknown": "UNKNOWN"}
 
-# The colour of each kind of fault, shared by the plots, the timeline and the legend.
+# The colour of each kind of fault when test.json does not name one (``nemesis_colors``).
 FAULT_COLOURS = {
-    "partition": "#f4a261",
-    "kill": "#e63946",
-    "pause": "#4895ef",
-    "clock": "#9b5de5",
-    "membership": "#2a9d8f",
-    "loss": "#e9c46a",
-    "bandwidth": "#8d99ae",
+    "partition": "#E9A0A0",
+    "clock": "#A0C8E9",
+    "kill": "#E9C3A0",
+    "pause": "#C3A0E9",
+    "loss": "#E9E3A0",
+    "delay": "#A0E9D5",
+    "member": "#A0E9A5",
 }
-_EXTRA_COLOURS = ("#ff70a6", "#70d6ff", "#bc6c25", "#6a994e", "#b5838d")
+_EXTRA_COLOURS = ("#F5B7D0", "#B7E4F5", "#D9C2A7", "#B9D8A5", "#CDB4DB")
 
-# Nemesis ``f`` names that start or stop a fault kind (beyond the generic start-X / stop-X).
-_STARTS = {
-    "partition": "partition",
-    "kill": "kill",
-    "crash": "kill",
-    "pause": "pause",
-    "bump-clock": "clock",
-    "clock-bump": "clock",
-    "strobe-clock": "clock",
-    "clock-strobe": "clock",
-    "bump": "clock",
-    "strobe": "clock",
-    "skew": "clock",
-}
-_STOPS = {
-    "heal": "partition",
-    "heal-partition": "partition",
-    "start": "kill",
-    "restart": "kill",
-    "resume": "pause",
-    "reset-clock": "clock",
-    "clock-reset": "clock",
-    "reset": "clock",
-}
-_STOP_ALL = {"heal-all", "stop-all", "heal-everything", "final-heal", "stop"}
-_POINT_KINDS = {
-    "add-member": "membership",
-    "remove-member": "membership",
-    "grow": "membership",
-    "shrink": "membership",
-    "join": "membership",
-    "leave": "membership",
-}
+# Nemesis ``f`` names beyond raftlab's own ``start-X``/``stop-X``/``heal-all`` (Jepsen's).
+_STARTS = {"partition": "partition", "kill": "kill", "pause": "pause", "bump-clock": "clock",
+           "strobe-clock": "clock"}
+_STOPS = {"heal": "partition", "start": "kill", "resume": "pause", "reset-clock": "clock"}
+_STOP_ALL = {"heal-all", "stop-all"}
 
 
 def verdict_of(value: Any) -> Any:
@@ -223,57 +195,27 @@ def node_names(run: Run) -> list[str]:
 # --------------------------------------------------------------------------- faults
 
 
-def fault_colour(kind: str, palette: dict[str, str]) -> str:
-    if kind not in palette:
-        palette[kind] = FAULT_COLOURS.get(kind) or _EXTRA_COLOURS[len(palette) % len(_EXTRA_COLOURS)]
-    return palette[kind]
-
-
 def _classify(f: str) -> tuple[str, str]:
     """("start"|"stop"|"stop-all"|"point", kind) for a nemesis ``f``."""
     g = f.lower().replace("_", "-").rstrip("!")
     if g in _STOP_ALL:
         return "stop-all", ""
-    if g in _POINT_KINDS:
-        return "point", _POINT_KINDS[g]
     if g in _STARTS:
         return "start", _STARTS[g]
     if g in _STOPS:
         return "stop", _STOPS[g]
-    for pre, what in (("start-", "start"), ("stop-", "stop"), ("heal-", "stop"), ("end-", "stop")):
-        if g.startswith(pre):
-            return what, _kind_name(g[len(pre):])
-    for suf, what in (("-start", "start"), ("-stop", "stop")):
-        if g.endswith(suf):
-            return what, _kind_name(g[: -len(suf)])
-    return "point", _kind_name(g)
+    action, _, kind = g.partition("-")
+    if action in ("start", "stop") and kind:
+        return action, kind
+    return "point", g
 
 
-def _kind_name(k: str) -> str:
-    for word, kind in (("partition", "partition"), ("clock", "clock"), ("kill", "kill"),
-                       ("pause", "pause"), ("member", "membership"), ("loss", "loss")):
-        if word in k:
-            return kind
-    return k
-
-
-def _nodes_in(value: Any, nodes: set[str]) -> list[str]:
-    found: list[str] = []
-
-    def walk(v: Any) -> None:
-        if isinstance(v, str):
-            if v in nodes and v not in found:
-                found.append(v)
-        elif isinstance(v, dict):
-            for k, x in v.items():
-                walk(k)
-                walk(x)
-        elif isinstance(v, (list, tuple)):
-            for x in v:
-                walk(x)
-
-    walk(value)
-    return found
+def _names(v: Any, nodes: set[str]) -> list[str]:
+    if isinstance(v, str):
+        return [v] if v in nodes else []
+    if isinstance(v, (list, tuple)):
+        return [x for x in v if isinstance(x, str) and x in nodes]
+    return []
 
 
 def _short(v: Any, limit: int = 160) -> str:
@@ -281,29 +223,42 @@ def _short(v: Any, limit: int = 160) -> str:
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
-def _per_node_effect(kind: str, value: Any, nodes: set[str]) -> dict[str, str]:
-    """What a fault does to each node it touches, in words for the timeline."""
+def _offset(ms: Any) -> str:
+    if not isinstance(ms, (int, float)):
+        return _short(ms, 24)
+    sign = "+" if ms >= 0 else "−"
+    return f"{sign}{abs(ms) / 1000:.3g} s" if abs(ms) >= 1000 else f"{sign}{abs(ms):.3g} ms"
+
+
+def per_node_effect(kind: str, value: Any, nodes: set[str]) -> dict[str, str]:
+    """What a nemesis action did to each node, in words for the timeline.
+
+    Reads the descriptions ``tester.nemesis`` records (``drops``, ``offsets_ms``, ``killed``,
+    ``paused``, ...); any other value names its nodes, if it mentions them.
+    """
     out: dict[str, str] = {}
-    if isinstance(value, dict) and value and all(k in nodes for k in value):
-        for n, v in value.items():
-            if kind == "partition" and isinstance(v, (list, tuple)):
-                out[n] = "cut off from " + ", ".join(map(str, v)) if v else "connected"
-            elif kind == "clock":
-                out[n] = f"clock {_short(v, 24)}"
-            else:
-                out[n] = f"{kind} {_short(v, 40)}"
-        return out
-    if kind == "partition" and isinstance(value, (list, tuple)) and value and all(
-        isinstance(c, (list, tuple)) for c in value
-    ):
-        for comp in value:
-            others = sorted(nodes - set(map(str, comp)))
-            for n in comp:
-                if n in nodes:
-                    out[str(n)] = "cut off from " + ", ".join(others)
-        return out
-    for n in _nodes_in(value, nodes):
-        out[n] = kind
+    if not isinstance(value, dict):
+        return {n: kind for n in _names(value, nodes)}
+    drops = value.get("drops")
+    if isinstance(drops, dict):  # destination -> sources it drops
+        cut: dict[str, set[str]] = {}
+        for dest, srcs in drops.items():
+            for src in _names(srcs, nodes):
+                cut.setdefault(str(dest), set()).add(src)
+                cut.setdefault(src, set()).add(str(dest))
+        return {n: "cut off from " + ", ".join(sorted(peers)) for n, peers in cut.items()
+                if n in nodes}
+    offsets = value.get("offsets_ms")
+    if isinstance(offsets, dict):
+        return {n: f"clock {_offset(ms)}" for n, ms in offsets.items() if n in nodes}
+    if value.get("kind") == "strobe":
+        return {n: f"clock strobe {_offset(value.get('delta_ms'))}"
+                for n in _names(value.get("nodes"), nodes)}
+    for field_, word in (("killed", "killed"), ("paused", "paused"), ("removed", "removed"),
+                         ("restarted", "restarted"), ("resumed", "resumed"),
+                         ("added", "added back"), ("nodes", kind)):
+        for n in _names(value.get(field_), nodes):
+            out.setdefault(n, word)
     return out
 
 
@@ -314,72 +269,68 @@ class Faults:
     palette: dict[str, str]
 
 
-def fault_intervals(ops: Iterable[Op], nodes: Iterable[str], end_ns: int) -> Faults:
-    """Fault intervals from the nemesis records of a history (Jepsen style start/stop ops).
-
-    A nemesis op counts from its completion (when the fault is in force) if it has one, else
-    from its invocation. A fault still open at the end of the history lasts until the end.
-    """
-    node_set = set(nodes)
-    palette: dict[str, str] = {}
-    # Pair each nemesis invocation with its completion (the nemesis is one process).
-    events: list[tuple[int, str, Any, Any]] = []  # (time, f, value, completion value)
+def _nemesis_actions(ops: Iterable[Op]) -> list[tuple[int, str, Any, Any]]:
+    """(time, f, value, error) per nemesis action: the completion if there is one (the fault
+    is in force from then on), else the invocation."""
+    out: list[tuple[int, str, Any, Any]] = []
     pending: Op | None = None
     for op in ops:
         if op.process != NEMESIS:
             continue
         if op.type == "invoke":
             if pending is not None:
-                events.append((pending.time, pending.f, pending.value, None))
+                out.append((pending.time, pending.f, pending.value, None))
             pending = op
-        else:
-            if pending is not None and pending.f == op.f:
-                events.append((op.time, op.f, pending.value, op.value))
-                pending = None
-            else:
-                events.append((op.time, op.f, op.value, op.value))
+            continue
+        value = op.value if op.value is not None or pending is None else pending.value
+        out.append((op.time, op.f, value, op.error))
+        pending = None
     if pending is not None:
-        events.append((pending.time, pending.f, pending.value, None))
+        out.append((pending.time, pending.f, pending.value, None))
+    return out
+
+
+def fault_intervals(ops: Iterable[Op], nodes: Iterable[str], end_ns: int,
+                    colours: dict[str, str] | None = None) -> Faults:
+    """When each fault was in force, and on which nodes, from the nemesis records.
+
+    A start that reports an error (e.g. "unsupported") is a marker, not an interval; a fault
+    still in force at the end of the history lasts until the end.
+    """
+    node_set = set(nodes)
+    palette: dict[str, str] = {}
+
+    def colour(kind: str) -> str:
+        if kind not in palette:
+            palette[kind] = ((colours or {}).get(kind) or FAULT_COLOURS.get(kind)
+                             or _EXTRA_COLOURS[len(palette) % len(_EXTRA_COLOURS)])
+        return palette[kind]
 
     open_: dict[str, list[dict[str, Any]]] = {}
     intervals: list[dict[str, Any]] = []
     points: list[dict[str, Any]] = []
-    for t, f, value, result in events:
+    for t, f, value, error in _nemesis_actions(ops):
         what, kind = _classify(f)
-        detail = f + (" " + _short(value) if value is not None else "")
-        if result is not None and result != value:
-            detail += " → " + _short(result)
-        if what == "start":
-            target = value if value is not None else result
-            iv = {"kind": kind, "start": t, "end": None, "colour": fault_colour(kind, palette),
-                  "detail": detail, "nodes": _per_node_effect(kind, target, node_set), "f": f}
+        detail = f + ("" if value is None else " " + _short(value))
+        if error is not None:
+            detail += f" (error: {_short(error, 80)})"
+        if what == "start" and error is None:
+            iv = {"kind": kind, "start": t, "end": None, "colour": colour(kind),
+                  "detail": detail, "nodes": per_node_effect(kind, value, node_set)}
             open_.setdefault(kind, []).append(iv)
             intervals.append(iv)
         elif what in ("stop", "stop-all"):
-            kinds = list(open_) if what == "stop-all" else [kind]
-            stopped = _nodes_in(value, node_set) if what == "stop" and kind in ("kill", "pause") else []
-            for k in kinds:
-                still = []
-                for iv in open_.get(k, []):
-                    if stopped and iv["nodes"] and not set(iv["nodes"]) <= set(stopped):
-                        # a restart/resume of some nodes only: split the fault per node
-                        rest = {n: d for n, d in iv["nodes"].items() if n not in stopped}
-                        done = {n: d for n, d in iv["nodes"].items() if n in stopped}
-                        iv["end"], iv["nodes"] = t, done
-                        nxt = dict(iv, start=t, end=None, nodes=rest)
-                        intervals.append(nxt)
-                        still.append(nxt)
-                    else:
-                        iv["end"] = t
-                        iv["detail"] += f"; ended by {f}"
-                open_[k] = still
-        else:
-            points.append({"kind": kind, "time": t, "colour": fault_colour(kind, palette),
-                           "detail": detail, "nodes": _per_node_effect(kind, value, node_set)})
+            for k in list(open_) if what == "stop-all" else [kind]:
+                for iv in open_.pop(k, []):
+                    iv["end"] = t
+                    iv["detail"] += f"\nended by {f}"
+        if (what == "start" and error is not None) or what == "point":
+            points.append({"kind": kind, "time": t, "colour": colour(kind), "detail": detail,
+                           "nodes": per_node_effect(kind, value, node_set)})
     for iv in intervals:
         if iv["end"] is None:
             iv["end"] = end_ns
-            iv["detail"] += "; still in force at the end of the history"
+            iv["detail"] += "\nstill in force when the history ends"
     return Faults(intervals, points, palette)
 
 
@@ -655,10 +606,10 @@ def render_report(run: Run) -> str:
     ops = run.ops
     end_ns = max((op.time for op in ops), default=0)
     names = node_names(run)
-    faults = fault_intervals(ops, names, end_ns)
+    faults = fault_intervals(ops, names, end_ns, run.test.get("nemesis_colors"))
     counts = op_counts(ops)
     checker_result = (run.results or {}).get("checker")
-    parts = visualize.partitions(checker_result, (run.results or {}).get("valid"))
+    parts = visualize.partitions(checker_result)
     views = [visualize.view_data(p, ops) for p in parts if p.valid is False]
     data = {
         "end": end_ns // 1000,

@@ -197,7 +197,7 @@
   // ------------------------------------------------------------------ cluster timeline
   function drawTimeline() {
     var canvas = document.getElementById("timeline"); if (!canvas) return;
-    var lanes = data.lanes, LANE = 40;
+    var lanes = data.lanes, LANE = 46;
     if (!lanes.length) {
       var p = document.createElement("p"); p.className = "hint";
       p.textContent = "This run has no node logs and no node-level faults to draw.";
@@ -209,7 +209,7 @@
     timeAxis(c, M.t, bottom);
     var segCount = 0;
     lanes.forEach(function (lane, li) {
-      var y0 = M.t + li * LANE + 8, h = LANE - 16;
+      var y0 = M.t + li * LANE + 14, h = LANE - 22;
       ctx.fillStyle = "#111827"; ctx.font = "bold 12px system-ui, sans-serif"; ctx.textAlign = "right";
       ctx.fillText(lane.node, M.l - 8, y0 + h / 2 + 4); ctx.textAlign = "left"; ctx.font = "11px system-ui, sans-serif";
       ctx.fillStyle = "#f3f4f6"; ctx.fillRect(M.l, y0, c.w - M.l - M.r, h);
@@ -241,7 +241,7 @@
           hits.push([x0, x1, y0, y0 + h, text]);
         } else if (kind === "clock") {
           ctx.fillStyle = e[3]; ctx.fillRect(x0, y0 - 6, x1 - x0, 4);
-          var lab = e[4].replace(/^clock /, "\u23f1 ");
+          var lab = e[4];
           ctx.fillStyle = "#6d28d9"; ctx.fillText(lab, x0 + 2, y0 - 8 + 0);
           hits.push([x0, x1, y0 - 8, y0, text]);
         } else {

@@ -123,7 +123,8 @@ def make_history(n_ops: int = 400, seed: int = 7, violate: bool = False,
     events.extend(e + (None,) for e in _nemesis_events(duration))
     events.sort(key=lambda e: (e[0], e[1]))
     ops = [Op.from_dict(dict(index=i, time=t, **d)) for i, (t, _, d, _) in enumerate(events)]
-    invoke_of = {rid: i for i, (_, _, _, rid) in enumerate(events) if rid is not None}
+    # the checker's op id: the position among the client invokes (docs/results.md)
+    invoke_of = {rid: n for n, rid in enumerate(e[3] for e in events if e[3] is not None)}
     result: dict[str, Any] = {"valid": bad is None,
                               "partitions": [{"key": k, "valid": True} for k in keys]}
     if bad is not None:
@@ -138,26 +139,37 @@ def make_history(n_ops: int = 400, seed: int = 7, violate: bool = False,
                 value = r[3][0]
             elif r[2] == "cas":
                 value = r[3][0][1]
-            steps.append({"op": invoke_of[ids[id(r)]], "state": value})
+            steps.append({"op": invoke_of[ids[id(r)]],
+                          "state": {"value": value, "text": "nil" if value is None else str(value)}})
         part = next(p for p in result["partitions"] if p["key"] == k)
         part["valid"] = False
-        part["violation"] = {"op": invoke_of[ids[id(bad)]], "linearization": steps}
+        part["violation"] = {"op": invoke_of[ids[id(bad)]], "prefix": steps,
+                             "initial_state": {"value": None, "text": "nil"}}
     return ops, result
 
 
 def _nemesis_events(duration: int):
+    """The nemesis records as ``tester.runner`` writes them: invoke, then an info completion
+    whose value describes what was done to whom."""
     d = duration
     spec = [
-        (0.15, 0.35, "start-partition", {"n1": ["n2", "n3"], "n2": ["n1"], "n3": ["n1"]}, "stop-partition"),
-        (0.45, 0.55, "kill", ["n3"], "start"),
-        (0.62, 0.72, "pause", ["n2"], "resume"),
-        (0.80, 0.92, "bump-clock", {"n2": "+5s"}, "reset-clock"),
+        (0.15, "start-partition", {"kind": "one", "drops": {"n1": ["n2", "n3"], "n2": ["n1"],
+                                                             "n3": ["n1"]}, "errors": None}),
+        (0.35, "stop-partition", {"healed": "network", "errors": None}),
+        (0.45, "start-kill", {"target": "one", "killed": ["n3"], "errors": None}),
+        (0.55, "stop-kill", {"restarted": ["n3"], "errors": None}),
+        (0.62, "start-pause", {"target": "one", "paused": ["n2"], "errors": None}),
+        (0.72, "stop-pause", {"resumed": ["n2"], "errors": None}),
+        (0.80, "start-clock", {"kind": "bump", "target": "one", "offsets_ms": {"n2": 5000.0},
+                               "errors": None}),
+        (0.92, "stop-clock", {"kind": "reset", "nodes": NODES, "errors": None}),
+        (0.995, "heal-all", {"healed": ["clock", "kill", "partition", "pause"], "errors": None}),
     ]
     out = []
-    for a, b, f_on, val, f_off in spec:
-        for t, f, v in ((int(a * d), f_on, val), (int(b * d), f_off, None)):
-            out.append((t, 0, dict(process="nemesis", type="invoke", f=f, value=v)))
-            out.append((t + 2 * MS, 1, dict(process="nemesis", type="info", f=f, value=v)))
+    for frac, f, value in spec:
+        t = int(frac * d)
+        out.append((t, 0, dict(process="nemesis", type="invoke", f=f, value=None)))
+        out.append((t + 2 * MS, 1, dict(process="nemesis", type="info", f=f, value=value)))
     return out
 
 
