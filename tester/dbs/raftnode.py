@@ -20,6 +20,7 @@ from __future__ import annotations
 import secrets
 import shlex
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ ENV = f"{HOME}/raftnode.env"
 SECRET = f"{HOME}/secret"
 DATA = "/var/lib/raftnode/data"
 CLOCK = "/var/lib/raftnode/faketime"
+PID_FILE = "/var/lib/raftnode/raftnode.pid"  # raftnodectl's default
 NODE_LOG = "/var/log/raftnode/node.log"
 STDOUT_LOG = "/var/log/raftnode/stdout.log"
 DEFAULT_PORT = 7000
@@ -81,16 +83,18 @@ class RaftnodeDB:
         self._zipapp = Path(zipapp) if zipapp else None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._setup_args: list[str] | None = None
+        self._lock = threading.Lock()
 
     # --- deployment -----------------------------------------------------------------------
     def zipapp(self) -> Path:
         """Build the raftnode zipapp once per adapter (from this checkout's raftnode/)."""
-        if self._zipapp is None:
-            from raftnode.zipapp import build
+        with self._lock:  # setup runs on every node in parallel
+            if self._zipapp is None:
+                from raftnode.zipapp import build
 
-            self._tmp = tempfile.TemporaryDirectory(prefix="raftlab-zipapp-")
-            self._zipapp = build(Path(self._tmp.name) / "raftnode.pyz")
-        return self._zipapp
+                self._tmp = tempfile.TemporaryDirectory(prefix="raftlab-zipapp-")
+                self._zipapp = build(Path(self._tmp.name) / "raftnode.pyz")
+            return self._zipapp
 
     def _args(self, opts: dict[str, Any]) -> list[str]:
         args: list[str] = []
