@@ -459,7 +459,8 @@ def key_counts(ops: list[Op]) -> dict[str, Counter[str]]:
 # --------------------------------------------------------------------------- HTML
 
 
-def _e(v: Any) -> str:
+def esc(v: Any) -> str:
+    """HTML-escape any value (non-strings as JSON) for text and attributes."""
     return html.escape(v if isinstance(v, str) else json.dumps(v, default=str), quote=True)
 
 
@@ -500,14 +501,14 @@ def _banner(run: Run, counts: dict[str, Any], duration_ns: int) -> str:
         ("duration", _fmt_duration(duration_ns)),
     ]
     facts_html = "".join(
-        f"<span class=\"fact\"><b>{_e(k)}</b> {_e(str(val))}</span>" for k, val in facts
+        f"<span class=\"fact\"><b>{esc(k)}</b> {esc(str(val))}</span>" for k, val in facts
     )
     why = {True: "every key's history is linearizable",
            False: "a history that no sequential execution explains was found",
            "unknown": "the checker could not decide (timeout, crash or missing results)"}[v]
     return (
         f"<header class=\"banner {VERDICT_CLASS[v]}\"><div class=\"verdict\">{VERDICT_TEXT[v]}"
-        f"</div><div><h1>{_e(str(name))}</h1><p class=\"why\">{_e(why)}</p>"
+        f"</div><div><h1>{esc(str(name))}</h1><p class=\"why\">{esc(why)}</p>"
         f"<div class=\"facts\">{facts_html}</div></div></header>"
     )
 
@@ -517,10 +518,10 @@ def _links(run: Run) -> str:
     for fname, label in (("history.jsonl", "raw history"), ("results.json", "results"),
                          ("test.json", "configuration"), ("raftlab.log", "tester log")):
         if (run.dir / fname).exists():
-            items.append(f"<a href=\"{_e(fname)}\">{_e(label)}</a>")
+            items.append(f"<a href=\"{esc(fname)}\">{esc(label)}</a>")
     for node, files in run.log_files.items():
         for f in files:
-            items.append(f"<a href=\"{_e(f)}\">{_e(node)}: {_e(Path(f).name)}</a>")
+            items.append(f"<a href=\"{esc(f)}\">{esc(node)}: {esc(Path(f).name)}</a>")
     return "<nav class=\"links\">" + " · ".join(items) + "</nav>" if items else ""
 
 
@@ -535,11 +536,11 @@ def _counts_html(counts: dict[str, Any], faults: Faults) -> str:
         ("faults", len(faults.intervals) + len(faults.points), ""),
     ]
     html_cards = "".join(
-        f"<div class=\"card {c}\"><div class=\"n\">{n:,}</div><div>{_e(label)}</div></div>"
+        f"<div class=\"card {c}\"><div class=\"n\">{n:,}</div><div>{esc(label)}</div></div>"
         for label, n, c in cards
     )
     rows = "".join(
-        f"<tr><td>{_e(f)}</td><td>{c.get('ok', 0):,}</td><td>{c.get('fail', 0):,}</td>"
+        f"<tr><td>{esc(f)}</td><td>{c.get('ok', 0):,}</td><td>{c.get('fail', 0):,}</td>"
         f"<td>{c.get('info', 0):,}</td></tr>"
         for f, c in counts["by_f"].items()
     )
@@ -571,11 +572,11 @@ def _keys_html(run: Run, parts: list[visualize.Partition], kc: dict[str, Counter
         p = verdicts.get(k)
         link = ""
         if p is not None and p.valid is False:
-            link = f"<a href=\"#lin-{_e(visualize.anchor(k))}\">show the failure</a>"
+            link = f"<a href=\"#lin-{esc(visualize.anchor(k))}\">show the failure</a>"
         elif p is not None and p.note:
-            link = _e(p.note)
+            link = esc(p.note)
         rows.append(
-            f"<tr class=\"{VERDICT_CLASS[v]}\"><td><code>{_e(k)}</code></td>"
+            f"<tr class=\"{VERDICT_CLASS[v]}\"><td><code>{esc(k)}</code></td>"
             f"<td><span class=\"pill {VERDICT_CLASS[v]}\">{VERDICT_TEXT[v]}</span></td>"
             f"<td>{c.get('ok', 0):,}</td><td>{c.get('fail', 0):,}</td><td>{c.get('info', 0):,}</td>"
             f"<td>{link}</td></tr>"
@@ -591,7 +592,7 @@ def _keys_html(run: Run, parts: list[visualize.Partition], kc: dict[str, Counter
 
 def _config_html(run: Run) -> str:
     rows = "".join(
-        f"<tr><td><code>{_e(k)}</code></td><td><code>{_e(_short(v, 400))}</code></td></tr>"
+        f"<tr><td><code>{esc(k)}</code></td><td><code>{esc(_short(v, 400))}</code></td></tr>"
         for k, v in _flatten(run.test)
         if k
     )
@@ -621,7 +622,7 @@ def render_report(run: Run) -> str:
         "lanes": node_lanes(run, faults, end_ns),
         "lin": views,
     }
-    problems = "".join(f"<li>{_e(p)}</li>" for p in run.problems)
+    problems = "".join(f"<li>{esc(p)}</li>" for p in run.problems)
     lin_section = ""
     if views:
         lin_section = (
@@ -676,7 +677,7 @@ def write_report(run_dir: str | os.PathLike[str]) -> Path:
 class RunSummary:
     """One line of an index page."""
 
-    dir: Path
+    dir: Path | None  # None: the run never got a folder (e.g. its fleet was missing)
     name: str
     started: str
     verdict: Any
@@ -685,10 +686,16 @@ class RunSummary:
     nemesis: str
     seed: str
     error: str = ""
+    bad_keys: list[str] = field(default_factory=list)
 
-    @property
-    def report(self) -> Path:
-        return self.dir / "report.html"
+    def href(self, base: Path) -> str | None:
+        """The link to the run's report (or its folder) relative to ``base``."""
+        if self.dir is None:
+            return None
+        target = self.dir / "report.html"
+        if not target.exists():
+            return os.path.relpath(self.dir, base).replace(os.sep, "/") + "/"
+        return os.path.relpath(target, base).replace(os.sep, "/")
 
 
 _STAMP = re.compile(r"^\d{8}T\d{6}")
@@ -712,7 +719,8 @@ def summarize(run_dir: str | os.PathLike[str], error: str = "") -> RunSummary:
         workload=_name_of(_first(test, "workload")),
         nemesis=_name_of(_first(test, "nemesis", "nemeses", default="none")),
         seed=str(_first(test, "seed", default="")),
-        error=error,
+        error=error or "; ".join(str(e) for e in res.get("errors") or []),
+        bad_keys=[p.label for p in visualize.partitions(res.get("checker")) if p.valid is False],
     )
 
 
@@ -738,15 +746,14 @@ def render_index(title: str, runs: list[RunSummary], base: Path, extra: str = ""
     rows = []
     for r in runs:
         cls = VERDICT_CLASS[r.verdict]
-        target = r.report if r.report.exists() else r.dir
-        href = os.path.relpath(target, base).replace(os.sep, "/")
-        if target == r.dir:
-            href += "/"
+        href = r.href(base)
+        name = f"<a href=\"{esc(href)}\">{esc(r.name)}</a>" if href else esc(r.name)
+        bad = ", ".join(r.bad_keys[:8]) + (" …" if len(r.bad_keys) > 8 else "")
         rows.append(
             f"<tr class=\"{cls}\"><td><span class=\"pill {cls}\">{VERDICT_TEXT[r.verdict]}</span></td>"
-            f"<td><a href=\"{_e(href)}\">{_e(r.name)}</a></td><td>{_e(r.started)}</td>"
-            f"<td>{_e(r.db)}</td><td>{_e(r.workload)}</td><td>{_e(r.nemesis)}</td>"
-            f"<td>{_e(r.seed)}</td><td>{_e(r.error)}</td></tr>"
+            f"<td>{name}</td><td>{esc(r.started)}</td>"
+            f"<td>{esc(r.db)}</td><td>{esc(r.workload)}</td><td>{esc(r.nemesis)}</td>"
+            f"<td>{esc(r.seed)}</td><td>{esc(bad)}</td><td>{esc(r.error)}</td></tr>"
         )
     summary = " · ".join(
         f"<span class=\"pill {c}\">{tally.get(c, 0)} {c}</span>" for c in ("invalid", "unknown", "valid")
@@ -754,10 +761,11 @@ def render_index(title: str, runs: list[RunSummary], base: Path, extra: str = ""
     worst = "invalid" if tally.get("invalid") else "unknown" if tally.get("unknown") else "valid"
     body = (
         f"<header class=\"banner {worst if runs else 'unknown'}\"><div class=\"verdict\">"
-        f"{len(runs)} run{'s' if len(runs) != 1 else ''}</div><div><h1>{_e(title)}</h1>"
+        f"{len(runs)} run{'s' if len(runs) != 1 else ''}</div><div><h1>{esc(title)}</h1>"
         f"<div class=\"facts\">{summary}</div></div></header><main>{extra}"
         "<table class=\"grid\" id=\"runs\"><thead><tr><th>verdict</th><th>test</th><th>started</th>"
-        "<th>db</th><th>workload</th><th>nemesis</th><th>seed</th><th>error</th></tr></thead>"
+        "<th>db</th><th>workload</th><th>nemesis</th><th>seed</th><th>non-linearizable keys</th>"
+        "<th>errors</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table></main>"
     )
     return visualize.page(title, body, _template("report.css"))

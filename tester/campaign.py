@@ -1,0 +1,363 @@
+"""``raftlab campaign FILE.yml``: a matrix of test runs that a release pipeline can gate on.
+
+A campaign file names the databases, workloads, nemeses and seeds to combine, plus settings
+shared by every run (any ``raftlab test`` option, spelled with underscores)::
+
+    name: release-gate
+    store: reports              # optional (default: reports)
+    dbs: [raftnode]
+    workloads: [registers]
+    nemeses: [partition, "kill,pause", none]
+    seeds: 3                    # or a list: [1, 7, 42]
+    settings:
+      fleet: raftlab
+      time_limit: 30
+      concurrency: 2n
+
+Every cell of dbs × workloads × nemeses × seeds is one run. The campaign prints its progress,
+then writes ``index.html`` (every run coloured by its verdict, linked to its report) and
+``junit.xml`` (one test case per run) into ``<store>/campaigns/<name>/<timestamp>/`` and
+exits with the worst verdict: 0 valid, 1 invalid, 2 unknown (a run that could not be run
+counts as unknown); 254 when the campaign file is bad, with the field named.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from checker.verdict import EXIT_BAD_INPUT, exit_code, worst
+from tester.report import VERDICT_TEXT, RunSummary, render_index, summarize
+
+#: runs one configuration (a dict of ``raftlab test`` settings) and returns its run folder
+RunOne = Callable[[dict[str, Any]], Path]
+
+_KNOWN = {"name", "store", "dbs", "workloads", "nemeses", "seeds", "settings", "junit", "out"}
+_MATRIX = ("db", "workload", "nemesis", "seed")
+
+
+class CampaignError(ValueError):
+    """A bad campaign file; the message names the file and the field."""
+
+
+class RunFailed(RuntimeError):
+    """One run could not be carried out (it has no verdict); the campaign goes on."""
+
+    def __init__(self, message: str, run_dir: Path | None = None):
+        super().__init__(message)
+        self.run_dir = run_dir
+
+
+@dataclass
+class Campaign:
+    name: str
+    dbs: list[str]
+    workloads: list[str]
+    nemeses: list[str]
+    seeds: list[int]
+    settings: dict[str, Any] = field(default_factory=dict)
+    store: str = "reports"
+    junit: str | None = None
+    out: str | None = None
+
+    def matrix(self) -> list[dict[str, Any]]:
+        """One configuration per run, in a stable order (seed varies fastest)."""
+        cells = itertools.product(self.dbs, self.workloads, self.nemeses, self.seeds)
+        return [
+            {**self.settings, "store": self.store, "db": db, "workload": w, "nemesis": n,
+             "seed": s, "name": _slug(f"{self.name}-{db.split(':')[-1]}-{w}-{n}")}
+            for db, w, n, s in cells
+        ]
+
+
+def _slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("_").lower()
+
+
+def _names(path: str, data: dict[str, Any], field_: str) -> list[str]:
+    v = data.get(field_)
+    if v is None:
+        raise CampaignError(f"{path}: field {field_!r} is missing (a list of names)")
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list) or not v or not all(isinstance(x, str) and x.strip() for x in v):
+        raise CampaignError(f"{path}: field {field_!r} must be a non-empty list of names, got {v!r}")
+    return [x.strip() for x in v]
+
+
+def parse(data: Any, path: str = "campaign") -> Campaign:
+    """Validate a decoded campaign document; errors name the field."""
+    if not isinstance(data, dict):
+        raise CampaignError(f"{path}: expected a mapping of fields, got {type(data).__name__}")
+    unknown = sorted(set(map(str, data)) - _KNOWN)
+    if unknown:
+        raise CampaignError(f"{path}: unknown field {unknown[0]!r}; expected "
+                            f"{', '.join(sorted(_KNOWN))}")
+    name = data.get("name", Path(path).stem)
+    if not isinstance(name, str) or not _slug(name):
+        raise CampaignError(f"{path}: field 'name' must be a non-empty string, got {name!r}")
+    seeds = data.get("seeds", 1)
+    if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1:
+        seeds = list(range(1, seeds + 1))
+    elif not (isinstance(seeds, list) and seeds
+              and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+        raise CampaignError(f"{path}: field 'seeds' must be a positive count or a list of "
+                            f"integers, got {seeds!r}")
+    settings = data.get("settings") or {}
+    if not isinstance(settings, dict):
+        raise CampaignError(f"{path}: field 'settings' must be a mapping, got {settings!r}")
+    clash = sorted(set(settings) & set(_MATRIX) | ({"name"} & set(settings)))
+    if clash:
+        raise CampaignError(f"{path}: field 'settings.{clash[0]}' is set by the matrix; use "
+                            f"'{clash[0]}s' (or the campaign name) instead")
+    for k, v in settings.items():
+        if not isinstance(k, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", k):
+            raise CampaignError(f"{path}: field 'settings.{k}': expected an option name such "
+                                f"as time_limit")
+        if not isinstance(v, (str, int, float, bool, list)) or (
+            isinstance(v, list) and not all(isinstance(x, (str, int, float)) for x in v)
+        ):
+            raise CampaignError(f"{path}: field 'settings.{k}' must be a value or a list of "
+                                f"values, got {v!r}")
+    for k in ("store", "junit", "out"):
+        if data.get(k) is not None and not isinstance(data[k], str):
+            raise CampaignError(f"{path}: field {k!r} must be a path, got {data[k]!r}")
+    camp = Campaign(name, _names(path, data, "dbs"), _names(path, data, "workloads"),
+                    _names(path, data, "nemeses"), seeds, settings,
+                    data.get("store") or "reports", data.get("junit"), data.get("out"))
+    _check_names(path, camp)
+    return camp
+
+
+def _check_names(path: str, camp: Campaign) -> None:
+    """Catch a misspelt nemesis or workload now, not after an hour of runs."""
+    try:
+        from tester import nemesis as nem
+        from tester import workload as wl
+    except ImportError:  # pragma: no cover - the tester is part of raftlab
+        return
+    for i, n in enumerate(camp.nemeses):
+        try:
+            nem.parse(n)
+        except ValueError as e:
+            raise CampaignError(f"{path}: field 'nemeses[{i}]': {e}") from None
+    for i, w in enumerate(camp.workloads):
+        if w not in wl.WORKLOADS:
+            raise CampaignError(f"{path}: field 'workloads[{i}]': unknown workload {w!r}; "
+                                f"expected one of {', '.join(wl.WORKLOADS)}")
+
+
+def load(path: str | Path) -> Campaign:
+    """Read and validate a campaign YAML file."""
+    import yaml
+
+    p = str(path)
+    try:
+        with open(p, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise CampaignError(f"{p}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise CampaignError(f"{p}: cannot read: {e}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise CampaignError(f"{p}{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
+    return parse(data, p)
+
+
+# --------------------------------------------------------------------------- running
+
+
+def test_argv(config: dict[str, Any]) -> list[str]:
+    """The ``raftlab test`` command line of one configuration."""
+    argv = ["test"]
+    for k, v in config.items():
+        flag = "--" + k.replace("_", "-")
+        if v is True:
+            argv.append(flag)
+        elif v is False or v is None:
+            continue
+        elif isinstance(v, list):
+            for x in v:
+                argv += [flag, str(x)]
+        else:
+            argv += [flag, str(v)]
+    return argv
+
+
+def run_test(config: dict[str, Any]) -> Path:
+    """Run one configuration with ``raftlab test`` and return its run folder."""
+    from tester.cli import build_parser
+
+    argv = test_argv(config)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:
+        raise RunFailed(f"bad settings for raftlab test (exit {e.code}): {' '.join(argv)}") from None
+    latest = Path(config.get("store", "reports")) / config["name"] / "latest"
+    before = latest.resolve() if latest.is_symlink() else None
+    code = args.func(args)
+    run_dir = latest.resolve() if latest.is_symlink() else None
+    if run_dir == before:  # the link still names an older run: this one made no folder
+        run_dir = None
+    if code == EXIT_BAD_INPUT or run_dir is None:
+        raise RunFailed(f"raftlab test exited {code} before recording a run", run_dir)
+    return run_dir
+
+
+@dataclass
+class Entry:
+    """One cell of the matrix after it ran."""
+
+    config: dict[str, Any]
+    summary: RunSummary
+    seconds: float
+
+    @property
+    def verdict(self) -> Any:
+        return self.summary.verdict
+
+
+def run_campaign(camp: Campaign, run_one: RunOne = run_test,
+                 progress: Callable[[str], None] | None = None) -> list[Entry]:
+    """Run every cell of the matrix one after another; a failed run becomes "unknown"."""
+    say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
+    cells = camp.matrix()
+    entries: list[Entry] = []
+    for i, cfg in enumerate(cells, start=1):
+        label = f"db={cfg['db']} workload={cfg['workload']} nemesis={cfg['nemesis']} seed={cfg['seed']}"
+        say(f"[{i}/{len(cells)}] {label} ...")
+        t0 = time.monotonic()
+        try:
+            summary = summarize(run_one(dict(cfg)))
+        except Exception as e:  # one broken run must not stop the gate from reporting
+            run_dir = getattr(e, "run_dir", None)
+            msg = f"{type(e).__name__}: {e}" if not isinstance(e, RunFailed) else str(e)
+            summary = summarize(run_dir, error=msg) if run_dir else RunSummary(
+                None, cfg["name"], "", "unknown", cfg["db"], cfg["workload"], cfg["nemesis"],
+                str(cfg["seed"]), msg)
+            summary.verdict = "unknown"
+        secs = time.monotonic() - t0
+        entries.append(Entry(cfg, summary, secs))
+        tail = f" {summary.error}" if summary.error else ""
+        where = f" {summary.dir}" if summary.dir else ""
+        say(f"[{i}/{len(cells)}] {label} -> {VERDICT_TEXT[summary.verdict]} "
+            f"({secs:.1f} s){where}{tail}")
+    return entries
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def write_junit(camp: Campaign, entries: list[Entry], path: Path) -> Path:
+    """JUnit XML: a test case per run; invalid is a failure, unknown an error."""
+    failures = sum(1 for e in entries if e.verdict is False)
+    errors = sum(1 for e in entries if e.verdict == "unknown")
+    total = sum(e.seconds for e in entries)
+    suites = ET.Element("testsuites", name=f"raftlab campaign {camp.name}", tests=str(len(entries)),
+                        failures=str(failures), errors=str(errors), time=f"{total:.3f}")
+    suite = ET.SubElement(suites, "testsuite", name=camp.name, tests=str(len(entries)),
+                          failures=str(failures), errors=str(errors), skipped="0",
+                          time=f"{total:.3f}",
+                          timestamp=time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()))
+    for e in entries:
+        c, s = e.config, e.summary
+        case = ET.SubElement(suite, "testcase", classname=f"raftlab.{c['db']}.{c['workload']}",
+                             name=f"nemesis={c['nemesis']} seed={c['seed']}", time=f"{e.seconds:.3f}")
+        where = f"run folder: {s.dir}\nreport: {s.dir / 'report.html'}" if s.dir else "no run folder"
+        if e.verdict is False:
+            keys = ", ".join(s.bad_keys) or "see the report"
+            f = ET.SubElement(case, "failure", type="invalid",
+                              message=f"history is not linearizable (keys: {keys})")
+            f.text = where
+        elif e.verdict == "unknown":
+            err = ET.SubElement(case, "error", type="unknown",
+                                message=s.error or "the verdict is unknown")
+            err.text = where
+        ET.SubElement(case, "system-out").text = where
+    ET.indent(suites)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)
+    return path
+
+
+def write_index(camp: Campaign, entries: list[Entry], out: Path) -> Path:
+    """index.html: every run coloured by verdict, linked to its report."""
+    out.mkdir(parents=True, exist_ok=True)
+    verdict = worst(e.verdict for e in entries)
+    extra = (
+        f"<p>{len(camp.dbs)} db × {len(camp.workloads)} workload × {len(camp.nemeses)} nemesis "
+        f"× {len(camp.seeds)} seed = {len(entries)} runs · worst verdict "
+        f"<b>{VERDICT_TEXT[verdict]}</b> (exit {exit_code(verdict)}) · "
+        "<a href=\"junit.xml\">JUnit XML</a> · <a href=\"campaign.json\">campaign.json</a></p>"
+    )
+    page = render_index(f"campaign {camp.name}", [e.summary for e in entries], out, extra)
+    (out / "index.html").write_text(page, encoding="utf-8")
+    (out / "campaign.json").write_text(json.dumps({
+        "name": camp.name, "valid": verdict,
+        "runs": [{"config": e.config, "valid": e.verdict, "seconds": round(e.seconds, 3),
+                  "run_dir": str(e.summary.dir) if e.summary.dir else None,
+                  "error": e.summary.error or None} for e in entries],
+    }, indent=2, default=str), encoding="utf-8")
+    return out / "index.html"
+
+
+def output_dir(camp: Campaign) -> Path:
+    if camp.out:
+        return Path(camp.out)
+    return Path(camp.store) / "campaigns" / _slug(camp.name) / time.strftime("%Y%m%dT%H%M%S",
+                                                                             time.gmtime())
+
+
+def main(path: str, run_one: RunOne = run_test, out: str | None = None,
+         junit: str | None = None, dry_run: bool = False) -> int:
+    """Run a campaign file; the exit code is the worst verdict (254 for a bad file)."""
+    try:
+        camp = load(path)
+    except CampaignError as e:
+        print(f"raftlab campaign: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if out:
+        camp.out = out
+    if dry_run:
+        for cfg in camp.matrix():
+            print("raftlab " + " ".join(test_argv(cfg)))
+        return 0
+    entries = run_campaign(camp, run_one)
+    d = output_dir(camp)
+    index = write_index(camp, entries, d)
+    xml = write_junit(camp, entries, Path(junit or camp.junit or d / "junit.xml"))
+    verdict = worst(e.verdict for e in entries)
+    tally = {w: sum(1 for e in entries if VERDICT_TEXT[e.verdict] == w)
+             for w in ("VALID", "INVALID", "UNKNOWN")}
+    print(f"campaign {camp.name}: {VERDICT_TEXT[verdict]} "
+          f"({', '.join(f'{n} {w.lower()}' for w, n in tally.items())})")
+    print(f"index: {index}")
+    print(f"junit: {xml}")
+    return exit_code(verdict)
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "campaign",
+        help="run a matrix of tests (dbs × workloads × nemeses × seeds) and gate on it",
+        description="Run every combination in FILE.yml, write an index page and JUnit XML, "
+        "and exit with the worst verdict: 0 valid, 1 invalid, 2 unknown, 254 bad file.",
+    )
+    p.add_argument("file", metavar="FILE.yml", help="the campaign file")
+    p.add_argument("--out", metavar="DIR",
+                   help="where index.html and junit.xml go (default "
+                   "<store>/campaigns/<name>/<timestamp>)")
+    p.add_argument("--junit", metavar="PATH", help="write the JUnit XML here instead")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the raftlab test command of every run and stop")
+    p.set_defaults(func=lambda a: main(a.file, out=a.out, junit=a.junit, dry_run=a.dry_run))
