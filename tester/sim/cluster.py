@@ -97,6 +97,7 @@ class NodeHooks:
 
     on_ready: Callable[[SimNode, Ready], None] | None = None
     on_apply: Callable[[SimNode, Entry], None] | None = None
+    on_ack: Callable[[SimNode, int, int], None] | None = None  # (node, index, term) acked
 
 
 class SimNode:
@@ -202,6 +203,8 @@ class SimNode:
             elif e.kind == CONFIG:
                 req.on_done("ok", None, None)
             elif isinstance(result, dict):
+                if result["status"] == "ok" and self.hooks.on_ack is not None:
+                    self.hooks.on_ack(self, e.index, e.term)
                 req.on_done(result["status"], result.get("value"), result.get("error"))
 
     def _release_reads(self) -> None:

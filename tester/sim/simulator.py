@@ -1,0 +1,657 @@
+"""One seed, one deterministic run: raftnode cores under a simulated network, clock and nemesis.
+
+Everything random comes from the seed, through separate streams (plan, network, clients,
+cores), and simulated time only moves when the event queue says so; the same seed therefore
+gives the same trace and the same history, byte for byte.
+
+* **Plan** (:func:`make_plan`): the faults -- partitions of every kind the nemesis knows,
+  kill -9 of one node, of a majority or of all nodes (losing what was not fsynced) and their
+  restarts, pauses, clock rate changes and jumps, packet-loss bursts, membership changes,
+  leadership transfers -- and the number of client operations. Shrinking edits the plan.
+* **Network**: per-seed delay, loss, duplication and reordering between nodes; partitions
+  drop messages between the sides. Client links are reliable but a dead or paused node does
+  not answer.
+* **Clocks**: each node ticks every ``TICK_MS / rate`` ms; a clock fault changes ``rate`` or
+  jumps the node forward by some ticks. A paused node catches up on its missed ticks when it
+  resumes (its monotonic clock kept running).
+* **Clients**: workers issue read/write/cas over a few keys, one op at a time, to the node
+  they believe leads; a ``not-leader`` answer redirects them, a timeout or an ``unknown``
+  answer makes them retry with the same session (client id + seq); an op whose outcome they
+  cannot learn is ``info``. The history uses raftlab's record format.
+* **Checks**: :mod:`tester.sim.invariants` on every Ready, log matching periodically, then
+  the linearizability checker on the history.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from checker.history import Op
+from raftnode.core import ProposalRejected
+from raftnode.types import LEADER, Message, NotLeader
+from tester.sim.cluster import Cluster, NodeHooks, Request, SimNode
+from tester.sim.invariants import Invariants, Violation
+
+TICK_MS = 10.0  # one Raft tick of simulated time at clock rate 1.0
+ELECTION = (10, 20)  # election timeout in ticks (100-200 ms)
+HEARTBEAT = 3
+FLUSH_MS = 60.0  # the ack-before-sync flush timer
+CLIENT_TIMEOUT_MS = 150.0
+ATTEMPTS = 6  # tries per client op (same session seq) before it is given up as info
+SETTLE_MS = 1500.0  # after the last op: heal everything and let the cluster converge
+LOG_CHECK_EVERY = 500  # events between log-matching checks
+
+FAULT_KINDS = (
+    "partition-halves", "partition-one", "partition-leader", "partition-ring",
+    "partition-bridge", "kill", "kill-majority", "kill-all", "pause", "clock-rate",
+    "clock-jump", "loss", "member-remove", "member-add", "transfer",
+)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One nemesis action: starts at ``at`` ms, undone ``duration`` ms later."""
+
+    at: float
+    kind: str
+    duration: float
+    arg: float = 0.0  # clock rate, jump ticks or loss rate
+    pick: int = 0  # which node(s): an index into the sorted candidates, modulo their number
+
+    def describe(self) -> str:
+        extra = f" arg={self.arg:g}" if self.arg else ""
+        return f"{self.at:8.1f}ms {self.kind} for {self.duration:.0f}ms pick={self.pick}{extra}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a seed does. Shrinking removes faults and ops, keeping the seed's other streams."""
+
+    seed: int
+    nodes: int = 3
+    ops: int = 200
+    clients: int = 5
+    keys: int = 3
+    unsafe: frozenset[str] = frozenset()
+    faults: tuple[Fault, ...] = ()
+    loss: float = 0.0
+    dup: float = 0.0
+    reorder: float = 0.0
+    max_delay: float = 3.0
+    lease_reads: bool = False
+    compact_every: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed, "nodes": self.nodes, "ops": self.ops, "clients": self.clients,
+            "keys": self.keys, "unsafe": sorted(self.unsafe), "loss": self.loss,
+            "dup": self.dup, "reorder": self.reorder, "max_delay": self.max_delay,
+            "lease_reads": self.lease_reads, "compact_every": self.compact_every,
+            "faults": [f.describe().strip() for f in self.faults],
+        }
+
+
+def make_plan(seed: int, nodes: int = 3, ops: int = 200,
+              unsafe: frozenset[str] = frozenset()) -> Plan:
+    """Draw a fault schedule and network profile for ``seed``."""
+    rng = random.Random(f"plan:{seed}")
+    span = ops * 6.0  # roughly how long the clients will take, in ms
+    faults = []
+    t = rng.uniform(100, 300)
+    while t < span:
+        kind = rng.choice(FAULT_KINDS)
+        dur = rng.uniform(50, 500)
+        arg = 0.0
+        if kind == "clock-rate":
+            arg = rng.choice((0.25, 0.5, 2.0, 3.0, 5.0))
+        elif kind == "clock-jump":
+            arg = float(rng.randint(5, 40))
+        elif kind == "loss":
+            arg = rng.choice((0.2, 0.5, 0.9))
+        faults.append(Fault(round(t, 1), kind, round(dur, 1), arg, rng.randrange(1 << 16)))
+        t += rng.uniform(40, 300)
+    profile = rng.random()
+    return Plan(
+        seed=seed, nodes=nodes, ops=ops, unsafe=frozenset(unsafe), faults=tuple(faults),
+        loss=0.0 if profile < 0.3 else rng.choice((0.01, 0.05, 0.1)),
+        dup=0.0 if profile < 0.5 else rng.choice((0.01, 0.05)),
+        reorder=0.0 if profile < 0.4 else rng.choice((0.05, 0.2)),
+        max_delay=rng.choice((1.0, 3.0, 8.0)),
+        lease_reads=bool(unsafe & {"lease-no-drift"}),
+        compact_every=rng.choice((0, 0, 20, 50)),
+    )
+
+
+@dataclass
+class SimResult:
+    plan: Plan
+    violation: Violation | None
+    trace: list[str]
+    history: list[Op]
+    stats: dict[str, int] = field(default_factory=dict)
+    checker: Any = None  # the checker's CheckResult when it ran
+
+    @property
+    def failed(self) -> bool:
+        return self.violation is not None
+
+    def trace_text(self) -> str:
+        return "\n".join(self.trace) + "\n"
+
+
+class _Client:
+    __slots__ = ("idx", "process", "guess", "seq", "done", "op", "attempt", "maybe_applied",
+                 "deadline_id", "seen")
+
+    def __init__(self, idx: int, guess: str):
+        self.idx = idx
+        self.process = idx
+        self.guess = guess
+        self.seq = 0
+        self.done = 0
+        self.op: dict[str, Any] | None = None
+        self.attempt = 0
+        self.maybe_applied: set[int] = set()  # attempts a node may have appended
+        self.deadline_id = 0
+        self.seen: dict[str, Any] = {}  # key -> the last value this client saw there
+
+
+class Simulation:
+    """Runs one :class:`Plan`; ``run()`` returns a :class:`SimResult`."""
+
+    def __init__(self, plan: Plan, check_history: bool = True):
+        self.plan = plan
+        self.check_history = check_history
+        self.ids = [f"n{i + 1}" for i in range(plan.nodes)]
+        self.spare = f"n{plan.nodes + 1}"  # joins by a membership change
+        self.inv = Invariants()
+        hooks = NodeHooks(on_ready=self._on_ready, on_apply=self.inv.on_apply,
+                          on_ack=self.inv.on_ack)
+        self.cluster = Cluster(self.ids + [self.spare], voters=self.ids, unsafe=plan.unsafe,
+                               seed=plan.seed, election=ELECTION, heartbeat=HEARTBEAT,
+                               lease_reads=plan.lease_reads, compact_every=plan.compact_every,
+                               hooks=hooks)
+        self.net = random.Random(f"net:{plan.seed}")
+        self.crng = random.Random(f"clients:{plan.seed}")
+        self.now = 0.0
+        self._q: list[tuple[float, int, str, Any]] = []
+        self._seq = 0
+        self.trace: list[str] = []
+        self.history: list[Op] = []
+        self.rate = dict.fromkeys(self.cluster.ids, 1.0)
+        # paused node -> what queued up meanwhile: ("tick", None), ("msg", m), ("req", request)
+        self.paused: dict[str, list[tuple[str, Any]]] = {}
+        self.cut: set[tuple[str, str]] = set()
+        self.burst_loss = 0.0
+        self.values = 0
+        self.stats = {"events": 0, "messages": 0, "faults": 0, "ops": 0}
+        self.clients = [_Client(i, self.crng.choice(self.ids)) for i in range(plan.clients)]
+        self.per_client = [plan.ops // plan.clients + (1 if i < plan.ops % plan.clients else 0)
+                           for i in range(plan.clients)]
+        self.finished_clients = 0
+        self.settling = False
+
+    # ---------------------------------------------------------------- plumbing
+
+    def _push(self, at: float, kind: str, data: Any) -> None:
+        self._seq += 1
+        heapq.heappush(self._q, (at, self._seq, kind, data))
+
+    def _log(self, text: str) -> None:
+        self.trace.append(f"{self.now:9.2f} {text}")
+
+    def _on_ready(self, node: SimNode, rd: Any) -> None:
+        ss = rd.soft_state
+        if ss is not None:
+            self._log(f"{node.id} {ss.role} term={ss.term} leader={ss.leader}")
+        for ev in rd.events:
+            if ev.get("event") in ("membership", "snapshot", "check_quorum_lost",
+                                   "removed_step_down", "committed_entry_conflict"):
+                self._log(f"{node.id} {ev}")
+        self.inv.on_ready(node, rd)
+
+    def _send(self, msgs: list[Message]) -> None:
+        net, plan = self.net, self.plan
+        for m in msgs:
+            self.stats["messages"] += 1
+            if (m.src, m.dst) in self.cut:
+                continue
+            if net.random() < plan.loss or (self.burst_loss and net.random() < self.burst_loss):
+                continue
+            delay = net.uniform(0.2, plan.max_delay)
+            if plan.reorder and net.random() < plan.reorder:
+                delay += net.uniform(5, 40)
+            self._push(self.now + delay, "msg", m)
+            if plan.dup and net.random() < plan.dup:
+                self._push(self.now + delay + net.uniform(0, 20), "msg", m)
+
+    def _schedule_tick(self, nid: str) -> None:
+        inc = self.cluster.incarnation[nid]
+        self._push(self.now + TICK_MS / self.rate[nid], "tick", (nid, inc))
+
+    # ---------------------------------------------------------------- run
+
+    def run(self) -> SimResult:
+        for nid in self.cluster.ids:
+            self._push(self.net.uniform(0, TICK_MS), "tick", (nid, 1))
+        for f in self.plan.faults:
+            self._push(f.at, "fault", f)
+        if "ack-before-sync" in self.plan.unsafe:
+            self._push(FLUSH_MS, "flush", None)
+        for c in self.clients:
+            self._push(self.crng.uniform(0, 20), "client", c.idx)
+        violation: Violation | None = None
+        try:
+            self._loop()
+            self._final_checks()
+        except Violation as v:
+            violation = v
+            self._log(f"VIOLATION {v}")
+        result = SimResult(self.plan, violation, self.trace, self.history, self.stats)
+        if violation is None and self.check_history:
+            from checker import check, load_model
+
+            res = check(self.history, load_model("cas-register"), timeout=30, explain=False)
+            result.checker = res
+            if res.valid is False:
+                bad = res.violations[0]
+                result.violation = Violation(
+                    "linearizability", f"key {bad.key}: the history is not linearizable")
+                self._log(f"VIOLATION {result.violation}")
+        return result
+
+    def _loop(self) -> None:
+        q = self._q
+        events = 0
+        end_at: float | None = None
+        while q:
+            at, _s, kind, data = heapq.heappop(q)
+            if end_at is not None and at > end_at:
+                break
+            self.now = at
+            events += 1
+            if kind == "msg":
+                self._deliver(data)
+            elif kind == "tick":
+                self._tick(*data)
+            elif kind == "client":
+                self._client_next(self.clients[data])
+            elif kind == "creq":
+                self._client_request(*data)
+            elif kind == "cresp":
+                self._client_response(*data)
+            elif kind == "ctimeout":
+                self._client_timeout(*data)
+            elif kind == "retry":
+                self._client_attempt(self.clients[data])
+            elif kind == "fault":
+                self._fault(data)
+            elif kind == "undo":
+                self._undo(*data)
+            elif kind == "flush":
+                for d in self.cluster.disks.values():
+                    d.flush()
+                self._push(self.now + FLUSH_MS, "flush", None)
+            if events % LOG_CHECK_EVERY == 0:
+                self._check_logs()
+            if end_at is None and self.finished_clients == len(self.clients):
+                end_at = self._settle()
+        self.stats["events"] = events
+
+    def _settle(self) -> float:
+        """All ops done: heal every fault and give the cluster time to converge."""
+        self.settling = True
+        self._log("settle: heal all faults")
+        self.cut.clear()
+        self.burst_loss = 0.0
+        for nid in list(self.paused):
+            self._resume(nid)
+        for nid in list(self.cluster.down):
+            self._restart(nid)
+        for nid in self.cluster.ids:
+            self.rate[nid] = 1.0
+        return self.now + SETTLE_MS
+
+    def _final_checks(self) -> None:
+        self._check_logs()
+        leaders = [n for n in self.ids + [self.spare] if n not in self.cluster.down
+                   and self.cluster.nodes[n].core.role == LEADER]
+        for nid in leaders:
+            core = self.cluster.nodes[nid].core
+            for index, term in self.inv.acked.items():
+                if index > core.snap_index and core.term_at(index) != term:
+                    raise Violation("acknowledged-write-lost",
+                                    f"entry {index} (term {term}) was acknowledged but the "
+                                    f"final leader {nid} does not have it")
+
+    def _check_logs(self) -> None:
+        cores = [n.core for i, n in self.cluster.nodes.items() if i not in self.cluster.down]
+        self.inv.check_logs(cores)
+
+    # ---------------------------------------------------------------- nodes
+
+    def _node(self, nid: str) -> SimNode | None:
+        if nid in self.cluster.down:
+            return None
+        return self.cluster.nodes[nid]
+
+    def _deliver(self, m: Message) -> None:
+        node = self._node(m.dst)
+        if node is None:
+            return
+        if m.dst in self.paused:
+            self.paused[m.dst].append(("msg", m))
+            return
+        node.core.step(m)
+        self._send(node.process())
+
+    def _tick(self, nid: str, inc: int) -> None:
+        if inc != self.cluster.incarnation[nid] or nid in self.cluster.down:
+            return
+        self._schedule_tick(nid)
+        if nid in self.paused:
+            self.paused[nid].append(("tick", None))
+            return
+        node = self.cluster.nodes[nid]
+        node.core.tick()
+        if node.core.has_ready():
+            self._send(node.process())
+
+    def _restart(self, nid: str) -> None:
+        if nid not in self.cluster.down:
+            return
+        self.cluster.start(nid)
+        self._log(f"{nid} restarted term={self.cluster.nodes[nid].core.term}")
+        self._schedule_tick(nid)
+
+    def _resume(self, nid: str) -> None:
+        queued = self.paused.pop(nid, None)
+        if queued is None or nid in self.cluster.down:
+            return
+        self._log(f"{nid} resumed ({len(queued)} queued)")
+        node = self.cluster.nodes[nid]
+        for kind, _item in queued:
+            if kind == "tick":  # its clock kept running: catch up first
+                node.core.tick()
+        self._send(node.process())
+        for kind, item in queued:
+            if kind == "msg":
+                node.core.step(item)
+            elif kind == "req":
+                node.submit(item)
+            else:
+                continue
+            self._send(node.process())
+
+    def _voters(self) -> list[str]:
+        """The voters as the most up-to-date live node sees them."""
+        live = [self.cluster.nodes[i].core for i in self.cluster.ids if i not in self.cluster.down]
+        if not live:
+            return list(self.ids)
+        best = max(live, key=lambda c: (c.term, c.last_index(), c.id))
+        return sorted(best.membership.voters) or list(self.ids)
+
+    def _leader(self) -> str | None:
+        for nid in self.cluster.ids:
+            n = self._node(nid)
+            if n is not None and n.core.role == LEADER and nid not in self.paused:
+                return nid
+        return None
+
+    # ---------------------------------------------------------------- nemesis
+
+    def _fault(self, f: Fault) -> None:
+        if self.settling:
+            return
+        self.stats["faults"] += 1
+        cl = self.cluster
+        ids = self._voters()
+        n = len(ids)
+        p = f.pick
+        undo: tuple[str, Any] | None = None
+        if f.kind.startswith("partition"):
+            sides = self._partition_sides(f.kind, ids, p)
+            cut = {(a, b) for a in cl.ids for b in cl.ids if a != b and not any(
+                a in s and b in s for s in sides)}
+            self.cut |= cut
+            self._log(f"fault {f.kind} {[sorted(s) for s in sides]}")
+            undo = ("heal", cut)
+        elif f.kind in ("kill", "kill-majority", "kill-all"):
+            k = {"kill": 1, "kill-majority": n // 2 + 1, "kill-all": n}[f.kind]
+            victims = [ids[(p + i) % n] for i in range(k)]
+            for v in victims:
+                if v not in cl.down:
+                    cl.crash(v)
+                    self.paused.pop(v, None)
+            self._log(f"fault {f.kind} {victims}")
+            undo = ("restart", victims)
+        elif f.kind == "pause":
+            v = ids[p % n]
+            if v not in cl.down and v not in self.paused:
+                self.paused[v] = []
+                self._log(f"fault pause {v}")
+                undo = ("resume", v)
+        elif f.kind == "clock-rate":
+            v = ids[p % n]
+            self.rate[v] = f.arg
+            self._log(f"fault clock-rate {v} x{f.arg:g}")
+            undo = ("rate", v)
+        elif f.kind == "clock-jump":
+            v = ids[p % n]
+            node = self._node(v)
+            if node is not None and v not in self.paused:
+                for _ in range(int(f.arg)):
+                    node.core.tick()
+                self._send(node.process())
+                self._log(f"fault clock-jump {v} +{int(f.arg)} ticks")
+        elif f.kind == "loss":
+            self.burst_loss = f.arg
+            self._log(f"fault loss {f.arg:g}")
+            undo = ("loss", None)
+        elif f.kind in ("member-add", "member-remove", "transfer"):
+            self._membership(f)
+        if undo is not None:
+            self._push(self.now + f.duration, "undo", undo)
+
+    def _partition_sides(self, kind: str, ids: list[str], p: int) -> list[set[str]]:
+        n = len(ids)
+        rot = ids[p % n:] + ids[: p % n]
+        if kind == "partition-one":
+            return [{rot[0]}, set(rot[1:])]
+        if kind == "partition-leader":
+            lead = self._leader() or rot[0]
+            return [{lead}, set(ids) - {lead}]
+        if kind == "partition-ring" and n >= 3:
+            # each node sees its neighbours only: overlapping majorities (for 3 nodes, a line)
+            return [{rot[i], rot[(i + 1) % n]} for i in range(n)]
+        if kind == "partition-bridge" and n >= 3:
+            half = n // 2
+            return [set(rot[: half + 1]), set(rot[half:])]
+        half = max(1, n // 2)
+        return [set(rot[:half]), set(rot[half:])]
+
+    def _undo(self, what: str, arg: Any) -> None:
+        if what == "heal":
+            self.cut -= arg
+            self._log("heal partition")
+        elif what == "restart":
+            for v in arg:
+                self._restart(v)
+        elif what == "resume":
+            self._resume(arg)
+        elif what == "rate":
+            self.rate[arg] = 1.0
+            self._log(f"clock-rate {arg} x1")
+        elif what == "loss":
+            self.burst_loss = 0.0
+            self._log("loss healed")
+
+    def _membership(self, f: Fault) -> None:
+        lead = self._leader()
+        if lead is None:
+            return
+        core = self.cluster.nodes[lead].core
+        m = core.membership
+        try:
+            if f.kind == "transfer":
+                others = sorted(set(m.voters) - {lead})
+                if others:
+                    target = others[f.pick % len(others)]
+                    core.transfer_leadership(target)
+                    self._log(f"fault transfer {lead} -> {target}")
+            elif f.kind == "member-add":
+                absent = sorted(n for n in self.cluster.ids
+                                if n not in m.voters and n not in m.learners)
+                if absent:
+                    node = absent[f.pick % len(absent)]
+                    core.propose_membership("add", node, node)
+                    self._log(f"fault member-add {node} via {lead}")
+            elif len(m.voters) > 3 or (len(m.voters) == 3 and self.plan.nodes == 3):
+                victims = sorted(m.voters)
+                node = victims[f.pick % len(victims)]
+                core.propose_membership("remove", node)
+                self._log(f"fault member-remove {node} via {lead}")
+        except (ProposalRejected, NotLeader) as e:
+            self._log(f"fault {f.kind} refused: {e}")
+            return
+        self._send(self.cluster.nodes[lead].process())
+
+    # ---------------------------------------------------------------- clients
+
+    def _record(self, c: _Client, typ: str, f: str, key: str, value: Any,
+                error: str | None = None) -> None:
+        self.history.append(Op(index=len(self.history), time=int(self.now * 1_000_000),
+                               type=typ, process=c.process, f=f, key=key, value=value,
+                               error=error))
+
+    def _client_next(self, c: _Client) -> None:
+        if c.done >= self.per_client[c.idx]:
+            return
+        r = self.crng
+        key = f"k{r.randrange(self.plan.keys)}"
+        roll = r.random()
+        if roll < 0.4:
+            f, value = "read", None
+        elif roll < 0.8:
+            self.values += 1
+            f, value = "write", self.values
+        else:
+            self.values += 1
+            old = c.seen.get(key) if r.random() < 0.75 else r.randint(1, self.values)
+            f, value = "cas", [old, self.values]
+        c.seq += 1
+        c.op = {"f": f, "key": key, "value": value, "seq": c.seq}
+        c.attempt = 0
+        c.maybe_applied.clear()
+        self._record(c, "invoke", f, key, value)
+        self._client_attempt(c)
+
+    def _client_attempt(self, c: _Client) -> None:
+        op = c.op
+        assert op is not None
+        c.attempt += 1
+        c.deadline_id += 1
+        f, key = op["f"], op["key"]
+        if f == "read":
+            cmd: dict[str, Any] = {"op": "get", "key": key}
+        elif f == "write":
+            cmd = {"op": "put", "key": key, "value": op["value"]}
+        else:
+            cmd = {"op": "cas", "key": key, "expected": op["value"][0], "value": op["value"][1]}
+        if f != "read":
+            cmd["client"] = f"c{c.process}"
+            cmd["seq"] = op["seq"]
+        self._push(self.now + self.crng.uniform(0.1, 1.0), "creq",
+                   (c.idx, c.deadline_id, c.guess, cmd))
+        self._push(self.now + CLIENT_TIMEOUT_MS, "ctimeout", (c.idx, c.deadline_id))
+
+    def _client_request(self, idx: int, attempt: int, nid: str, cmd: dict[str, Any]) -> None:
+        node = self._node(nid)
+        if node is None:
+            return  # connection refused: the client times out
+        c = self.clients[idx]
+        if cmd["op"] != "get":
+            c.maybe_applied.add(attempt)  # the node may append it from here on
+
+        def done(status: str, value: Any, error: str | None) -> None:
+            self._push(self.now + self.crng.uniform(0.1, 1.0), "cresp",
+                       (idx, attempt, nid, status, value, error))
+
+        req = Request(None, cmd, done)
+        if nid in self.paused:
+            self.paused[nid].append(("req", req))  # it waits in the socket until resumed
+            return
+        node.submit(req)
+        self._send(node.process())
+
+    def _client_response(self, idx: int, attempt: int, nid: str, status: str, value: Any,
+                         error: str | None) -> None:
+        c = self.clients[idx]
+        if status == "fail" and error and error.startswith("not-leader"):
+            c.maybe_applied.discard(attempt)  # refused before appending: never applied
+        if c.op is None or attempt != c.deadline_id:
+            return  # an answer to an attempt already given up on
+        f = c.op["f"]
+        if status == "ok":
+            v = value if f == "read" else c.op["value"]
+            c.seen[c.op["key"]] = v[1] if f == "cas" else v
+            self._complete(c, "ok", v)
+        elif status == "fail" and error and error.startswith("not-leader"):
+            hint = error.split(":", 1)[1]
+            c.guess = hint if hint else self.crng.choice(self.ids)
+            self._retry(c, error, backoff=not hint)
+        elif status == "fail":
+            self._complete(c, "fail", c.op["value"], error)
+        else:
+            self._retry(c, error or "unknown")
+
+    def _client_timeout(self, idx: int, attempt: int) -> None:
+        c = self.clients[idx]
+        if c.op is None or attempt != c.deadline_id:
+            return
+        c.guess = self.crng.choice(self.ids)
+        self._retry(c, "timeout")
+
+    def _retry(self, c: _Client, error: str, backoff: bool = False) -> None:
+        assert c.op is not None
+        if c.attempt < ATTEMPTS:
+            c.deadline_id += 1  # answers to the abandoned attempt are ignored
+            wait = self.crng.uniform(20, 60) if backoff else self.crng.uniform(1, 10)
+            self._push(self.now + wait, "retry", c.idx)
+            return
+        f = c.op["f"]
+        if f == "read" or not c.maybe_applied:
+            self._complete(c, "fail", c.op["value"], error)
+        else:
+            self._complete(c, "info", c.op["value"], error)
+
+    def _complete(self, c: _Client, typ: str, value: Any, error: str | None = None) -> None:
+        assert c.op is not None
+        self._record(c, typ, c.op["f"], c.op["key"], value, error)
+        self.stats["ops"] += 1
+        c.op = None
+        c.deadline_id += 1
+        c.done += 1
+        if typ == "info":
+            c.process += len(self.clients)  # Jepsen: a crashed process continues as a new one
+        if c.done >= self.per_client[c.idx]:
+            self.finished_clients += 1
+        else:
+            self._push(self.now + self.crng.uniform(0, 5), "client", c.idx)
+
+
+def run_seed(seed: int, nodes: int = 3, ops: int = 200, unsafe: frozenset[str] = frozenset(),
+             check_history: bool = True) -> SimResult:
+    """Plan and run one seed."""
+    return Simulation(make_plan(seed, nodes, ops, unsafe), check_history).run()
+
+
+def run_plan(plan: Plan, check_history: bool = True) -> SimResult:
+    return Simulation(plan, check_history).run()
+
+
+def with_faults(plan: Plan, faults: tuple[Fault, ...], ops: int | None = None) -> Plan:
+    return replace(plan, faults=faults, ops=plan.ops if ops is None else ops)
