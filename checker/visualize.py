@@ -370,7 +370,7 @@ SCRIPT = r"""
 (function () {
   "use strict";
   var NS = "http://www.w3.org/2000/svg";
-  var ROW = 26, STEP = 24, PAD = 14;
+  var ROW = 26, STEP = 26, PAD = 14;
   var COL = {
     lin: ["#bbf7d0", "#15803d"], fail: ["#fecaca", "#b91c1c"], failed: ["#f3f4f6", "#9ca3af"],
     rest: ["#e0e7ff", "#6366f1"], info: ["#fef3c7", "#d97706"]

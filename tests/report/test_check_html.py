@@ -1,0 +1,51 @@
+"""``checker.visualize.write_html``: the standalone view behind ``raftlab check --html``."""
+
+from __future__ import annotations
+
+from synthetic import make_history
+from test_report_page import check
+
+from checker import visualize
+
+
+def test_standalone_view_of_a_violation_renders_and_jumps_to_the_error(tmp_path, browser):
+    ops, _ = make_history(300, seed=3, violate=True)
+    result = check(ops)
+    out = visualize.write_html(result, ops, tmp_path / "check.html")
+    page = browser.open(out)
+    assert page.inner_text(".banner .verdict") == "INVALID"
+    page.click("button.jump")
+    assert "CANNOT BE LINEARIZED" in page.inner_text(".lin-detail")
+    page.hover(".bar.failing")
+    assert "state before it:" in page.inner_text("#tooltip")
+    browser.screenshot("check-html", full_page=False)
+    assert browser.errors == []
+
+
+def test_standalone_view_of_a_valid_history_says_there_is_nothing_to_draw(tmp_path, browser):
+    ops, _ = make_history(100, seed=4)
+    out = visualize.write_html(check(ops), ops, tmp_path / "ok.html")
+    page = browser.open(out)
+    assert page.inner_text(".banner .verdict") == "VALID"
+    assert "no counterexample" in page.inner_text("main")
+    assert browser.errors == []
+
+
+def test_a_violation_without_operations_is_drawn_from_the_history(tmp_path):
+    """Results that carry only the op ids (no ``operations`` list) still give a full view."""
+    ops, result = make_history(300, seed=5, violate=True)
+    [part] = [p for p in visualize.partitions(result) if p.valid is False]
+    assert part.operations is None
+    view = visualize.view_data(part, ops)
+    assert view["fail"] is not None and len(view["steps"]) == len(part.steps)
+    failing = view["ops"][view["fail"]]
+    assert failing[4] == "read"
+
+
+def test_a_huge_partition_is_cut_to_a_window_that_ends_at_the_failure():
+    ops, result = make_history(12000, seed=6, violate=True, keys=["k0", "k1"], duration_s=60)
+    [part] = [p for p in visualize.partitions(result) if p.valid is False]
+    view = visualize.view_data(part, ops)
+    assert len(view["ops"]) <= visualize.MAX_VIEW_OPS + 1
+    assert view["fail"] is not None and view["omitted"] > 0
+    assert len(view["steps"]) + view["omitted"] == len(part.steps)

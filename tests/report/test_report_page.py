@@ -1,0 +1,155 @@
+"""The run report renders in headless Chromium and shows what happened: verdict, plots with one
+point per operation, the cluster timeline, and the operation that cannot be linearized."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from synthetic import make_run
+
+import checker
+from checker.history import read_jsonl
+from tester import report
+
+
+def check(ops):
+    """The real checker's JSON result for a synthetic history."""
+    client = [op for op in ops if op.process != "nemesis"]
+    return checker.check(client, checker.load_model("cas-register"), timeout=30).to_dict()
+
+
+@pytest.fixture(scope="module")
+def violating_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("store")
+    run = make_run(root, n_ops=400, violate=True, checker_result=check)
+    report.write_report(run)
+    return run
+
+
+def completions(run) -> int:
+    return sum(1 for op in read_jsonl(run / "history.jsonl")
+               if op.process != "nemesis" and op.type != "invoke")
+
+
+def failing_partition(run) -> dict:
+    res = json.loads((run / "results.json").read_text())
+    return next(p for p in res["checker"]["partitions"] if p["valid"] is False)
+
+
+def test_violating_run_renders_with_no_console_errors_and_an_invalid_banner(violating_run, browser):
+    page = browser.open(violating_run / "report.html")
+    assert page.inner_text(".banner .verdict") == "INVALID"
+    assert page.locator("#lin-views .lin").count() == 1
+    assert page.locator("#keys tr.invalid").count() == 1
+    browser.screenshot("violating-run")
+    assert browser.errors == []
+    assert all(u.startswith(("file:", "data:", "about:")) for u in browser.requests), browser.requests
+
+
+def test_latency_plot_has_a_point_per_completed_operation(violating_run, browser):
+    page = browser.open(violating_run / "report.html")
+    assert page.get_attribute("#latency", "data-points") == str(completions(violating_run))
+    bins = int(page.get_attribute("#throughput", "data-points"))
+    bin_s = float(page.get_attribute("#throughput", "data-bin-seconds"))
+    end_s = max(op.time for op in read_jsonl(violating_run / "history.jsonl")) / 1e9
+    assert bins == max(1, -(-round(end_s * 1e6) // round(bin_s * 1e6)))
+
+
+def test_timeline_has_a_lane_per_node_and_a_segment_per_role(violating_run, browser):
+    run = report.load_run(violating_run)
+    end = max(op.time for op in run.ops)
+    lanes = report.node_lanes(run, report.fault_intervals(run.ops, ["n1", "n2", "n3"], end), end)
+    assert [lane["node"] for lane in lanes] == ["n1", "n2", "n3"]
+    page = browser.open(violating_run / "report.html")
+    assert page.get_attribute("#timeline", "data-segments") == str(sum(len(x["segs"]) for x in lanes))
+    browser.screenshot("timeline", selector="section:has(#timeline)")
+    assert browser.errors == []
+
+
+def test_hovering_the_failing_operation_shows_the_state_it_cannot_follow(violating_run, browser):
+    part = failing_partition(violating_run)
+    viol = part["violation"]
+    state = viol["prefix"][-1]["state"]["text"]
+    bad = next(o for o in viol["operations"] if o["id"] == viol["op"])
+    page = browser.open(violating_run / "report.html")
+    page.hover(".bar.failing")
+    tip = page.inner_text("#tooltip")
+    assert "CANNOT BE LINEARIZED" in tip
+    assert f"state before it: {state}" in tip
+    assert f"history index {bad['invoke']['index']}" in tip
+    assert f"after step {len(viol['prefix'])}" in tip
+    browser.screenshot("failing-op-hover", full_page=False)
+
+
+def test_jump_to_first_error_scrolls_to_and_selects_the_failing_operation(violating_run, browser):
+    page = browser.open(violating_run / "report.html")
+    page.click("button.jump")
+    failing = page.locator(".bar.failing")
+    assert "selected" in failing.get_attribute("class")
+    detail = page.locator(".lin-detail")
+    assert "failing" in detail.get_attribute("class")
+    assert "CANNOT BE LINEARIZED" in detail.inner_text()
+    box = failing.bounding_box()
+    scroller = page.locator(".lin-scroll").bounding_box()
+    assert scroller["x"] <= box["x"] <= scroller["x"] + scroller["width"]
+    browser.screenshot("jump-to-first-error", full_page=False)
+
+
+def test_clicking_a_linearized_operation_shows_its_step_and_the_state_after_it(violating_run, browser):
+    viol = failing_partition(violating_run)["violation"]
+    page = browser.open(violating_run / "report.html")
+    bars = page.locator(".bar")
+    ops = {o["id"]: o for o in viol["operations"]}
+    k = len(viol["prefix"]) // 2
+    target = viol["prefix"][k]
+    index = ops[target["op"]]["invoke"]["index"]
+    bar = page.locator(f".bar[data-index='{index}']")
+    assert bars.count() == len(viol["operations"])
+    bar.click()
+    text = page.inner_text(".lin-detail")
+    assert f"linearized as step {k + 1} of {len(viol['prefix'])}" in text
+    assert f"state after: {target['state']['text']}" in text
+    assert page.locator(".lin-point").count() == len(viol["prefix"])
+
+
+def test_faults_are_read_per_node_from_the_nemesis_records(violating_run):
+    run = report.load_run(violating_run)
+    faults = report.fault_intervals(run.ops, ["n1", "n2", "n3"], 10**10)
+    got = {(iv["kind"], tuple(sorted(iv["nodes"].items()))) for iv in faults.intervals}
+    assert got == {
+        ("partition", (("n1", "cut off from n2, n3"), ("n2", "cut off from n1"),
+                       ("n3", "cut off from n1"))),
+        ("kill", (("n3", "killed"),)),
+        ("pause", (("n2", "paused"),)),
+        ("clock", (("n2", "clock +5 s"),)),
+    }
+    assert all(iv["start"] < iv["end"] for iv in faults.intervals)
+
+
+def test_a_valid_run_has_a_green_banner_and_no_failure_view(tmp_path, browser):
+    run = make_run(tmp_path, n_ops=200, violate=False, checker_result=check)
+    page = browser.open(report.write_report(run))
+    assert page.inner_text(".banner .verdict") == "VALID"
+    assert page.locator("#lin-views").count() == 0
+    assert page.locator("#keys tr.valid").count() == 3
+    assert browser.errors == []
+
+
+def test_a_run_without_results_or_node_logs_is_unknown_and_says_why(tmp_path, browser):
+    run = make_run(tmp_path, n_ops=100)
+    (run / "results.json").unlink()
+    for f in (run / "nodes").rglob("*.log"):
+        f.unlink()
+    page = browser.open(report.write_report(run))
+    assert page.inner_text(".banner .verdict") == "UNKNOWN"
+    assert "results.json is missing" in page.inner_text(".problems")
+    assert page.get_attribute("#latency", "data-points") == str(completions(run))
+    assert browser.errors == []
+
+
+def test_links_to_raw_history_results_and_node_logs_resolve(violating_run):
+    html = (violating_run / "report.html").read_text()
+    for href in ("history.jsonl", "results.json", "test.json", "nodes/n1/node.log"):
+        assert f'href="{href}"' in html
+        assert (violating_run / href).exists()
