@@ -277,7 +277,7 @@ def render_html(result: Any, ops: list[Op], title: str = "raftlab check") -> str
     body = (
         f"<header class=\"banner {cls}\"><div class=\"verdict\">{word}</div><div>"
         f"<h1>{html.escape(title)}</h1><p class=\"why\">{html.escape('; '.join(lines))}</p>"
-        "</div></header><main><section id=\"failures\"><div id=\"lin-views\"></div></section>"
+        f"</div>{FIRST_ERROR_LINK if views else ''}</header><main><section id=\"failures\"><div id=\"lin-views\"></div></section>"
         "</main><div id=\"tooltip\" role=\"tooltip\"></div>"
     )
     if not views:
@@ -288,6 +288,10 @@ def render_html(result: Any, ops: list[Op], title: str = "raftlab check") -> str
         f"<script>{SCRIPT}</script>"
     )
     return page(f"{title}: {word}", body, STYLE, scripts)
+
+
+#: The banner's link to the first violation (the page's script makes it open and scroll).
+FIRST_ERROR_LINK = "<a class=\"first-error\" id=\"first-error\" href=\"#first-error\">Jump to first error</a>"
 
 
 def write_html(result: Any, ops: list[Op], path: str | os.PathLike[str],
@@ -340,7 +344,12 @@ button.primary{background:var(--invalid);border-color:var(--invalid);color:#fff;
 
 STYLE = _WS.sub(" ", """
 .lin{background:#fff;border:1px solid var(--line);border-radius:8px;padding:12px 16px;margin:14px 0}
-.lin h3{display:flex;gap:10px;align-items:center;margin-top:0}
+.lin>summary{display:flex;gap:10px;align-items:center;cursor:pointer;font-weight:600;
+padding:2px 0;list-style-position:outside}
+.lin>summary code{font-size:13px}.lin-gist{font-weight:400;color:var(--muted)}
+.lin-content{margin-top:8px}.lin-tools{margin-bottom:6px}
+.banner a.first-error{margin-left:auto;background:#fff;color:var(--invalid);font-weight:700;
+padding:8px 16px;border-radius:6px;text-decoration:none;white-space:nowrap}
 .lin-summary{margin:4px 0 10px}
 .lin-body{display:flex;border:1px solid var(--line);border-radius:6px;overflow:hidden}
 .lin-labels{flex:none;background:#f8fafc;border-right:1px solid var(--line)}
@@ -430,7 +439,7 @@ SCRIPT = r"""
   }
   function hideTip() { var t = tooltip(); if (t) t.style.display = "none"; }
 
-  function renderView(container, view) {
+  function renderView(box, view) {
     var ops = view.ops, steps = view.steps, failIdx = view.fail;
     var stepOf = {};
     steps.forEach(function (s, k) { stepOf[s[0]] = k; });
@@ -447,9 +456,7 @@ SCRIPT = r"""
     var nproc = view.procs.length;
     var width = PAD * 2 + (endCol + 1) * STEP, height = nproc * ROW + 24;
 
-    var box = el("div", "lin"); box.id = "lin-" + view.anchor;
-    var h = el("h3"); h.appendChild(el("span", "", "key ")); h.appendChild(el("code", "", view.key));
-    h.appendChild(el("span", "pill invalid", "NOT LINEARIZABLE"));
+    var h = el("div", "lin-tools");
     var jump = el("button", "primary jump", "Jump to first error");
     h.appendChild(jump); box.appendChild(h);
 
@@ -607,25 +614,51 @@ SCRIPT = r"""
     }
     if (failIdx === null || failIdx === undefined) jump.disabled = true;
     jump.addEventListener("click", jumpToError);
-    container.appendChild(box);
     return { jump: jumpToError, select: select };
   }
 
+  // One collapsible section per key; a section's drawing is built the first time it opens,
+  // so a run with many bad keys stays quick to load.
+  function section(container, view, open) {
+    var det = el("details", "lin"); det.id = "lin-" + view.anchor;
+    var sum = el("summary");
+    sum.appendChild(el("span", "", "key ")); sum.appendChild(el("code", "", view.key));
+    sum.appendChild(el("span", "pill invalid", "NOT LINEARIZABLE"));
+    var n = view.steps.length + view.omitted;
+    var what = view.fail !== null && view.fail !== undefined ? ", then process " + view.procs[view.ops[view.fail][0]] + "'s " + describe(view.ops[view.fail]) + " cannot be linearized" : "";
+    sum.appendChild(el("span", "lin-gist", n + "-operation linearizable prefix" + what));
+    det.appendChild(sum);
+    var body = el("div", "lin-content"); det.appendChild(body);
+    var handle = null;
+    function ensure() { if (!handle) handle = renderView(body, view); return handle; }
+    det.addEventListener("toggle", function () { if (det.open) ensure(); });
+    if (open) { det.open = true; ensure(); }
+    container.appendChild(det);
+    return {
+      element: det,
+      jump: function () { det.open = true; ensure().jump(); },
+      select: function (i) { det.open = true; ensure().select(i); }
+    };
+  }
+
   function render(container, views) {
-    var handles = [];
-    views.forEach(function (v) { handles.push(renderView(container, v)); });
+    var handles = views.map(function (v, i) { return section(container, v, i === 0); });
     window.raftlabLin.views = handles;
+    function follow() {
+      handles.forEach(function (h) { if ("#" + h.element.id === location.hash) { h.element.open = true; h.element.scrollIntoView(); } });
+      if (location.hash === "#first-error" && handles.length) handles[0].jump();
+    }
+    window.addEventListener("hashchange", follow);
+    follow();
     return handles;
   }
   window.raftlabLin = { render: render, describe: describe, fmt: fmt, showTip: showTip, hideTip: hideTip, views: [] };
   var data = document.getElementById("lin-data");
   var target = document.getElementById("lin-views");
-  if (data && target) {
-    var handles = render(target, JSON.parse(data.textContent));
-    if (handles.length) {
-      var first = handles[0];
-      if (location.hash === "#first-error") first.jump();
-    }
-  }
+  if (data && target) render(target, JSON.parse(data.textContent));
+  var firstError = document.getElementById("first-error");
+  if (firstError) firstError.addEventListener("click", function (ev) {
+    if (window.raftlabLin.views.length) { ev.preventDefault(); window.raftlabLin.views[0].jump(); }
+  });
 })();
 """

@@ -488,7 +488,7 @@ def _fmt_duration(ns: int) -> str:
     return f"{s:.1f} s" if s < 120 else f"{int(s // 60)} min {int(s % 60)} s"
 
 
-def _banner(run: Run, counts: dict[str, Any], duration_ns: int) -> str:
+def _banner(run: Run, duration_ns: int, first_error: bool) -> str:
     v = run.verdict
     t = run.test
     name = _first(t, "name", "test", default=run.dir.parent.name)
@@ -509,7 +509,8 @@ def _banner(run: Run, counts: dict[str, Any], duration_ns: int) -> str:
     return (
         f"<header class=\"banner {VERDICT_CLASS[v]}\"><div class=\"verdict\">{VERDICT_TEXT[v]}"
         f"</div><div><h1>{esc(str(name))}</h1><p class=\"why\">{esc(why)}</p>"
-        f"<div class=\"facts\">{facts_html}</div></div></header>"
+        f"<div class=\"facts\">{facts_html}</div></div>"
+        f"{visualize.FIRST_ERROR_LINK if first_error else ''}</header>"
     )
 
 
@@ -564,7 +565,7 @@ def _keys_html(run: Run, parts: list[visualize.Partition], kc: dict[str, Counter
         # a key the checker did not list separately: only an overall "valid" decides it
         return True if overall is True else "unknown"
 
-    labels.sort(key=lambda k: (order[verdict(k)], k))
+    labels.sort(key=lambda k: (order[verdict(k)], natural(k)))
     rows = []
     for k in labels:
         v = verdict(k)
@@ -588,6 +589,11 @@ def _keys_html(run: Run, parts: list[visualize.Partition], kc: dict[str, Counter
         "<thead><tr><th>key</th><th>verdict</th><th>ok</th><th>fail</th><th>info</th><th></th>"
         f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div></section>"
     )
+
+
+def natural(text: str) -> list[Any]:
+    """Sort key that puts k2 before k10."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", text) if t]
 
 
 def _config_html(run: Run) -> str:
@@ -634,7 +640,7 @@ def render_report(run: Run) -> str:
             "<div id=\"lin-views\"></div></section>"
         )
     body = (
-        _banner(run, counts, end_ns)
+        _banner(run, end_ns, bool(views))
         + "<main>"
         + _links(run)
         + (f"<section class=\"problems\"><h2>Problems reading this run</h2><ul>{problems}</ul></section>"

@@ -13,7 +13,11 @@
   var lin = window.raftlabLin;
 
   function fmtSecs(us) { return (us / 1e6).toFixed(3) + " s"; }
-  function fmtLat(us) { return us >= 1e6 ? (us / 1e6).toFixed(2) + " s" : (us / 1000).toFixed(2) + " ms"; }
+  function fmtLat(us) {
+    if (us >= 1e6) return +(us / 1e6).toPrecision(3) + " s";
+    if (us >= 1000) return +(us / 1000).toPrecision(3) + " ms";
+    return +us.toPrecision(3) + " \u00b5s";
+  }
 
   function setup(canvas, height) {
     var dpr = window.devicePixelRatio || 1;
@@ -263,10 +267,7 @@
   }
 
   function drawAll() { drawLatency(); drawThroughput(); drawTimeline(); }
-  if (lin && data.lin.length) {
-    lin.render(document.getElementById("lin-views"), data.lin);
-    if (location.hash === "#first-error") lin.views[0].jump();
-  }
+  if (lin && data.lin.length) lin.render(document.getElementById("lin-views"), data.lin);
   drawAll();
   var pending = null;
   window.addEventListener("resize", function () { clearTimeout(pending); pending = setTimeout(drawAll, 150); });

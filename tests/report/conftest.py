@@ -32,6 +32,7 @@ class Page:
 
     def __init__(self, page: Any):
         self.page = page
+        page.set_default_timeout(5000)  # a missing element fails fast
         self.errors: list[str] = []
         self.requests: list[str] = []
         page.on("console", lambda m: self.errors.append(f"console {m.type}: {m.text}")

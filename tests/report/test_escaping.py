@@ -35,7 +35,7 @@ def test_hostile_key_value_and_setting_render_as_text(tmp_path, browser):
     assert page.locator("script").count() == 3  # the data block and the two inline scripts
     assert HOSTILE in page.inner_text("#keys")
     assert HOSTILE in page.text_content("#config")  # inside a closed <details>
-    assert HOSTILE in page.inner_text(".lin h3 code")
+    assert HOSTILE in page.inner_text(".lin > summary code")
     page.click("button.jump")
     assert page.locator(".bar.failing.selected").count() == 1
     browser.screenshot("hostile-values")

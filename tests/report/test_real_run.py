@@ -1,0 +1,61 @@
+"""The report of a real run: the tester's runner (clients, nemesis, checker, store) on the fake
+in-process database with stale reads, under every fault package."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from memruns import run_one
+
+from checker.history import read_jsonl
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory):
+    store = tmp_path_factory.mktemp("store")
+    return run_one({"db": "memdb-stale-reads", "workload": "registers", "seed": 3,
+                    "nemesis": "partition,kill,pause,clock", "name": "real", "store": str(store)})
+
+
+def test_runner_writes_a_report_that_renders_without_errors(real_run, browser):
+    results = json.loads((real_run / "results.json").read_text())
+    assert results["valid"] is False, "the stale-read store must be caught"
+    page = browser.open(real_run / "report.html")
+    assert page.inner_text(".banner .verdict") == "INVALID"
+    ops = read_jsonl(real_run / "history.jsonl")
+    done = sum(1 for op in ops if op.process != "nemesis" and op.type != "invoke")
+    assert page.get_attribute("#latency", "data-points") == str(done)
+    bad = [p for p in results["checker"]["partitions"] if p["valid"] is False]
+    assert page.locator("#lin-views .lin").count() == len(bad)
+    page.click("button.jump")
+    assert "CANNOT BE LINEARIZED" in page.inner_text(".lin-detail")
+    browser.screenshot("real-run")
+    assert browser.errors == []
+
+
+def test_real_nemesis_records_shade_the_plots(real_run, browser):
+    page = browser.open(real_run / "report.html")
+    faults = page.evaluate("() => window.raftlabReport.data.faults.map(f => f[2])")
+    nemesis = {op.f.split("-", 1)[1] for op in read_jsonl(real_run / "history.jsonl")
+               if op.process == "nemesis" and op.f.startswith("start-") and op.type != "invoke"
+               and op.error is None}
+    assert nemesis and set(faults) == nemesis
+    legend = page.inner_text("#fault-legend")
+    assert all(k in legend for k in nemesis)
+
+
+def test_many_bad_keys_stay_collapsed_until_asked_for(real_run, browser):
+    results = json.loads((real_run / "results.json").read_text())
+    bad = [p for p in results["checker"]["partitions"] if p["valid"] is False]
+    if len(bad) < 2:
+        pytest.skip("this seed produced a single bad key")
+    page = browser.open(real_run / "report.html")
+    assert page.locator("details.lin[open]").count() == 1
+    assert page.locator(".lin-content svg").count() == 1  # only the open one is drawn
+    page.locator("#keys a[href^='#lin-']").nth(1).click()
+    assert page.locator("details.lin[open]").count() == 2
+    assert page.locator(".lin-content svg").count() == 2
+    page.click("#first-error")
+    assert page.locator(".bar.failing.selected").count() == 1
+    assert browser.errors == []
