@@ -9,8 +9,9 @@ their leader. Writes are puts of 16-byte values to 1,000 keys; reads are lineari
 (raftnode ReadIndex, etcd's default linearizable range). etcd is driven through its HTTP/JSON
 gateway (``/v3/kv/put``, ``/v3/kv/range``) over keep-alive connections.
 
-Prints throughput and p50/p99 latency per point and the raftnode/etcd ratios. Exit 0 whatever
-the numbers (a benchmark, not a test); 254 on bad arguments, 1 if a cluster does not start.
+Each point is the median of ``--repeat`` runs that alternate between the two systems, so
+load from elsewhere on the machine hits both alike. Prints throughput, p50/p99 latency and
+the raftnode/etcd ratios. Exit 0 whatever the numbers (a benchmark, not a test); 254 on bad arguments, 1 if a cluster does not start.
 """
 
 from __future__ import annotations
@@ -56,8 +57,10 @@ class RaftnodeConn:
         if op == "write":
             req["value"] = VALUE
         self.w.write(json.dumps(req).encode() + b"\n")
-        line = await self.r.readline()
-        return json.loads(line).get("status") == "ok"
+        resp = json.loads(await self.r.readline())
+        if resp.get("status") != "ok":
+            raise ValueError(f"{resp.get('status')}/{resp.get('error')}")
+        return True
 
     def close(self) -> None:
         self.w.close()
@@ -99,7 +102,9 @@ class EtcdConn:
             await self.r.readline()
         else:
             payload = await self.r.readexactly(length)
-        return status.split()[1] == b"200" and b"error" not in payload[:20]
+        if status.split()[1] != b"200" or b'"error"' in payload[:20]:
+            raise ValueError(f"http {status.split()[1].decode()}")
+        return True
 
     def close(self) -> None:
         self.w.close()
@@ -112,24 +117,26 @@ async def load(conn_cls, addrs: list[str], op: str, clients: int, duration: floa
     conns = [await conn_cls.open(addrs[i % len(addrs)]) for i in range(clients)]
     loop = asyncio.get_running_loop()
     lat: list[float] = []
-    errors = 0
+    errors: dict[str, int] = {}
     warmup_end = loop.time() + min(1.0, duration / 5)
     end = warmup_end + duration
 
     async def worker(c, seed: int) -> None:
-        nonlocal errors
         rng = random.Random(seed)
         while (now := loop.time()) < end:
             t0 = time.perf_counter()
+            err = None
             try:
-                ok = await asyncio.wait_for(c.do(op, f"key{rng.randrange(KEYS)}"), 10)
-            except (asyncio.TimeoutError, OSError, ValueError):
-                ok = False
+                await asyncio.wait_for(c.do(op, f"key{rng.randrange(KEYS)}"), 10)
+            except asyncio.TimeoutError:
+                err = "client-timeout"
+            except (OSError, ValueError) as e:
+                err = str(e) or type(e).__name__
             if now >= warmup_end:
-                if ok:
+                if err is None:
                     lat.append(time.perf_counter() - t0)
                 else:
-                    errors += 1
+                    errors[err] = errors.get(err, 0) + 1
 
     await asyncio.gather(*(worker(c, i) for i, c in enumerate(conns)))
     for c in conns:
@@ -185,31 +192,39 @@ async def wait_serving(conn_cls, addrs: list[str], timeout: float = 30) -> None:
     while time.monotonic() < deadline:
         try:
             c = await conn_cls.open(addrs[0])
-            ok = await asyncio.wait_for(c.do("write", "probe"), 2)
+            await asyncio.wait_for(c.do("write", "probe"), 2)
             c.close()
-            if ok:
-                return
+            return
         except (OSError, asyncio.TimeoutError, ValueError, IndexError):
             pass
         await asyncio.sleep(0.2)
     raise RuntimeError(f"cluster at {addrs} did not serve within {timeout}s")
 
 
-def run_system(name: str, conn_cls, addrs: list[str], args) -> dict:
-    async def go() -> dict:
+async def measure(systems: dict[str, tuple[type, list[str]]], args) -> dict:
+    """Every point runs ``--repeat`` rounds, alternating the systems within each round, so a
+    busy moment on the (shared) machine hits both alike; the median round is reported."""
+    for conn_cls, addrs in systems.values():
         await wait_serving(conn_cls, addrs)
         await prefill(conn_cls, addrs)
-        out = {}
-        for op in args.ops:
-            for c in args.clients:
-                r = await load(conn_cls, addrs, op, c, args.duration)
-                out[(op, c)] = r
+    out: dict[str, dict] = {name: {} for name in systems}
+    for op in args.ops:
+        for c in args.clients:
+            rounds: dict[str, list[dict]] = {name: [] for name in systems}
+            for _ in range(args.repeat):
+                for name, (conn_cls, addrs) in systems.items():
+                    rounds[name].append(await load(conn_cls, addrs, op, c, args.duration))
+            for name, rs in rounds.items():
+                r = {k: statistics.median(x[k] for x in rs) for k in ("ops_s", "p50_ms", "p99_ms")}
+                r["errors"] = {}
+                for x in rs:
+                    for e, n in x["errors"].items():
+                        r["errors"][e] = r["errors"].get(e, 0) + n
+                out[name][(op, c)] = r
                 print(f"  {name:8} {op:5} {c:4d} clients: {r['ops_s']:8.0f} ops/s  "
-                      f"p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  errors {r['errors']}",
-                      flush=True)
-        return out
-
-    return asyncio.run(go())
+                      f"p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  "
+                      f"errors {r['errors'] or 0}", flush=True)
+    return out
 
 
 def _ints(v: str) -> list[int]:
@@ -227,6 +242,7 @@ def main() -> int:
     p.add_argument("--clients", type=_ints, default=[1, 16, 64, 256])
     p.add_argument("--duration", type=float, default=5.0, help="seconds measured per point")
     p.add_argument("--ops", type=lambda v: v.split(","), default=["write", "read"])
+    p.add_argument("--repeat", type=int, default=3, help="alternating runs per point (median)")
     p.add_argument("--skip-etcd", action="store_true")
     try:
         args = p.parse_args()
@@ -236,32 +252,29 @@ def main() -> int:
         print("bench/raftnode.py: --ops takes write,read", file=sys.stderr)
         return 254
     base = Path(tempfile.mkdtemp(prefix="raftlab-bench-"))
-    results: dict[str, dict] = {}
+    etcd_procs: list[subprocess.Popen] = []
     try:
-        print("raftnode (3 nodes, fsync on):", flush=True)
         with LocalCluster(base / "raftnode", 3) as cl:
+            systems = {"raftnode": (RaftnodeConn, list(cl.addrs.values()))}
+            if args.skip_etcd:
+                pass
+            elif shutil.which("etcd") is None:
+                print("etcd not installed (Debian etcd-server): skipping the comparison")
+            else:
+                etcd_procs, etcd_addrs = start_etcd(base / "etcd")
+                systems["etcd"] = (EtcdConn, etcd_addrs)
+            print(f"3-node raftnode and 3-member etcd, fsync on; {args.duration:g} s per run, "
+                  f"median of {args.repeat} alternating runs:", flush=True)
             try:
-                results["raftnode"] = run_system("raftnode", RaftnodeConn, list(cl.addrs.values()), args)
+                results = asyncio.run(measure(systems, args))
             except RuntimeError as e:
                 print(f"bench/raftnode.py: {e}", file=sys.stderr)
                 return 1
-        if not args.skip_etcd:
-            if shutil.which("etcd") is None:
-                print("etcd not installed (Debian etcd-server): skipping the comparison")
-            else:
-                print("etcd (3 members, fsync on):", flush=True)
-                procs, addrs = start_etcd(base / "etcd")
-                try:
-                    results["etcd"] = run_system("etcd", EtcdConn, addrs, args)
-                except RuntimeError as e:
-                    print(f"bench/raftnode.py: {e}", file=sys.stderr)
-                    return 1
-                finally:
-                    for pr in procs:
-                        pr.terminate()
-                    for pr in procs:
-                        pr.wait(timeout=10)
     finally:
+        for pr in etcd_procs:
+            pr.terminate()
+        for pr in etcd_procs:
+            pr.wait(timeout=10)
         shutil.rmtree(base, ignore_errors=True)
     if "etcd" in results:
         print("\nraftnode / etcd ratios (throughput: higher is better; p99: lower is better):")

@@ -298,6 +298,7 @@ class Node:
             self._set_membership(rec.snapshot.membership)
         self.core = self._make_core(Membership(voters=voters), rec)
         self.durable_vote = (rec.hard_state.term, rec.hard_state.vote)
+        self.durable_index = self.storage.last_index()
         self._core_membership = self.core.membership
         host, port = wire.parse_addr(self.cfg.listen)
         self.server = await asyncio.start_server(self._on_connection, host, port, limit=wire.MAX_LINE * 2)
@@ -450,6 +451,12 @@ class Node:
             self._core_membership = self.core.membership
             self.addrs.update(self._core_membership.voters)
             self.addrs.update(self._core_membership.learners)
+        if rd.soft_state is not None:
+            ss = rd.soft_state
+            self.role, self.term, self.leader = ss.role, ss.term, ss.leader
+        for ev in rd.events:  # role, election, membership, snapshot... (logged by the core)
+            ev = dict(ev)
+            self.log(str(ev.pop("event", "core")), **ev)
         hs = rd.hard_state
         late = rd.messages
         if self.core.role == LEADER and (hs is None or (hs.term, hs.vote) == self.durable_vote):
@@ -459,10 +466,21 @@ class Node:
             early = [m for m in rd.messages if m.type in LEADER_MESSAGES]
             late = [m for m in rd.messages if m.type not in LEADER_MESSAGES]
             self._send(early)
+        committed = rd.committed
+        if rd.snapshot is None:
+            # Committed entries already on disk are applied (and their clients answered)
+            # before this Ready's fsync instead of after it.
+            n = 0
+            while n < len(committed) and committed[n].index <= self.durable_index:
+                self._apply(committed[n])
+                n += 1
+            committed = committed[n:]
+        self._take_read_states(rd)
         if rd.snapshot is not None:
             await asyncio.to_thread(self.storage.save_snapshot, rd.snapshot)
         if hs is not None or rd.entries:
             await self._persist(hs, rd.entries)
+        self.durable_index = self.storage.last_index()
         if hs is not None:
             self.commit = max(self.commit, hs.commit)
             self.durable_vote = (hs.term, hs.vote)
@@ -471,8 +489,14 @@ class Node:
             self._install_snapshot(rd.snapshot)
         if rd.snapshot is not None:
             self.snapshot_index = max(self.snapshot_index, rd.snapshot.index)
-        for e in rd.committed:
+        for e in committed:
             self._apply(e)
+        self._release_reads()
+        if self.applied - self.snapshot_index >= self.cfg.snapshot_entries:
+            self.core.compact(self.applied, self.sm.snapshot())  # persisted via the next Ready
+            self.snapshot_index = self.applied
+
+    def _take_read_states(self, rd: Ready) -> None:
         for rs in rd.read_states:
             futs = self.read_batches.pop(rs.context, None)
             if futs:
@@ -482,15 +506,6 @@ class Node:
                 if not f.done():
                     f.set_exception(RequestFailed("fail", "not-leader", rf.leader))
         self._release_reads()
-        if rd.soft_state is not None:
-            ss = rd.soft_state
-            self.role, self.term, self.leader = ss.role, ss.term, ss.leader
-        for ev in rd.events:  # role, election, membership, snapshot... (logged by the core)
-            ev = dict(ev)
-            self.log(str(ev.pop("event", "core")), **ev)
-        if self.applied - self.snapshot_index >= self.cfg.snapshot_entries:
-            self.core.compact(self.applied, self.sm.snapshot())  # persisted via the next Ready
-            self.snapshot_index = self.applied
 
     async def _persist(self, hs: HardState | None, entries: list[Entry]) -> None:
         """The group commit: one write and one fsync for everything in this Ready.
