@@ -262,6 +262,7 @@ def _up(name: str, n: int, net: ipaddress.IPv4Network, bridge_ip: str, ips: list
         "raftlab_known_hosts": str(known),
         "raftlab_control_ip": bridge_ip,
         "ansible_python_interpreter": "/usr/bin/python3",
+        "ansible_pipelining": True,
         "ansible_ssh_common_args": f"-o UserKnownHostsFile={known} "
                                    "-o StrictHostKeyChecking=yes -o IdentitiesOnly=yes",
     }
