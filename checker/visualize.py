@@ -116,20 +116,22 @@ def partitions(result: Any) -> list[Partition]:
 
 
 @dataclass
-class _Call:
+class Call:
+    """One client operation: its invocation and its completion (None: never answered)."""
+
     invoke: Op
     done: Op | None
 
 
-def pair_ops(ops: Iterable[Op]) -> list[_Call]:
+def pair_ops(ops: Iterable[Op]) -> list[Call]:
     """Client invocations, in history order, with their completions (None: never answered)."""
-    calls: list[_Call] = []
-    open_: dict[Any, _Call] = {}
+    calls: list[Call] = []
+    open_: dict[Any, Call] = {}
     for op in ops:
         if op.process == NEMESIS:
             continue
         if op.type == "invoke":
-            c = _Call(op, None)
+            c = Call(op, None)
             open_[op.process] = c
             calls.append(c)
         else:

@@ -406,7 +406,7 @@ def node_lanes(run: Run, faults: Faults, end_ns: int) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- per-op data
 
 
-def op_columns(ops: list[Op]) -> dict[str, Any]:
+def op_columns(calls: list[visualize.Call]) -> dict[str, Any]:
     """Completed client ops as column arrays (compact JSON) for the latency/throughput plots.
 
     Times are microseconds since the test started; ``type`` is 0 ok, 1 fail, 2 info.
@@ -416,7 +416,7 @@ def op_columns(ops: list[Op]) -> dict[str, Any]:
     procs: dict[str, int] = {}
     cols: dict[str, list[int]] = {n: [] for n in ("t", "lat", "type", "f", "key", "proc")}
     code = {"ok": 0, "fail": 1, "info": 2}
-    for c in visualize.pair_ops(ops):
+    for c in calls:
         inv, done = c.invoke, c.done
         if done is None:
             continue
@@ -447,10 +447,10 @@ def op_counts(ops: list[Op]) -> dict[str, Any]:
             "pending": invokes - sum(by_type.values())}
 
 
-def key_counts(ops: list[Op]) -> dict[str, Counter[str]]:
+def key_counts(calls: list[visualize.Call]) -> dict[str, Counter[str]]:
     """Completions per key and type, for the per-key table."""
     out: dict[str, Counter[str]] = {}
-    for c in visualize.pair_ops(ops):
+    for c in calls:
         typ = c.done.type if c.done is not None else "info"
         out.setdefault(visualize.key_label(c.invoke.key), Counter())[typ] += 1
     return out
@@ -615,12 +615,13 @@ def render_report(run: Run) -> str:
     names = node_names(run)
     faults = fault_intervals(ops, names, end_ns, run.test.get("nemesis_colors"))
     counts = op_counts(ops)
+    calls = visualize.pair_ops(ops)
     checker_result = (run.results or {}).get("checker")
     parts = visualize.partitions(checker_result)
     views = [visualize.view_data(p, ops) for p in parts if p.valid is False]
     data = {
         "end": end_ns // 1000,
-        "ops": op_columns(ops),
+        "ops": op_columns(calls),
         "faults": [[iv["start"] // 1000, iv["end"] // 1000, iv["kind"], iv["colour"], iv["detail"]]
                    for iv in faults.intervals],
         "points": [[p["time"] // 1000, p["kind"], p["colour"], p["detail"]] for p in faults.points],
@@ -646,7 +647,7 @@ def render_report(run: Run) -> str:
         + (f"<section class=\"problems\"><h2>Problems reading this run</h2><ul>{problems}</ul></section>"
            if problems else "")
         + _counts_html(counts, faults)
-        + _keys_html(run, parts, key_counts(ops))
+        + _keys_html(run, parts, key_counts(calls))
         + lin_section
         + "<section><h2>Latency</h2><div class=\"legend\" id=\"lat-legend\"></div>"
           "<div class=\"plot\"><canvas id=\"latency\"></canvas></div>"

@@ -42,7 +42,7 @@ def _ops(n_ops: int, keys: list[str], concurrency: int, duration_ns: int, rng: r
             raw.append([proc, key, f, None, start, end, point, typ])
             if typ == "info":
                 proc += concurrency
-            t = end + rng.randrange(gap // 2, gap * 3 // 2 + 1)
+            t = max(end + 1, start + rng.randrange(gap // 2, gap * 3 // 2 + 1))
             if t >= duration_ns - 10 * MS:
                 break
     return raw
@@ -101,11 +101,18 @@ def make_history(n_ops: int = 400, seed: int = 7, violate: bool = False,
                 bad = r
                 break
         assert bad is not None, "no read suitable for a stale-read violation"
-    if hostile is not None:
+    if hostile is not None:  # one written value becomes the hostile string, everywhere it shows
+        first = next(r for r in raw if r[2] == "write" and r[1] == keys[0])
+        old = first[3][0]
+
+        def swap(v: Any) -> Any:
+            if isinstance(v, list):
+                return [swap(x) for x in v]
+            return hostile if v == old and not isinstance(v, bool) else v
+
         for r in raw:
-            if r[2] == "write" and r[1] == keys[0]:
-                r[3] = (hostile, None)
-                break
+            if r[1] == keys[0]:
+                r[3] = (swap(r[3][0]), swap(r[3][1]))
 
     events = []
     for rid, r in enumerate(raw):
