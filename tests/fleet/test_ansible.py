@@ -68,6 +68,6 @@ def test_playbook_deploys_raftnode_and_tester_uses_it_without_redeploying() -> N
         control.on_all(remotes, lambda r: db.teardown(r, r.node))
         assert all(p.startswith("running ") for p in raftnode_pids(remotes).values())
 
-        stop = playbook(f.inventory, "-e", "raftnode_state=stopped")
+        stop = playbook(f.inventory, "-e", "raftnode_state=stopped", "--tags", "service")
         assert stop.returncode == 0, stop.stdout[-3000:]
         assert set(raftnode_pids(remotes).values()) == {"stopped"}
