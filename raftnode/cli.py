@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--heartbeat-ms", type=_positive, default=50)
     s.add_argument("--snapshot-entries", type=_positive, default=10000)
     s.add_argument("--request-timeout-ms", type=_positive, default=5000)
+    s.add_argument("--lease-reads", action="store_true",
+                   help="serve reads from a leader lease (bounded for 20%% clock drift)")
     s.set_defaults(func=_serve)
 
     c = sub.add_parser("client", help="send one request and print the response as JSON")
@@ -168,6 +170,7 @@ def _serve(args: argparse.Namespace) -> int:
         heartbeat_ms=args.heartbeat_ms,
         snapshot_entries=args.snapshot_entries,
         request_timeout_ms=args.request_timeout_ms,
+        lease_reads=args.lease_reads,
     )
     return run(cfg)
 

@@ -315,6 +315,7 @@ class Node:
         self.server: asyncio.base_events.Server | None = None
         self.driver: asyncio.Task[None] | None = None
         self.conn_tasks: set[asyncio.Task[Any]] = set()
+        self.rejections: dict[tuple[str, str], tuple[float, int]] = {}  # -> (logged, suppressed)
         self.stop_event = asyncio.Event()
         self.stop_reason = "signal"
         self.fatal: BaseException | None = None
@@ -647,15 +648,27 @@ class Node:
                 payload = await reader.readexactly(n)
                 msgs = wire.decode_frame(self.secret, tag, payload)
             except wire.WireError as e:
-                self.log("peer_rejected", peer=peer, reason=str(e))
+                self._reject_peer(peer, str(e))
                 return
             for m in msgs:
                 if m.dst != self.id or m.src not in self.addrs or m.src == self.id:
-                    self.log("peer_rejected", peer=peer, reason=f"unknown peer {m.src!r} -> {m.dst!r}")
+                    self._reject_peer(peer, f"unknown peer {m.src!r} -> {m.dst!r}")
                     return
             for m in msgs:
                 self.inbox.append(("msg", m))
             self.wake.set()
+
+    def _reject_peer(self, peer: str, reason: str) -> None:
+        """Log a refused peer frame; the same refusal from one host at most once a second
+        (a misconfigured peer reconnects every 100 ms)."""
+        key = (peer.rsplit(":", 1)[0], reason)
+        now = time.monotonic()
+        last, suppressed = self.rejections.get(key, (0.0, 0))
+        if now - last < 1.0:
+            self.rejections[key] = (last, suppressed + 1)
+            return
+        self.rejections[key] = (now, 0)
+        self.log("peer_rejected", peer=peer, reason=reason, suppressed=suppressed)
 
     async def _client_session(self, first: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         buf = first
