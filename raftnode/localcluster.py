@@ -20,6 +20,8 @@ from typing import Any
 
 from raftnode.client import Client
 
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
 
 def free_ports(n: int) -> list[int]:
     """Ports the kernel hands out now (kept bound until all are chosen, so they differ)."""
@@ -62,6 +64,7 @@ class LocalCluster:
         self.initial = dict(self.addrs)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.joining: set[str] = set()
+        self.node_env: dict[str, dict[str, str]] = {}  # extra environment per node
 
     # ---- processes ----------------------------------------------------------------------
 
@@ -89,7 +92,7 @@ class LocalCluster:
                 continue
             d = self.base / n
             d.mkdir(parents=True, exist_ok=True)
-            env = dict(os.environ)
+            env = {**os.environ, **self.node_env.get(n, {})}
             if not self.zipapp:
                 root = str(Path(__file__).resolve().parent.parent)
                 env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
@@ -97,6 +100,18 @@ class LocalCluster:
                 self.procs[n] = subprocess.Popen(
                     self.command(n), stdout=subprocess.DEVNULL, stderr=err, env=env
                 )
+
+    def fake_clocks(self, lib: str = FAKETIME_LIB) -> dict[str, Path]:
+        """Run every node under libfaketime; returns each node's offset file (write "+5s")."""
+        files = {}
+        for n in self.addrs:
+            f = self.base / n / "faketime"
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text("+0s\n")
+            files[n] = f
+            self.node_env[n] = {"LD_PRELOAD": lib, "FAKETIME_TIMESTAMP_FILE": str(f),
+                                "FAKETIME_NO_CACHE": "1"}
+        return files
 
     def new_node(self) -> str:
         """Reserve an id and port for a server that will join with ``--join``; start it."""

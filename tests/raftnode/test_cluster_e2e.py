@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from raftnode import wire
-from raftnode.localcluster import LocalCluster
+from raftnode.localcluster import FAKETIME_LIB, LocalCluster
 from raftnode.types import MSG_VOTE, Message
 from raftnode.zipapp import build
 
@@ -178,3 +178,28 @@ def test_zipapp_runs_under_plain_python3(tmp_path: Path, app: Path) -> None:
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "again.pyz").stat().st_size > 1000
+
+
+@pytest.mark.skipif(not Path(FAKETIME_LIB).exists(), reason="libfaketime not installed")
+def test_ticks_follow_the_node_clock_so_a_clock_jump_triggers_a_campaign(tmp_path: Path) -> None:
+    cl = LocalCluster(tmp_path, 3)
+    clocks = cl.fake_clocks()
+    with cl:
+        leader = cl.wait_leader(timeout=20)
+        follower = next(n for n in cl.addrs if n != leader)
+        term = cl.status(leader)["term"]
+        before = len(cl.events(follower))
+        time.sleep(0.5)  # control: with a steady clock the follower does not campaign
+        assert not [e for e in cl.events(follower)[before:] if e["event"] == "election"]
+        clocks[follower].write_text("+10s\n")  # its election timer expires at once
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if any(e["event"] == "election" for e in cl.events(follower)[before:]):
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError(f"no campaign on {follower} after its clock jumped")
+        time.sleep(0.5)
+        # PreVote: the others heard from the leader recently, so nobody's term moved
+        st = cl.status(leader)
+        assert st["role"] == "leader" and st["term"] == term
