@@ -950,18 +950,23 @@ class RaftCore:
 
     def has_ready(self) -> bool:
         """Cheap check whether ready() would return anything (the simulator's fast path)."""
-        return bool(
-            self._msgs or self._read_states or self._read_failures or self._events
-            or self._snapshot_out is not None or self.commit > self.applied
-            or self._unstable_from <= self.last_index() or self.reads_unsent
-            or HardState(self.term, self.vote, self.commit) != self._prev_hs
-            or SoftState(self.role, self.term, self.leader) != self._prev_soft
-            or (self.role == LEADER and any(
-                pr.next <= self.last_index() and pr.state != SNAPSHOTTING
-                and not (pr.state == PROBE and pr.paused)
-                and len(pr.inflight) < self.cfg.max_inflight
-                for pr in self.prs.values()))
-        )
+        if (self._msgs or self._read_states or self._read_failures or self._events
+                or self._snapshot_out is not None or self.commit > self.applied
+                or self._unstable_from <= self.last_index() or self.reads_unsent):
+            return True
+        hs, soft = self._prev_hs, self._prev_soft
+        if (hs.term != self.term or hs.vote != self.vote or hs.commit != self.commit
+                or soft.role != self.role or soft.term != self.term
+                or soft.leader != self.leader):
+            return True
+        if self.role == LEADER:
+            last, window = self.last_index(), self.cfg.max_inflight
+            for pr in self.prs.values():
+                if (pr.next <= last and pr.state != SNAPSHOTTING
+                        and not (pr.state == PROBE and pr.paused)
+                        and len(pr.inflight) < window):
+                    return True
+        return False
 
     def status(self) -> dict[str, Any]:
         """A JSON-friendly summary for the status request and logs."""

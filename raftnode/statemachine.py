@@ -14,10 +14,18 @@ reads ``None``.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 MAX_SESSIONS = 10_000  # oldest sessions (by last use) are expired beyond this
+
+
+def _copy(v: Any) -> Any:
+    """A deep copy of a JSON value (cheaper than copy.deepcopy for the common scalars)."""
+    if isinstance(v, dict):
+        return {k: _copy(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_copy(x) for x in v]
+    return v
 
 
 def _ok(value: Any = None) -> dict[str, Any]:
@@ -69,7 +77,7 @@ class KVStateMachine:
             if s is not None:
                 if seq == s[0]:
                     s[2] = index
-                    return copy.deepcopy(s[1])  # a retry: answer as the first time
+                    return _copy(s[1])  # a retry: answer as the first time
                 if seq < s[0]:
                     return _fail("stale-request")
         result = self._execute(command)
@@ -78,7 +86,7 @@ class KVStateMachine:
             if len(self.sessions) > self.max_sessions:
                 oldest = min(self.sessions, key=lambda c: (self.sessions[c][2], c))
                 del self.sessions[oldest]
-        return copy.deepcopy(result)
+        return _copy(result)
 
     def _execute(self, c: dict[str, Any]) -> dict[str, Any]:
         op, key = c.get("op"), c.get("key")
@@ -105,15 +113,15 @@ class KVStateMachine:
         """A JSON image of the data and the sessions (what ``compact`` is given)."""
         return {
             "applied": self.applied,
-            "data": copy.deepcopy(self.data),
-            "sessions": {c: list(copy.deepcopy(s)) for c, s in self.sessions.items()},
+            "data": _copy(self.data),
+            "sessions": {c: list(_copy(s)) for c, s in self.sessions.items()},
         }
 
     def restore(self, image: dict[str, Any] | None) -> None:
         """Replace the state with a snapshot image (from ``snapshot``)."""
         image = image or {}
-        self.data = copy.deepcopy(image.get("data", {}))
-        self.sessions = {c: list(s) for c, s in copy.deepcopy(image.get("sessions", {})).items()}
+        self.data = _copy(image.get("data", {}))
+        self.sessions = {c: list(s) for c, s in _copy(image.get("sessions", {})).items()}
         self.applied = image.get("applied", 0)
 
 

@@ -72,7 +72,9 @@ class SimDisk:
             first = entries[0].index
             base = self.snapshot.index if self.snapshot else 0
             keep = max(0, first - base - 1)
-            self.entries = self.entries[:keep] + [e for e in entries if e.index > base]
+            if keep < len(self.entries):
+                del self.entries[keep:]  # an entry at a stored index replaces it and the rest
+            self.entries.extend(e for e in entries if e.index > base)
         if hard is not None:
             if self.volatile_vote:
                 hard = HardState(0, None, hard.commit)

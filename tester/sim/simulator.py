@@ -39,15 +39,16 @@ TICK_MS = 10.0  # one Raft tick of simulated time at clock rate 1.0
 ELECTION = (10, 20)  # election timeout in ticks (100-200 ms)
 HEARTBEAT = 3
 FLUSH_MS = 60.0  # the ack-before-sync flush timer
-CLIENT_TIMEOUT_MS = 150.0
-ATTEMPTS = 6  # tries per client op (same session seq) before it is given up as info
-SETTLE_MS = 1500.0  # after the last op: heal everything and let the cluster converge
+CLIENT_TIMEOUT_MS = 100.0
+ATTEMPTS = 3  # tries per client op (same session seq) before it is given up as info
+SETTLE_MS = 500.0  # after the last op: heal everything and let the cluster converge
+OPS_PER_S = 150.0  # the clients' total request rate (simulated time)
 LOG_CHECK_EVERY = 500  # events between log-matching checks
 
 FAULT_KINDS = (
     "partition-halves", "partition-one", "partition-leader", "partition-ring",
     "partition-bridge", "kill", "kill-majority", "kill-all", "pause", "clock-rate",
-    "clock-jump", "loss", "member-remove", "member-add", "transfer",
+    "clock-jump", "loss", "member-remove", "member-add", "transfer", "skew-partition-leader",
 )
 
 
@@ -73,7 +74,7 @@ class Plan:
     seed: int
     nodes: int = 3
     ops: int = 200
-    clients: int = 5
+    clients: int = 10
     keys: int = 3
     unsafe: frozenset[str] = frozenset()
     faults: tuple[Fault, ...] = ()
@@ -98,7 +99,7 @@ def make_plan(seed: int, nodes: int = 3, ops: int = 200,
               unsafe: frozenset[str] = frozenset()) -> Plan:
     """Draw a fault schedule and network profile for ``seed``."""
     rng = random.Random(f"plan:{seed}")
-    span = ops * 6.0  # roughly how long the clients will take, in ms
+    span = ops * 1000.0 / OPS_PER_S  # how long the clients will take, in ms
     faults = []
     t = rng.uniform(100, 300)
     while t < span:
@@ -107,6 +108,8 @@ def make_plan(seed: int, nodes: int = 3, ops: int = 200,
         arg = 0.0
         if kind == "clock-rate":
             arg = rng.choice((0.25, 0.5, 2.0, 3.0, 5.0))
+        elif kind == "skew-partition-leader":
+            arg = rng.choice((0.1, 0.2, 0.5))
         elif kind == "clock-jump":
             arg = float(rng.randint(5, 40))
         elif kind == "loss":
@@ -188,10 +191,12 @@ class Simulation:
         self.burst_loss = 0.0
         self.values = 0
         self.stats = {"events": 0, "messages": 0, "faults": 0, "ops": 0}
-        self.clients = [_Client(i, self.crng.choice(self.ids)) for i in range(plan.clients)]
+        # Like Jepsen's workers, each client starts bound to one node, round robin.
+        self.clients = [_Client(i, self.ids[i % len(self.ids)]) for i in range(plan.clients)]
         self.per_client = [plan.ops // plan.clients + (1 if i < plan.ops % plan.clients else 0)
                            for i in range(plan.clients)]
         self.finished_clients = 0
+        self.think_ms = plan.clients * 1000.0 / OPS_PER_S  # Jepsen's stagger: a total rate
         self.settling = False
 
     # ---------------------------------------------------------------- plumbing
@@ -230,7 +235,10 @@ class Simulation:
 
     def _schedule_tick(self, nid: str) -> None:
         inc = self.cluster.incarnation[nid]
-        self._push(self.now + TICK_MS / self.rate[nid], "tick", (nid, inc))
+        core = self.cluster.nodes[nid].core
+        # A server that was never a member only waits to be contacted: tick it rarely.
+        idle = 10 if not core.membership.voters else 1
+        self._push(self.now + idle * TICK_MS / self.rate[nid], "tick", (nid, inc))
 
     # ---------------------------------------------------------------- run
 
@@ -242,7 +250,7 @@ class Simulation:
         if "ack-before-sync" in self.plan.unsafe:
             self._push(FLUSH_MS, "flush", None)
         for c in self.clients:
-            self._push(self.crng.uniform(0, 20), "client", c.idx)
+            self._push(self.crng.uniform(0, 2 * self.think_ms), "client", c.idx)
         violation: Violation | None = None
         try:
             self._loop()
@@ -279,7 +287,7 @@ class Simulation:
                 self._tick(*data)
             elif kind == "client":
                 self._client_next(self.clients[data])
-            elif kind == "creq":
+            elif kind in ("creq", "fwd"):
                 self._client_request(*data)
             elif kind == "cresp":
                 self._client_response(*data)
@@ -305,6 +313,7 @@ class Simulation:
         """All ops done: heal every fault and give the cluster time to converge."""
         self.settling = True
         self._log("settle: heal all faults")
+        self._nemesis("heal-all", None)
         self.cut.clear()
         self.burst_loss = 0.0
         for nid in list(self.paused):
@@ -403,10 +412,16 @@ class Simulation:
 
     # ---------------------------------------------------------------- nemesis
 
+    def _nemesis(self, f: str, value: Any) -> None:
+        """A nemesis record in the history (the checker ignores them; reports draw them)."""
+        self.history.append(Op(index=len(self.history), time=int(self.now * 1_000_000),
+                               type="info", process="nemesis", f=f, value=value))
+
     def _fault(self, f: Fault) -> None:
         if self.settling:
             return
         self.stats["faults"] += 1
+        self._nemesis(f.kind, f.describe().strip())
         cl = self.cluster
         ids = self._voters()
         n = len(ids)
@@ -418,6 +433,15 @@ class Simulation:
                 a in s and b in s for s in sides)}
             self.cut |= cut
             self._log(f"fault {f.kind} {[sorted(s) for s in sides]}")
+            undo = ("heal", cut)
+        elif f.kind == "skew-partition-leader":
+            # the leader's clock runs slow while it is cut off: its lease outlives its term
+            lead = self._leader() or ids[p % n]
+            cut = {(a, b) for a in cl.ids for b in cl.ids if a != b and lead in (a, b)}
+            self.cut |= cut
+            self.rate[lead] = f.arg
+            self._log(f"fault {f.kind} {lead} x{f.arg:g}")
+            self._push(self.now + f.duration, "undo", ("rate", lead))
             undo = ("heal", cut)
         elif f.kind in ("kill", "kill-majority", "kill-all"):
             k = {"kill": 1, "kill-majority": n // 2 + 1, "kill-all": n}[f.kind]
@@ -435,7 +459,8 @@ class Simulation:
                 self._log(f"fault pause {v}")
                 undo = ("resume", v)
         elif f.kind == "clock-rate":
-            v = ids[p % n]
+            # half the time the leader's clock: a slow leader clock is what breaks leases
+            v = (self._leader() or ids[p % n]) if p % 2 == 0 else ids[p % n]
             self.rate[v] = f.arg
             self._log(f"fault clock-rate {v} x{f.arg:g}")
             undo = ("rate", v)
@@ -474,6 +499,7 @@ class Simulation:
         return [set(rot[:half]), set(rot[half:])]
 
     def _undo(self, what: str, arg: Any) -> None:
+        self._nemesis(f"undo-{what}", sorted(arg) if isinstance(arg, list) else None)
         if what == "heal":
             self.cut -= arg
             self._log("heal partition")
@@ -533,9 +559,9 @@ class Simulation:
         r = self.crng
         key = f"k{r.randrange(self.plan.keys)}"
         roll = r.random()
-        if roll < 0.4:
+        if roll < 0.5:
             f, value = "read", None
-        elif roll < 0.8:
+        elif roll < 0.85:
             self.values += 1
             f, value = "write", self.values
         else:
@@ -568,11 +594,22 @@ class Simulation:
                    (c.idx, c.deadline_id, c.guess, cmd))
         self._push(self.now + CLIENT_TIMEOUT_MS, "ctimeout", (c.idx, c.deadline_id))
 
-    def _client_request(self, idx: int, attempt: int, nid: str, cmd: dict[str, Any]) -> None:
+    def _client_request(self, idx: int, attempt: int, nid: str, cmd: dict[str, Any],
+                        forwarded: bool = False) -> None:
         node = self._node(nid)
         if node is None:
             return  # connection refused: the client times out
         c = self.clients[idx]
+        core = node.core
+        local = cmd["op"] == "get" and "local-reads" in self.plan.unsafe
+        if (not local and not forwarded and nid not in self.paused and core.role != LEADER
+                and core.leader not in (None, nid)):
+            # the server forwards to the leader it knows, over the (faulty) peer network
+            lead = core.leader
+            if (nid, lead) not in self.cut and self.net.random() >= self.plan.loss:
+                self._push(self.now + self.net.uniform(0.2, self.plan.max_delay), "fwd",
+                           (idx, attempt, lead, cmd, True))
+            return
         if cmd["op"] != "get":
             c.maybe_applied.add(attempt)  # the node may append it from here on
 
@@ -600,9 +637,7 @@ class Simulation:
             c.seen[c.op["key"]] = v[1] if f == "cas" else v
             self._complete(c, "ok", v)
         elif status == "fail" and error and error.startswith("not-leader"):
-            hint = error.split(":", 1)[1]
-            c.guess = hint if hint else self.crng.choice(self.ids)
-            self._retry(c, error, backoff=not hint)
+            self._retry(c, error, backoff=True)  # the node forwards once it knows a leader
         elif status == "fail":
             self._complete(c, "fail", c.op["value"], error)
         else:
@@ -612,7 +647,6 @@ class Simulation:
         c = self.clients[idx]
         if c.op is None or attempt != c.deadline_id:
             return
-        c.guess = self.crng.choice(self.ids)
         self._retry(c, "timeout")
 
     def _retry(self, c: _Client, error: str, backoff: bool = False) -> None:
@@ -640,7 +674,7 @@ class Simulation:
         if c.done >= self.per_client[c.idx]:
             self.finished_clients += 1
         else:
-            self._push(self.now + self.crng.uniform(0, 5), "client", c.idx)
+            self._push(self.now + self.crng.uniform(0, 2 * self.think_ms), "client", c.idx)
 
 
 def run_seed(seed: int, nodes: int = 3, ops: int = 200, unsafe: frozenset[str] = frozenset(),

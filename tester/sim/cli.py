@@ -1,0 +1,128 @@
+"""``raftlab sim``: run many seeded simulations, stop at the first violation, shrink it.
+
+Exit codes: 0 every seed clean, 1 a violation found, 254 bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from checker.history import write_jsonl
+from checker.verdict import EXIT_BAD_INPUT, EXIT_INVALID, EXIT_VALID
+from raftnode.types import UNSAFE_SWITCHES
+from tester.sim.simulator import SimResult, make_plan, run_plan
+
+TRACE_TAIL = 40  # trace lines shown for a violation
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "sim",
+        help="deterministic simulation: thousands of fault schedules against the Raft core",
+        description="Run raftnode's Raft core under seeded simulated faults and check Raft's "
+                    "invariants and linearizability. Seeds S..S+N-1 run in order; the first "
+                    "violation is shrunk, printed with its trace and written out as a history.",
+    )
+    p.add_argument("--seeds", type=int, default=None, metavar="N",
+                   help="how many seeds to run (default 100, or 1 with --seed)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="first seed (default 0)")
+    p.add_argument("--nodes", type=int, default=3, metavar="K", help="voters (3-7, default 3)")
+    p.add_argument("--unsafe", action="append", default=[], metavar="NAME",
+                   help=f"raftnode unsafe switch (repeatable): {', '.join(UNSAFE_SWITCHES)}")
+    p.add_argument("--steps", type=int, default=200, metavar="M",
+                   help="client operations per seed (default 200)")
+    p.add_argument("--out", default="reports/sim", metavar="DIR",
+                   help="where a failing seed's history, trace and plan go (default reports/sim)")
+    p.add_argument("--no-shrink", action="store_true", help="report the failing seed as is")
+    p.add_argument("--trace", action="store_true",
+                   help="print the whole trace of every seed (for replaying one seed)")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.set_defaults(func=run)
+
+
+def _bad(msg: str) -> int:
+    print(f"raftlab sim: error: {msg}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def run(args: argparse.Namespace) -> int:
+    unknown = [u for u in args.unsafe if u not in UNSAFE_SWITCHES]
+    if unknown:
+        return _bad(f"--unsafe {unknown[0]!r} is not a switch; choose from "
+                    f"{', '.join(UNSAFE_SWITCHES)}")
+    n = args.seeds if args.seeds is not None else 100
+    if n < 1:
+        return _bad(f"--seeds must be at least 1, got {n}")
+    if args.seed < 0:
+        return _bad(f"--seed must be >= 0, got {args.seed}")
+    if not 3 <= args.nodes <= 7:
+        return _bad(f"--nodes must be between 3 and 7, got {args.nodes}")
+    if not 1 <= args.steps <= 100_000:
+        return _bad(f"--steps must be between 1 and 100000, got {args.steps}")
+    unsafe = frozenset(args.unsafe)
+    t0 = time.monotonic()
+    last_progress = t0
+    ops = 0
+    for i in range(n):
+        seed = args.seed + i
+        plan = make_plan(seed, args.nodes, args.steps, unsafe)
+        result = run_plan(plan)
+        ops += result.stats.get("ops", 0)
+        if args.trace:
+            sys.stdout.write(result.trace_text())
+        if result.violation is not None:
+            if not args.quiet:
+                print(file=sys.stderr)
+            return _report(args, result, i + 1, time.monotonic() - t0)
+        now = time.monotonic()
+        if not args.quiet and (now - last_progress > 1.0 or i + 1 == n):
+            last_progress = now
+            rate = (i + 1) / max(now - t0, 1e-9)
+            print(f"\rseeds {i + 1}/{n} clean ({rate:.1f} seeds/s, {ops} ops)",
+                  end="", file=sys.stderr, flush=True)
+    if not args.quiet:
+        print(file=sys.stderr)
+    print(f"{n} seeds clean (seeds {args.seed}..{args.seed + n - 1}, {args.nodes} nodes, "
+          f"{args.steps} ops each{', unsafe ' + ','.join(sorted(unsafe)) if unsafe else ''})")
+    return EXIT_VALID
+
+
+def _report(args: argparse.Namespace, result: SimResult, tried: int, took: float) -> int:
+    v = result.violation
+    assert v is not None
+    plan = result.plan
+    print(f"VIOLATION at seed {plan.seed} after {tried} seed(s) in {took:.1f}s: {v.prop}")
+    print(f"  {v.message}")
+    if not args.no_shrink:
+        from tester.sim.shrink import shrink
+
+        def progress(msg: str) -> None:
+            if not args.quiet:
+                print(f"\r{msg}    ", end="", file=sys.stderr, flush=True)
+
+        small, sr, runs = shrink(plan, v.prop, progress=progress)
+        if not args.quiet:
+            print(file=sys.stderr)
+        print(f"shrunk in {runs} runs: {len(plan.faults)} -> {len(small.faults)} faults, "
+              f"{plan.ops} -> {small.ops} ops")
+        plan, result = small, sr
+    print("faults:")
+    for f in plan.faults:
+        print("  " + f.describe())
+    print(f"trace (last {TRACE_TAIL} lines):")
+    for line in result.trace[-TRACE_TAIL:]:
+        print("  " + line)
+    out = Path(args.out) / f"seed-{plan.seed}"
+    out.mkdir(parents=True, exist_ok=True)
+    write_jsonl(result.history, out / "history.jsonl")
+    (out / "trace.txt").write_text(result.trace_text())
+    (out / "plan.json").write_text(json.dumps(plan.to_dict(), indent=2) + "\n")
+    print(f"history: {out / 'history.jsonl'}  (raftlab check --model cas-register ...)")
+    print(f"replay:  raftlab sim --seed {plan.seed} --seeds 1 --nodes {args.nodes} "
+          f"--steps {args.steps}" + "".join(f" --unsafe {u}" for u in sorted(plan.unsafe)))
+    return EXIT_INVALID
