@@ -115,6 +115,7 @@ def check(
     max_memory: int | None = None,
     parallel: bool | None = None,
     explain: bool = True,
+    first_violation: bool = False,
 ) -> CheckResult:
     """Check that ``history`` is linearizable with respect to ``model``.
 
@@ -122,7 +123,10 @@ def check(
     :func:`default_max_rss`) turn a search that would run too long or too big into the
     verdict ``"unknown"``. ``parallel`` forces worker processes on or off (default: when the
     history is large). ``explain`` adds, for each violation, every op's longest partial
-    linearization (the rest of the explanation is always there). Bad input raises
+    linearization (the rest of the explanation is always there). ``first_violation`` stops
+    at the first invalid partition, as Porcupine does: the verdict is then already false,
+    and the partitions not searched are reported ``"unknown"`` with reason ``"skipped"``.
+    Bad input raises
     :class:`checker.history.HistoryError` naming the file and line.
     """
     t0 = time.monotonic()
@@ -149,9 +153,9 @@ def check(
         use_pool = stats["checked"] >= PARALLEL_MIN_OPS and len(parts) > 1
     workers = min(os.cpu_count() or 1, 8)
     if use_pool and workers > 1 and len(parts) > 1:
-        outcomes = _search_parallel(model, parts, deadline, max_rss, workers)
+        outcomes = _search_parallel(model, parts, deadline, max_rss, workers, first_violation)
     else:
-        outcomes = [_search_one(model, p, deadline, max_rss) for p in parts]
+        outcomes = _search_serial(model, parts, deadline, max_rss, first_violation)
 
     results: list[PartitionResult] = []
     for part, (sr, took) in zip(parts, outcomes, strict=True):
@@ -165,7 +169,7 @@ def check(
     reason = None
     if verdict == UNKNOWN:
         reasons = {r.reason for r in results if r.valid == UNKNOWN}
-        reason = "timeout" if "timeout" in reasons else "memory"
+        reason = next((r for r in ("timeout", "memory", "skipped") if r in reasons), None)
     return CheckResult(
         valid=verdict,
         model=model.name,
@@ -197,16 +201,33 @@ def _search_one(
     return sr, time.monotonic() - t
 
 
+def _search_serial(
+    model: Model, parts: list[_Partition], deadline: float | None, max_rss: int | None,
+    first_violation: bool,
+) -> list[tuple[SearchResult, float]]:
+    out: list[tuple[SearchResult, float]] = [(SearchResult(UNKNOWN, "skipped"), 0.0)] * len(parts)
+    # small partitions first: a quick violation ends a first-violation check early, and a
+    # hard partition cannot starve the easy ones of time
+    for k in sorted(range(len(parts)), key=lambda k: len(parts[k].ops)):
+        out[k] = _search_one(model, parts[k], deadline, max_rss)
+        if first_violation and out[k][0].valid is False:
+            break
+    return out
+
+
 # The parallel search forks workers that inherit the job (model, partitions) from this
 # module global instead of pickling it: user models need not be picklable.
 _JOB: tuple[Model, list[_Partition], float | None, int | None] | None = None
 
 
-def _work(k: int) -> tuple[int, SearchResult, float]:
+def _work(chunk: list[int]) -> list[tuple[int, SearchResult, float]]:
     assert _JOB is not None
     model, parts, deadline, max_rss = _JOB
-    sr, took = _search_one(model, parts[k], deadline, max_rss)
-    return k, sr, took
+    out = []
+    for k in chunk:
+        sr, took = _search_one(model, parts[k], deadline, max_rss)
+        out.append((k, sr, took))
+    return out
 
 
 def _search_parallel(
@@ -215,6 +236,7 @@ def _search_parallel(
     deadline: float | None,
     max_rss: int | None,
     workers: int,
+    first_violation: bool,
 ) -> list[tuple[SearchResult, float]]:
     global _JOB
     try:
@@ -225,23 +247,33 @@ def _search_parallel(
     share = max_rss // workers if max_rss is not None else None
     _JOB = (model, parts, deadline, share)
     out: list[tuple[SearchResult, float] | None] = [None] * len(parts)
-    order = sorted(range(len(parts)), key=lambda k: -len(parts[k].ops))  # big ones first
-    chunk = max(1, len(parts) // (workers * 16))
+    # big ones first (they bound the total time), unless the first violation ends the check
+    order = sorted(range(len(parts)), key=lambda k: len(parts[k].ops) * (1 if first_violation
+                                                                         else -1))
+    size = max(1, len(parts) // (workers * 16))
+    chunks = [order[i:i + size] for i in range(0, len(order), size)]
     pool = ctx.Pool(workers)
     try:
-        it = pool.imap_unordered(_work, order, chunksize=chunk)
-        for _ in range(len(parts)):
+        it = pool.imap_unordered(_work, chunks)
+        stop = False
+        for _ in range(len(chunks)):
             wait = None if deadline is None else max(0.0, deadline - time.monotonic()) + 1.0
             try:
-                k, sr, took = it.next(timeout=wait)
+                done = it.next(timeout=wait)
             except multiprocessing.TimeoutError:
                 break  # a worker is stuck past the deadline (e.g. in a slow step)
-            out[k] = (sr, took)
+            for k, sr, took in done:
+                out[k] = (sr, took)
+                stop = stop or (first_violation and sr.valid is False)
+            if stop:
+                break
     finally:
         pool.terminate()
         pool.join()
         _JOB = None
-    return [o if o is not None else (SearchResult(UNKNOWN, "timeout"), 0.0) for o in out]
+    missing = "skipped" if first_violation and any(
+        o is not None and o[0].valid is False for o in out) else "timeout"
+    return [o if o is not None else (SearchResult(UNKNOWN, missing), 0.0) for o in out]
 
 
 def _with_partials(

@@ -21,15 +21,20 @@ import importlib
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from checker.model import Model, State, _text
+from checker.model import Model, State, _jsonable, _text
 from checker.operation import Operation, freeze
 
 READS = frozenset({"read", "get"})
 WRITES = frozenset({"write", "put"})
 
 
-def register_step(value: Any, op: Operation) -> tuple[bool, Any]:
-    """One register's step: the logic shared by register, cas-register and kv."""
+def register_step(value: Any, op: Operation, joined: dict[Any, Any] | None = None
+                  ) -> tuple[bool, Any]:
+    """One register's step: the logic shared by register, cas-register and kv.
+
+    ``joined`` memoises ``append`` results so that equal states are the same object: the
+    search hashes states constantly, and a string made once keeps its hash.
+    """
     f = op.f
     if f in READS:
         return (op.output == value) if op.status == "ok" else True, value
@@ -41,7 +46,13 @@ def register_step(value: Any, op: Operation) -> tuple[bool, Any]:
     if f == "append":
         if value is None:
             return True, op.input
-        return True, value + op.input
+        if joined is None:
+            return True, value + op.input
+        k = (value, op.input)
+        out = joined.get(k)
+        if out is None:
+            out = joined[k] = value + op.input
+        return True, out
     if f == "delete":
         return True, None
     return False, value
@@ -53,11 +64,15 @@ class Register(Model):
     name: ClassVar[str] = "register"
     functions: ClassVar[frozenset[str] | None] = frozenset({"read", "write"})
 
+    def __init__(self, initial: Any = None):
+        super().__init__(initial)
+        self._joined: dict[Any, Any] = {}
+
     def init(self, key: Any = None) -> State:
         return freeze(self.initial)
 
     def step(self, state: State, op: Operation) -> tuple[bool, State]:
-        return register_step(state, op)
+        return register_step(state, op, self._joined)
 
     def partition(self, op: Operation) -> Any:
         return op.key
@@ -150,15 +165,15 @@ class KV(Register):
 
     def step(self, state: State, op: Operation) -> tuple[bool, State]:
         if self.partitioned:
-            return register_step(state, op)
+            return register_step(state, op, self._joined)
         key = op.key
         for i, (k, v) in enumerate(state):
             if k == key:
-                ok, v2 = register_step(v, op)
+                ok, v2 = register_step(v, op, self._joined)
                 if not ok or v2 == v:
                     return ok, state
                 return True, state[:i] + ((k, v2),) + state[i + 1:]
-        ok, v2 = register_step(self._initial, op)
+        ok, v2 = register_step(self._initial, op, self._joined)
         if not ok or v2 == self._initial:
             return ok, state
         return True, tuple(sorted(state + ((key, v2),), key=repr))
@@ -171,7 +186,7 @@ class KV(Register):
     def state_json(self, state: State) -> Any:
         if self.partitioned:
             return super().state_json(state)
-        return {str(k): super().state_json(v) for k, v in state}
+        return {str(k): _jsonable(v) for k, v in state}
 
 
 TXN_READS = frozenset({"read", "r"})
@@ -234,7 +249,7 @@ class MultiRegister(Model):
         return "{" + ", ".join(f"{_text(k)}: {_text(v)}" for k, v in state) + "}"
 
     def state_json(self, state: State) -> Any:
-        return {str(k): super().state_json(v) for k, v in state}
+        return {str(k): _jsonable(v) for k, v in state}
 
 
 class Mutex(Model):

@@ -107,6 +107,7 @@ def search(
         and threading.current_thread() is threading.main_thread()
         and hasattr(signal, "setitimer")
     )
+    armed = [False]
     old_handler: Any = None
     if alarm:
         remaining = deadline - time.monotonic()  # type: ignore[operator]
@@ -114,16 +115,25 @@ def search(
             return SearchResult(UNKNOWN, "timeout")
 
         def _on_alarm(signum: int, frame: Any) -> None:
-            raise _Timeout()
+            if armed[0]:
+                raise _Timeout()
 
         old_handler = signal.signal(signal.SIGALRM, _on_alarm)
+        armed[0] = True
         signal.setitimer(signal.ITIMER_REAL, remaining + 0.05)
     try:
         return _search(model, init, ops, deadline, max_rss, partials)
+    except _Timeout:  # the alarm fired just outside the search loop
+        return SearchResult(UNKNOWN, "timeout")
     finally:
-        if alarm:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, old_handler)
+        while alarm:
+            try:
+                armed[0] = False
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, old_handler)
+                alarm = False
+            except _Timeout:  # fired before the first line above ran: do it again
+                continue
 
 
 def _search(
@@ -135,41 +145,85 @@ def _search(
     partials: bool,
 ) -> SearchResult:
     n = len(ops)
-    calls = [o.call for o in ops]
     by_ret = sorted((i for i in range(n) if ops[i].ret is not None), key=lambda i: ops[i].ret)
     nok = len(by_ret)
-    # window[p]: ops invoked before the completion of the p-th ok op (by completion order)
-    window = [bisect_left(calls, ops[i].ret) for i in by_ret] + [n]
     okmask = 0
     for i in by_ret:
         okmask |= 1 << i
+    # ok ops and info ops, each in invoke order; window_*[p]: how many of them were invoked
+    # before the completion of the p-th ok op (by completion order), i.e. may go next
+    ok_order = [i for i in range(n) if ops[i].ret is not None]
+    info_order = [i for i in range(n) if ops[i].ret is None]
+    ok_calls = [ops[i].call for i in ok_order]
+    info_calls = [ops[i].call for i in info_order]
+    rets = [ops[i].ret for i in by_ret]
+    window_ok = [bisect_left(ok_calls, r) for r in rets] + [len(ok_order)]
+    window_info = [bisect_left(info_calls, r) for r in rets] + [len(info_order)]
+    # info ops with the same f, key and input are interchangeable: only the earliest unused
+    # of each class is tried (it is available whenever a later one is)
+    klass = {i: (ops[i].f, ops[i].key, ops[i].input) for i in info_order}
     read_only = [model.read_only(o) for o in ops]
     step = model.step
+    retpos = [o.ret if o.ret is not None else 0 for o in ops].__getitem__
 
-    def settle(lin: int, state: State, p: int, q: int, node: Any) -> tuple[int, int, int, Any]:
-        """Move past linearized ops and take every legal read-only candidate."""
-        while p < nok and (lin >> by_ret[p]) & 1:
-            p += 1
-        while q < n and (lin >> q) & 1:
-            q += 1
-        i = q
-        while i < window[p]:
-            if read_only[i] and not (lin >> i) & 1 and step(state, ops[i])[0]:
-                lin |= 1 << i
-                node = (node, i, state)
-                while p < nok and (lin >> by_ret[p]) & 1:
-                    p += 1
-            i += 1
-        while q < n and (lin >> q) & 1:
-            q += 1
-        return lin, p, q, node
+    # A configuration carries the ops invoked so far but not linearized, split into
+    # read-only ok ops (taken as soon as legal), other ok ops and info ops, plus ``nxt``, the
+    # number of ok / info ops (in invoke order) admitted so far.
+    def settle(lin: int, state: State, p: int, nxt: int, nxi: int, ro: tuple[int, ...],
+               rw: tuple[int, ...], info: tuple[int, ...], node: Any) -> tuple[Any, ...]:
+        """Admit newly invokable ops and take every legal read-only one."""
+        while True:
+            while p < nok and (lin >> by_ret[p]) & 1:
+                p += 1
+            w = window_ok[p]
+            if nxt < w:
+                new = ok_order[nxt:w]
+                ro = ro + tuple(i for i in new if read_only[i])
+                rw = rw + tuple(i for i in new if not read_only[i])
+                nxt = w
+            took = False
+            keep = []
+            for i in ro:
+                if step(state, ops[i])[0]:
+                    lin |= 1 << i
+                    node = (node, i, state)
+                    took = True
+                else:
+                    keep.append(i)
+            if not took:
+                break
+            ro = tuple(keep)
+        wi = window_info[p]
+        if nxi < wi:
+            info = info + tuple(info_order[nxi:wi])
+            nxi = wi
+        return lin, p, nxt, nxi, ro, rw, info, node
 
-    def candidates(lin: int, p: int, q: int) -> list[int]:
-        return [i for i in range(q, window[p]) if not read_only[i] and not (lin >> i) & 1]
+    def candidates(state: State, ro: tuple[int, ...], rw: tuple[int, ...],
+                   info: tuple[int, ...]) -> list[tuple[int, State]]:
+        """The legal next steps ``(op, new state)``, most promising first: those after
+        which a waiting read-only op becomes legal, then by earliest completion."""
+        scored = []
+        for i in rw:
+            legal, s2 = step(state, ops[i])
+            if legal:
+                enables = any(step(s2, ops[r])[0] for r in ro)
+                scored.append((not enables, retpos(i), i, s2))
+        scored.sort()
+        out = [(i, s2) for _, _, i, s2 in scored]
+        seen = set()
+        for i in info:
+            c = klass[i]
+            if c not in seen:
+                seen.add(c)
+                legal, s2 = step(state, ops[i])
+                if legal and s2 != state:  # an info op with no effect here is never better
+                    out.append((i, s2))
+        return out
 
     steps = 0
     try:
-        lin, p, q, node = settle(0, init, 0, 0, None)
+        lin, p, nxt, nxi, ro, rw, info, node = settle(0, init, 0, 0, 0, (), (), (), None)
         if p == nok:
             return SearchResult(True, linearization=_path(node))
         best = (p, 0)
@@ -177,8 +231,12 @@ def _search(
         cache: dict[tuple[int, State], list[int]] = {(lin & okmask, init): [lin & ~okmask]}
         # per op: (length, node) of the longest partial linearization containing it
         longest: dict[int, tuple[int, Any]] = {}
-        # frame: [lin, state, p, q, candidates, next candidate, node, depth, had_child]
-        stack: list[list[Any]] = [[lin, init, p, q, candidates(lin, p, q), 0, node, 0, False]]
+        # frame: [lin, state, p, nxt, nxi, ro, rw, info, candidates, next candidate, node,
+        #         depth, had_child]
+        stack: list[list[Any]] = [
+            [lin, init, p, nxt, nxi, ro, rw, info, candidates(init, ro, rw, info), 0, node, 0,
+             False]
+        ]
         deadline_check = _CHECK_EVERY
         memory_check = _MEMORY_EVERY
         while stack:
@@ -195,21 +253,25 @@ def _search(
                         cache.clear()
                         return _give_up("memory", best_node, by_ret, best[0], steps)
             frame = stack[-1]
-            cands = frame[4]
-            k = frame[5]
+            cands = frame[8]
+            k = frame[9]
             if k == len(cands):
                 stack.pop()
-                if partials and not frame[8]:
-                    _record(longest, frame[6])
+                if partials and not frame[12]:
+                    _record(longest, frame[10])
                 continue
-            frame[5] = k + 1
-            i = cands[k]
-            state = frame[1]
-            legal, s2 = step(state, ops[i])
-            if not legal:
-                continue
-            lin2, p2, q2, node2 = settle(frame[0] | (1 << i), s2, frame[2], frame[3],
-                                         (frame[6], i, s2))
+            frame[9] = k + 1
+            i, s2 = cands[k]
+            is_ok = (okmask >> i) & 1
+            rw = frame[6]
+            info = frame[7]
+            if is_ok:
+                rw = tuple(x for x in rw if x != i)
+            else:
+                info = tuple(x for x in info if x != i)
+            lin2, p2, nxt2, nxi2, ro2, rw2, info2, node2 = settle(
+                frame[0] | (1 << i), s2, frame[2], frame[3], frame[4], frame[5], rw, info,
+                (frame[10], i, s2))
             if p2 == nok:
                 return SearchResult(True, linearization=_path(node2), steps=steps)
             okpart = lin2 & okmask
@@ -227,12 +289,14 @@ def _search(
                 if dominated:
                     continue
                 seen.append(infopart)
-            frame[8] = True
-            depth = frame[7] + 1
+            frame[12] = True
+            depth = frame[11] + 1
             if (p2, depth) > best:
                 best = (p2, depth)
                 best_node = node2
-            stack.append([lin2, s2, p2, q2, candidates(lin2, p2, q2), 0, node2, depth, False])
+            stack.append([lin2, s2, p2, nxt2, nxi2, ro2, rw2, info2,
+                          candidates(s2, ro2, rw2, info2), 0,
+                          node2, depth, False])
     except _Timeout:
         return _give_up("timeout", best_node if steps else None, by_ret,
                         best[0] if steps else None, steps)
