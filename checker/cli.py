@@ -1,0 +1,192 @@
+"""``raftlab check``: check one or more histories for linearizability.
+
+Exit code: the worst verdict (0 linearizable, 1 not, 2 unknown), or 254 when an argument or
+a history is bad (the message names the file, the line and what was expected).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from checker.formats import FORMATS, History, history_files, load
+from checker.history import HistoryError
+from checker.linearizability import CheckResult, check
+from checker.model import Model
+from checker.models import MODELS, infer_model, load_model
+from checker.operation import pair
+from checker.verdict import EXIT_BAD_INPUT, exit_code, worst
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "check",
+        help="check histories for linearizability",
+        description="Check histories (files, or directories of them) for linearizability. "
+        "Formats: raftlab JSONL, Jepsen EDN, Porcupine's etcd and kv logs (auto-detected). "
+        "Exit code: 0 linearizable, 1 not, 2 unknown, 254 bad arguments or input.",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="history file or directory")
+    p.add_argument("--model", metavar="M",
+                   help=f"{', '.join(MODELS)}, or module:Class for your own "
+                   "(default: from the format, else guessed from the operations)")
+    p.add_argument("--initial", metavar="JSON",
+                   help="the model's initial value as JSON, e.g. 0 or '{\"x\": 0}' "
+                   "(default: null; Porcupine kv logs: \"\")")
+    p.add_argument("--format", choices=FORMATS, help="history format (default: detected)")
+    p.add_argument("--timeout", type=float, metavar="S",
+                   help="give up on a history after S seconds: verdict unknown")
+    p.add_argument("--max-memory", type=float, metavar="GB",
+                   help="give up when the checker's memory exceeds GB: verdict unknown "
+                   "(default: half the available memory, at most 8)")
+    p.add_argument("--no-partition", action="store_true",
+                   help="kv: check all keys together as one state (slow; for validation)")
+    p.add_argument("--first-violation", action="store_true",
+                   help="stop at the first invalid partition (others reported as skipped)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON document (docs/results.md) instead of text")
+    p.set_defaults(func=run)
+    return p
+
+
+def _fail(message: str) -> int:
+    print(f"raftlab check: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def run(args: argparse.Namespace) -> int:
+    initial: Any = None
+    if args.initial is not None:
+        try:
+            initial = json.loads(args.initial)
+        except json.JSONDecodeError as e:
+            return _fail(f"--initial is not valid JSON ({e.msg} at column {e.colno}): "
+                         f"{args.initial!r}")
+    if args.timeout is not None and args.timeout <= 0:
+        return _fail("--timeout must be a positive number of seconds")
+    if args.max_memory is not None and args.max_memory <= 0:
+        return _fail("--max-memory must be a positive number of gigabytes")
+    if args.model is not None:
+        try:
+            load_model(args.model, initial)
+        except ValueError as e:
+            return _fail(str(e))
+    files: list[str] = []
+    for path in args.paths:
+        found = history_files(path)
+        if not found:
+            return _fail(f"{path}: no history files (.jsonl, .edn, .log, .txt) in this directory")
+        files.extend(found)
+
+    entries: list[dict[str, Any]] = []
+    for path in files:
+        entry, result = _check_one(path, args, initial)
+        entries.append(entry)
+        if not args.json:
+            _print_entry(entry, result)
+    verdict = worst(e["valid"] for e in entries if e["error"] is None)
+    errors = sum(1 for e in entries if e["error"] is not None)
+    summary = {
+        "histories": len(entries),
+        "valid": sum(1 for e in entries if e["error"] is None and e["valid"] is True),
+        "invalid": sum(1 for e in entries if e["error"] is None and e["valid"] is False),
+        "unknown": sum(1 for e in entries if e["error"] is None and e["valid"] == "unknown"),
+        "errors": errors,
+    }
+    if args.json:
+        json.dump({"valid": verdict, "histories": entries, "summary": summary}, sys.stdout,
+                  default=str)
+        sys.stdout.write("\n")
+    else:
+        print(f"{summary['histories']} histories: {summary['valid']} linearizable, "
+              f"{summary['invalid']} not, {summary['unknown']} unknown, {errors} unreadable"
+              f" -> {_word(verdict) if not errors else 'bad input'}")
+    return EXIT_BAD_INPUT if errors else exit_code(verdict)
+
+
+def _check_one(
+    path: str, args: argparse.Namespace, initial: Any
+) -> tuple[dict[str, Any], CheckResult | None]:
+    entry: dict[str, Any] = {"path": path, "format": None, "error": None, "valid": "unknown"}
+    try:
+        hist = load(path, args.format)
+        entry["format"] = hist.format
+        model = _model_for(hist, args, initial)
+        limit = int(args.max_memory * (1 << 30)) if args.max_memory else None
+        result = check(hist, model, timeout=args.timeout, max_memory=limit,
+                       first_violation=args.first_violation)
+    except HistoryError as e:
+        entry["error"] = {"path": e.path or path, "line": e.line, "message": e.reason}
+        return entry, None
+    entry.update(result.to_dict())
+    return entry, result
+
+
+def _model_for(hist: History, args: argparse.Namespace, initial: Any) -> Model:
+    name = args.model or hist.default_model
+    if args.initial is None and hist.default_initial is not None:
+        initial = hist.default_initial
+    if name is None:
+        name = infer_model(pair(hist.ops, hist.lines, hist.path))
+        if name is None:
+            fs = sorted({o.f for o in hist.ops if not o.is_nemesis})
+            raise HistoryError(f"no built-in model handles operations {', '.join(fs)}; "
+                               "choose one with --model", hist.path)
+    try:
+        return load_model(name, initial, partitioned=not args.no_partition)
+    except ValueError as e:
+        raise HistoryError(str(e), hist.path) from None
+
+
+def _word(v: Any) -> str:
+    return {True: "linearizable", False: "NOT linearizable"}.get(v, "unknown")
+
+
+def _print_entry(entry: dict[str, Any], result: CheckResult | None) -> None:
+    path = entry["path"]
+    if result is None:
+        err = entry["error"]
+        where = f"{err['path']}:{err['line']}" if err["line"] is not None else err["path"]
+        print(f"{path}: bad input: {where}: {err['message']}", file=sys.stderr)
+        return
+    st = result.stats
+    why = f" ({result.reason})" if result.reason else ""
+    print(f"{path}: {_word(result.valid)}{why} [{entry['format']}, model {result.model}, "
+          f"{st['invokes']} ops: {st['ok']} ok, {st['fail']} fail, {st['info']} info; "
+          f"{st['partitions']} partition(s); {result.time_s:.3f} s]")
+    parts = result.partitions
+    if len(parts) > 1:
+        counts = {True: 0, False: 0, "unknown": 0}
+        for p in parts:
+            counts[p.valid] += 1
+        print(f"  partitions: {counts[True]} linearizable, {counts[False]} not, "
+              f"{counts['unknown']} unknown")
+        for p in parts:
+            if p.valid is not True:
+                reason = f" ({p.reason})" if p.reason else ""
+                print(f"  key {json.dumps(p.key, default=str)}: {_word(p.valid)}{reason}")
+    for p in result.violations:
+        _print_violation(p.key, p.violation, len(parts) > 1)
+
+
+def _print_violation(key: Any, v: dict[str, Any] | None, keyed: bool) -> None:
+    if v is None:
+        return
+    ops = {o["id"]: o for o in v["operations"]}
+    bad = ops.get(v["op"])
+    label = f"key {json.dumps(key, default=str)}: " if keyed else ""
+    if bad is not None:
+        print(f"  {label}cannot linearize op {bad['id']}: process {bad['process']} "
+              f"{bad['text']} (invoked at index {bad['invoke']['index']}"
+              + (f", completed at index {bad['complete']['index']})" if bad["complete"]
+                 else ")"))
+    print(f"  longest linearizable prefix ({len(v['prefix'])} ops), from "
+          f"{v['initial_state']['text']}:")
+    shown = v["prefix"][-20:]
+    if len(v["prefix"]) > len(shown):
+        print(f"    ... {len(v['prefix']) - len(shown)} earlier steps")
+    for st in shown:
+        o = ops[st["op"]]
+        print(f"    op {o['id']:>5} p{o['process']:<4} {o['text']:<40} -> {st['state']['text']}")
