@@ -269,24 +269,24 @@ class Faults:
     palette: dict[str, str]
 
 
-def _nemesis_actions(ops: Iterable[Op]) -> list[tuple[int, str, Any, Any]]:
-    """(time, f, value, error) per nemesis action: the completion if there is one (the fault
-    is in force from then on), else the invocation."""
-    out: list[tuple[int, str, Any, Any]] = []
+def _nemesis_actions(ops: Iterable[Op]) -> list[tuple[int, int, str, Any, Any]]:
+    """(invoked, completed, f, value, error) per nemesis action; the value and error are the
+    completion's (what was done), the invocation's when it never completed."""
+    out: list[tuple[int, int, str, Any, Any]] = []
     pending: Op | None = None
     for op in ops:
         if op.process != NEMESIS:
             continue
         if op.type == "invoke":
             if pending is not None:
-                out.append((pending.time, pending.f, pending.value, None))
+                out.append((pending.time, pending.time, pending.f, pending.value, None))
             pending = op
             continue
         value = op.value if op.value is not None or pending is None else pending.value
-        out.append((op.time, op.f, value, op.error))
+        out.append((pending.time if pending else op.time, op.time, op.f, value, op.error))
         pending = None
     if pending is not None:
-        out.append((pending.time, pending.f, pending.value, None))
+        out.append((pending.time, pending.time, pending.f, pending.value, None))
     return out
 
 
@@ -294,8 +294,10 @@ def fault_intervals(ops: Iterable[Op], nodes: Iterable[str], end_ns: int,
                     colours: dict[str, str] | None = None) -> Faults:
     """When each fault was in force, and on which nodes, from the nemesis records.
 
-    A start that reports an error (e.g. "unsupported") is a marker, not an interval; a fault
-    still in force at the end of the history lasts until the end.
+    An interval has four instants (ns): ``applying`` (the start was invoked), ``start`` (it
+    completed: the fault is in force), ``stopping`` (the stop or final heal was invoked) and
+    ``end`` (it completed). A start that reports an error (e.g. "unsupported") is a marker,
+    not an interval; a fault still in force when the history ends lasts until the end.
     """
     node_set = set(nodes)
     palette: dict[str, str] = {}
@@ -309,27 +311,28 @@ def fault_intervals(ops: Iterable[Op], nodes: Iterable[str], end_ns: int,
     open_: dict[str, list[dict[str, Any]]] = {}
     intervals: list[dict[str, Any]] = []
     points: list[dict[str, Any]] = []
-    for t, f, value, error in _nemesis_actions(ops):
+    for t0, t, f, value, error in _nemesis_actions(ops):
         what, kind = _classify(f)
         detail = f + ("" if value is None else " " + _short(value))
         if error is not None:
             detail += f" (error: {_short(error, 80)})"
         if what == "start" and error is None:
-            iv = {"kind": kind, "start": t, "end": None, "colour": colour(kind),
-                  "detail": detail, "nodes": per_node_effect(kind, value, node_set)}
+            iv = {"kind": kind, "applying": t0, "start": t, "stopping": None, "end": None,
+                  "colour": colour(kind), "detail": detail,
+                  "nodes": per_node_effect(kind, value, node_set)}
             open_.setdefault(kind, []).append(iv)
             intervals.append(iv)
         elif what in ("stop", "stop-all"):
             for k in list(open_) if what == "stop-all" else [kind]:
                 for iv in open_.pop(k, []):
-                    iv["end"] = t
+                    iv["stopping"], iv["end"] = t0, t
                     iv["detail"] += f"\nended by {f}"
         if (what == "start" and error is not None) or what == "point":
             points.append({"kind": kind, "time": t, "colour": colour(kind), "detail": detail,
                            "nodes": per_node_effect(kind, value, node_set)})
     for iv in intervals:
         if iv["end"] is None:
-            iv["end"] = end_ns
+            iv["stopping"] = iv["end"] = max(end_ns, iv["start"])
             iv["detail"] += "\nstill in force when the history ends"
     return Faults(intervals, points, palette)
 
@@ -392,7 +395,8 @@ def node_lanes(run: Run, faults: Faults, end_ns: int) -> list[dict[str, Any]]:
         segs, marks = _role_segments(run.node_logs.get(node, []), start or 0.0, kills,
                                      end_ns // 1000)
         effects = [
-            [iv["start"] // 1000, iv["end"] // 1000, iv["kind"], iv["colour"], iv["nodes"][node]]
+            [iv["start"] // 1000, iv["stopping"] // 1000, iv["kind"], iv["colour"],
+             iv["nodes"][node]]
             for iv in faults.intervals
             if node in iv["nodes"]
         ]
@@ -622,7 +626,8 @@ def render_report(run: Run) -> str:
     data = {
         "end": end_ns // 1000,
         "ops": op_columns(calls),
-        "faults": [[iv["start"] // 1000, iv["end"] // 1000, iv["kind"], iv["colour"], iv["detail"]]
+        "faults": [[iv["applying"] // 1000, iv["start"] // 1000, iv["stopping"] // 1000,
+                    iv["end"] // 1000, iv["kind"], iv["colour"], iv["detail"]]
                    for iv in faults.intervals],
         "points": [[p["time"] // 1000, p["kind"], p["colour"], p["detail"]] for p in faults.points],
         "palette": faults.palette,

@@ -8,7 +8,7 @@
   var END = Math.max(data.end, 1);
   var TYPES = ["ok", "fail", "info"];
   var TYPE_COL = ["#2563eb", "#dc2626", "#d97706"];
-  var ROLE_COL = { follower: "#cbd5e1", candidate: "#facc15", leader: "#16a34a", learner: "#a5b4fc", precandidate: "#fde68a" };
+  var ROLE_COL = { follower: "#cbd5e1", "pre-candidate": "#fef08a", candidate: "#facc15", leader: "#16a34a", learner: "#a5b4fc" };
   var M = { l: 70, r: 18, t: 12, b: 30 };
   var lin = window.raftlabLin;
 
@@ -51,12 +51,17 @@
 
   function shadeFaults(c, top, bottom, hits) {
     var ctx = c.ctx;
+    // [applying, in force, stopping, healed, kind, colour, detail]: solid while in force,
+    // faint while it was being applied or healed
     data.faults.forEach(function (f) {
-      var x0 = c.x(f[0]), x1 = Math.max(c.x(f[1]), x0 + 2);
-      ctx.globalAlpha = 0.16; ctx.fillStyle = f[3]; ctx.fillRect(x0, top, x1 - x0, bottom - top);
-      ctx.globalAlpha = 0.8; ctx.fillRect(x0, top, x1 - x0, 3);
+      var xa = c.x(f[0]), x0 = c.x(f[1]), x1 = Math.max(c.x(f[2]), x0 + 2), xe = Math.max(c.x(f[3]), x1);
+      ctx.fillStyle = f[5];
+      ctx.globalAlpha = 0.07; ctx.fillRect(xa, top, x0 - xa, bottom - top); ctx.fillRect(x1, top, xe - x1, bottom - top);
+      ctx.globalAlpha = 0.2; ctx.fillRect(x0, top, x1 - x0, bottom - top);
+      ctx.globalAlpha = 0.9; ctx.fillRect(x0, top, x1 - x0, 3);
       ctx.globalAlpha = 1;
-      if (hits) hits.push([x0, x1, top, top + 6, f[2] + " " + fmtSecs(f[0]) + " \u2013 " + fmtSecs(f[1]) + "\n" + f[4]]);
+      if (hits) hits.push([xa, xe, top, top + 8, f[4] + ": in force " + fmtSecs(f[1]) + " \u2013 " + fmtSecs(f[2]) +
+        " (applied from " + fmtSecs(f[0]) + ", healed by " + fmtSecs(f[3]) + ")\n" + f[6]]);
     });
     data.points.forEach(function (p) {
       var x = c.x(p[0]);
@@ -201,7 +206,7 @@
   // ------------------------------------------------------------------ cluster timeline
   function drawTimeline() {
     var canvas = document.getElementById("timeline"); if (!canvas) return;
-    var lanes = data.lanes, LANE = 46;
+    var lanes = data.lanes, LANE = 54;
     if (!lanes.length) {
       var p = document.createElement("p"); p.className = "hint";
       p.textContent = "This run has no node logs and no node-level faults to draw.";
@@ -209,11 +214,15 @@
     }
     var c = setup(canvas, M.t + lanes.length * LANE + M.b), ctx = c.ctx, hits = [];
     var bottom = M.t + lanes.length * LANE;
+    lanes.forEach(function (lane, li) {  // each lane's strip: clock offsets above, marks below
+      ctx.fillStyle = li % 2 ? "#ffffff" : "#f8fafc";
+      ctx.fillRect(0, M.t + li * LANE, c.w, LANE);
+    });
     shadeFaults(c, M.t, bottom, null);
     timeAxis(c, M.t, bottom);
     var segCount = 0;
     lanes.forEach(function (lane, li) {
-      var y0 = M.t + li * LANE + 14, h = LANE - 22;
+      var y0 = M.t + li * LANE + 16, h = 24;
       ctx.fillStyle = "#111827"; ctx.font = "bold 12px system-ui, sans-serif"; ctx.textAlign = "right";
       ctx.fillText(lane.node, M.l - 8, y0 + h / 2 + 4); ctx.textAlign = "left"; ctx.font = "11px system-ui, sans-serif";
       ctx.fillStyle = "#f3f4f6"; ctx.fillRect(M.l, y0, c.w - M.l - M.r, h);
@@ -221,7 +230,7 @@
         var x0 = c.x(s[0]), x1 = Math.max(x0 + 1, c.x(s[1]));
         ctx.fillStyle = ROLE_COL[s[2]] || "#e5e7eb"; ctx.fillRect(x0, y0, x1 - x0, h);
         ctx.strokeStyle = "rgba(255,255,255,.9)"; ctx.beginPath(); ctx.moveTo(x0, y0); ctx.lineTo(x0, y0 + h); ctx.stroke();
-        var label = (s[2] === "leader" ? "leader " : s[2] === "candidate" ? "cand. " : "") + "T" + (s[3] === null || s[3] === undefined ? "?" : s[3]);
+        var label = ({ leader: "leader ", candidate: "cand. ", "pre-candidate": "pre-cand. " }[s[2]] || "") + "T" + (s[3] === null || s[3] === undefined ? "?" : s[3]);
         if (x1 - x0 > ctx.measureText(label).width + 6) {
           ctx.fillStyle = s[2] === "leader" ? "#fff" : "#1f2937"; ctx.fillText(label, x0 + 3, y0 + h / 2 + 4);
         }
@@ -244,10 +253,9 @@
           if (x1 - x0 > 44) { ctx.fillStyle = "#1e3a8a"; ctx.font = "bold 11px system-ui"; ctx.fillText("paused", x0 + 4, y0 + h / 2 + 4); ctx.font = "11px system-ui, sans-serif"; }
           hits.push([x0, x1, y0, y0 + h, text]);
         } else if (kind === "clock") {
-          ctx.fillStyle = e[3]; ctx.fillRect(x0, y0 - 6, x1 - x0, 4);
-          var lab = e[4];
-          ctx.fillStyle = "#6d28d9"; ctx.fillText(lab, x0 + 2, y0 - 8 + 0);
-          hits.push([x0, x1, y0 - 8, y0, text]);
+          ctx.fillStyle = e[3]; ctx.fillRect(x0, y0 - 4, x1 - x0, 3);
+          ctx.fillStyle = "#5b21b6"; ctx.fillText(e[4], x0 + 2, y0 - 6);
+          hits.push([x0, x1, y0 - 15, y0, text]);
         } else {
           ctx.fillStyle = e[3]; ctx.fillRect(x0, y0 + h + 1, x1 - x0, 5);
           hits.push([x0, x1, y0 + h, y0 + h + 7, text]);
@@ -255,6 +263,11 @@
       });
       lane.marks.forEach(function (m) {
         var x = c.x(m[0]);
+        if (m[1] === "election") {  // frequent (pre-votes while cut off): a thin tick
+          ctx.fillStyle = "#a16207"; ctx.fillRect(x - 0.5, y0 + h, 1, 5);
+          hits.push([x - 2, x + 2, y0 + h, y0 + h + 7, lane.node + " at " + fmtSecs(m[0]) + ": " + m[2]]);
+          return;
+        }
         ctx.fillStyle = m[1] === "error" ? "#dc2626" : "#374151";
         ctx.beginPath(); ctx.moveTo(x, y0 + h); ctx.lineTo(x - 4, y0 + h + 6); ctx.lineTo(x + 4, y0 + h + 6); ctx.fill();
         hits.push([x - 5, x + 5, y0 + h, y0 + h + 7, lane.node + " at " + fmtSecs(m[0]) + ": " + m[2]]);
@@ -262,7 +275,8 @@
     });
     canvas.dataset.segments = String(segCount);
     hover(canvas, regionFinder(hits));
-    legend("tl-legend", [["follower", ROLE_COL.follower], ["candidate", ROLE_COL.candidate], ["leader", ROLE_COL.leader],
+    legend("tl-legend", [["follower", ROLE_COL.follower], ["pre-candidate", ROLE_COL["pre-candidate"]],
+      ["candidate", ROLE_COL.candidate], ["leader", ROLE_COL.leader], ["learner", ROLE_COL.learner],
       ["crashed", "#1f2937"]].concat(faultLegendItems()));
   }
 

@@ -36,7 +36,7 @@ def test_runner_writes_a_report_that_renders_without_errors(real_run, browser):
 
 def test_real_nemesis_records_shade_the_plots(real_run, browser):
     page = browser.open(real_run / "report.html")
-    faults = page.evaluate("() => window.raftlabReport.data.faults.map(f => f[2])")
+    faults = page.evaluate("() => window.raftlabReport.data.faults.map(f => f[4])")
     nemesis = {op.f.split("-", 1)[1] for op in read_jsonl(real_run / "history.jsonl")
                if op.process == "nemesis" and op.f.startswith("start-") and op.type != "invoke"
                and op.error is None}
