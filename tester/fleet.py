@@ -284,6 +284,15 @@ def _ns_pids(ns: str) -> list[int]:
     return [int(x) for x in out.split() if x.isdigit()]
 
 
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its parent to reap it holds nothing and counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
 def _cmdline(pid: int) -> str:
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -312,7 +321,7 @@ def down(name: str = DEFAULT_NAME, log: Callable[[str], None] = lambda s: None) 
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + 5
-    while any(Path(f"/proc/{p}").exists() for p in pids) and time.monotonic() < deadline:
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.01)
     # 2. namespaces (their veth ends go with them), then leftover links and the bridge
     for ns in namespaces:

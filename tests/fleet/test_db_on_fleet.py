@@ -5,7 +5,6 @@ The same experiment runs against raftnode on 5 nodes and Debian's etcd on 3.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -128,7 +127,16 @@ def test_fleet_down_leaves_no_namespace_link_mount_or_process(cluster) -> None: 
     fleet.down(name)
     assert nothing_left(name), host_state(name)
     for r in db_procs.values():
-        assert not os.path.exists(f"/proc/{r.stdout.strip()}"), "database process survived down"
+        assert not running(int(r.stdout)), "database process survived down"
+
+
+def running(pid: int) -> bool:
+    """A process that still runs (a killed one waiting to be reaped by init does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def pid_file(db: Any) -> str:

@@ -1,0 +1,155 @@
+"""How fast a local fleet comes up, gets a database and goes away; what libfaketime costs.
+
+    .venv/bin/python bench/fleet.py [--rounds 3] [--nodes 5]
+
+Prints medians over the rounds of: fleet up, SSH connect, raftnode deploy to a cluster with an
+agreed leader, etcd deploy to the same, fleet down; and the target check (up + connect +
+raftnode deploy + leader <= 10 s). Then libfaketime's cost: nanoseconds per clock call without
+it, with FAKETIME_NO_CACHE=1 and with FAKETIME_CACHE_DURATION=1, and raftnode put latency on the
+fleet under each setting. Needs root (it makes a fleet on 10.213.10.0/24, name flbench).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tester import control, fleet, inventory  # noqa: E402
+from tester.dbs.etcd import EtcdDB  # noqa: E402
+from tester.dbs.raftnode import RaftnodeDB  # noqa: E402
+
+NAME, SUBNET = "flbench", "10.213.10.0/24"
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+def timed(fn):  # type: ignore[no-untyped-def]
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def one_round(n: int, etcd_nodes: int) -> dict[str, float]:
+    fleet.down(NAME)
+    res: dict[str, float] = {}
+    remotes: dict[str, control.Remote] = {}
+    try:
+        res["fleet up"], f = timed(lambda: fleet.up(NAME, nodes=n, subnet=SUBNET))
+        inv = inventory.load(f.inventory)
+        res["ssh connect"], remotes = timed(lambda: control.connect(inv.nodes, inv.known_hosts))
+        db = RaftnodeDB()
+        db.zipapp()  # built once per adapter; part of deploy below on the first round only
+
+        def deploy(d, nodes):  # type: ignore[no-untyped-def]
+            sub = {k: remotes[k] for k in (x.name for x in nodes)}
+            control.on_all(sub, lambda r: d.setup(r, r.node, nodes, {}))
+            d.wait_ready(sub, nodes, timeout=30)
+
+        res["raftnode deploy+leader"], _ = timed(lambda: deploy(db, inv.nodes))
+        control.on_all(remotes, lambda r: db.teardown(r, r.node))
+        if etcd_nodes:
+            edb = EtcdDB()
+            res["etcd deploy+leader"], _ = timed(lambda: deploy(edb, inv.nodes[:etcd_nodes]))
+            control.on_all({k: remotes[k] for k in (x.name for x in inv.nodes[:etcd_nodes])},
+                           lambda r: edb.teardown(r, r.node))
+    finally:
+        control.close_all(remotes)
+        res["fleet down"], _ = timed(lambda: fleet.down(NAME))
+    return res
+
+
+CLOCK_LOOP = ("import time;n=200000;t=time.perf_counter()\n"
+              "for _ in range(n): time.monotonic()\n"
+              "print((time.perf_counter()-t)/n*1e9)")
+
+
+def clock_call_ns(env: dict[str, str]) -> float:
+    with tempfile.NamedTemporaryFile("w", suffix=".faketime", delete=False) as f:
+        f.write("+0\n")
+    try:
+        full = {**os.environ, **{k: v.replace("{file}", f.name) for k, v in env.items()}}
+        samples = [float(subprocess.run([sys.executable, "-c", CLOCK_LOOP], env=full,
+                                        capture_output=True, text=True, check=True).stdout)
+                   for _ in range(3)]
+        return statistics.median(samples)
+    finally:
+        os.unlink(f.name)
+
+
+def put_latency(cache: int, n: int, puts: int) -> float:
+    """Median latency (ms) of sequential puts on a raftnode cluster run with this cache."""
+    fleet.down(NAME)
+    remotes: dict[str, control.Remote] = {}
+    try:
+        f = fleet.up(NAME, nodes=n, subnet=SUBNET)
+        inv = inventory.load(f.inventory)
+        remotes = control.connect(inv.nodes, inv.known_hosts)
+        db = RaftnodeDB(faketime_cache=cache)
+        control.on_all(remotes, lambda r: db.setup(r, r.node, inv.nodes, {}))
+        db.wait_ready(remotes, inv.nodes, timeout=30)
+        lead = db.leader(inv.nodes)
+        c = db.client({})
+        c.open(inv.node(lead or inv.nodes[0].name))
+        lat = []
+        for i in range(puts):
+            t = time.perf_counter()
+            c.invoke("write", "k", i, 5)
+            lat.append((time.perf_counter() - t) * 1000)
+        c.close()
+        return statistics.median(lat)
+    finally:
+        control.close_all(remotes)
+        fleet.down(NAME)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--nodes", type=int, default=5)
+    ap.add_argument("--etcd-nodes", type=int, default=3)
+    ap.add_argument("--puts", type=int, default=300)
+    ap.add_argument("--skip-faketime", action="store_true")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("bench/fleet.py needs root (it creates a local fleet)", file=sys.stderr)
+        return 254
+    rounds = [one_round(args.nodes, args.etcd_nodes) for _ in range(args.rounds)]
+    print(f"local fleet, {args.nodes} nodes (etcd on {args.etcd_nodes}), "
+          f"{args.rounds} rounds, medians:")
+    med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+    for k, v in med.items():
+        print(f"  {k:<24} {v:6.2f} s   (min {min(r[k] for r in rounds):.2f}, "
+              f"max {max(r[k] for r in rounds):.2f})")
+    total = med["fleet up"] + med["ssh connect"] + med["raftnode deploy+leader"]
+    print(f"  up + connect + raftnode deploy + leader: {total:.2f} s "
+          f"(target <= 10 s: {'met' if total <= 10 else 'MISSED'}, {10 / total:.1f}x headroom)")
+    if args.skip_faketime:
+        return 0
+    if not Path(FAKETIME_LIB).exists():
+        print(f"libfaketime not found at {FAKETIME_LIB}: skipping its measurements")
+        return 0
+    pre = {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME_TIMESTAMP_FILE": "{file}"}
+    native = clock_call_ns({})
+    nocache = clock_call_ns({**pre, "FAKETIME_NO_CACHE": "1"})
+    cache1 = clock_call_ns({**pre, "FAKETIME_CACHE_DURATION": "1"})
+    print("libfaketime, time.monotonic() cost (median of 3 x 200k calls):")
+    print(f"  without libfaketime        {native:7.0f} ns/call")
+    print(f"  FAKETIME_NO_CACHE=1        {nocache:7.0f} ns/call  ({nocache / native:.1f}x)")
+    print(f"  FAKETIME_CACHE_DURATION=1  {cache1:7.0f} ns/call  ({cache1 / native:.1f}x)")
+    lat0 = put_latency(0, args.nodes, args.puts)
+    lat1 = put_latency(1, args.nodes, args.puts)
+    print(f"raftnode put latency on the fleet, median of {args.puts} sequential puts:")
+    print(f"  FAKETIME_NO_CACHE=1        {lat0:6.2f} ms")
+    print(f"  FAKETIME_CACHE_DURATION=1  {lat1:6.2f} ms  (ratio no-cache/cache {lat0 / lat1:.2f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
