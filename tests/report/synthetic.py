@@ -246,3 +246,11 @@ def make_run(root: Path, n_ops: int = 400, seed: int = 7, violate: bool = False,
     if not latest.exists():
         latest.symlink_to(stamp)
     return run
+
+
+def check(ops: list[Op]) -> dict[str, Any]:
+    """The real checker's JSON result for a (synthetic) history."""
+    import checker
+
+    client = [op for op in ops if op.process != "nemesis"]
+    return checker.check(client, checker.load_model("cas-register"), timeout=30).to_dict()

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from synthetic import make_history
-from test_report_page import check
+from synthetic import check, make_history
 
 from checker import visualize
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from synthetic import make_run
+from synthetic import check, make_run
 
 from checker import visualize
 from checker.history import read_jsonl
@@ -14,17 +14,9 @@ from tester import report
 HOSTILE = '</script><img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>\u2028&amp;'
 
 
-def hostile_result(ops):
-    """A checker result whose failing key is the hostile string (the key table, anchors, the
-    failure view and the JSON data all carry it)."""
-    from test_report_page import check
-
-    return check(ops)
-
-
 def test_hostile_key_value_and_setting_render_as_text(tmp_path, browser):
     run = make_run(tmp_path, n_ops=300, violate=True, keys=["k0", HOSTILE, "k2"], hostile=HOSTILE,
-                   checker_result=hostile_result)
+                   checker_result=check)
     res = json.loads((run / "results.json").read_text())
     assert [p["key"] for p in res["checker"]["partitions"] if p["valid"] is False] == [HOSTILE]
     html = report.write_report(run).read_text()

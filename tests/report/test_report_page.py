@@ -6,17 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from synthetic import make_run
+from synthetic import check, make_run
 
-import checker
 from checker.history import read_jsonl
 from tester import report
-
-
-def check(ops):
-    """The real checker's JSON result for a synthetic history."""
-    client = [op for op in ops if op.process != "nemesis"]
-    return checker.check(client, checker.load_model("cas-register"), timeout=30).to_dict()
 
 
 @pytest.fixture(scope="module")
