@@ -70,9 +70,10 @@ class EtcdDB:
 
     def __init__(self, client_port: int = 2379, peer_port: int = 2380,
                  binary: str = "/usr/bin/etcd", heartbeat_ms: int = 50,
-                 election_ms: int = 500, **_: Any):
+                 election_ms: int = 500, deploy: bool = True, **_: Any):
         self.client_port, self.peer_port, self.binary = client_port, peer_port, binary
         self.heartbeat_ms, self.election_ms = heartbeat_ms, election_ms
+        self.deploy = deploy  # False: test the members already running, leave them be
         self._argv: dict[str, list[str]] = {}
         self._nodes: dict[str, Node] = {}
         self.token = "raftlab"
@@ -99,6 +100,12 @@ class EtcdDB:
         self.token = str(opts.get("cluster_token", self.token))
         for n in nodes:
             self._nodes[n.name] = n
+        self._argv[node.name] = self._argv_for(node, nodes, "new")
+        if not self.deploy:
+            if not DAEMON.running(remote):
+                raise DBError(f"{node.name}: etcd is not running (no live pid in "
+                              f"{DAEMON.pid_file}); drop --no-deploy to deploy it")
+            return
         remote.run(f"test -x {shlex.quote(self.binary)} || "
                    f"{{ echo 'etcd not installed at {self.binary} (apt-get install etcd-server)'"
                    " >&2; exit 1; }", timeout=10)
@@ -112,6 +119,10 @@ class EtcdDB:
         DAEMON.start(remote, self._argv[node.name])
 
     def teardown(self, remote: Remote, node: Node) -> None:
+        if self.deploy:
+            self._wipe(remote)
+
+    def _wipe(self, remote: Remote) -> None:
         DAEMON.kill(remote)
         remote.run(f"rm -rf {DATA_DIR} {DAEMON.pid_file}", timeout=30)
 
@@ -193,7 +204,7 @@ class EtcdDB:
             raise DBError(f"{node.name}: not an etcd member")
         _post(others[0].host, self.client_port, "/v3/cluster/member/remove",
               {"ID": member["ID"]}, 10)
-        self.teardown(remotes[node.name], node)
+        self._wipe(remotes[node.name])
 
     def add_member(self, remotes: dict[str, Remote], nodes: list[Node], node: Node) -> None:
         others = [n for n in nodes if n.name != node.name]
