@@ -353,6 +353,8 @@ class Node:
             last_index=self.storage.last_index(),
             pid=os.getpid(),
         )
+        if self.cfg.secret is None:
+            self.log("warning", message="no --secret-file: peers use the well-known default secret")
 
     def _make_core(self, initial: Membership, rec: Any) -> RaftCore:
         lo, hi = self.cfg.election_timeout_ms
@@ -435,7 +437,10 @@ class Node:
     def _feed(self, item: tuple[Any, ...]) -> None:
         kind = item[0]
         if kind == "msg":
-            self.core.step(item[1])
+            try:
+                self.core.step(item[1])
+            except Exception as e:  # noqa: BLE001 - an authenticated but nonsensical message
+                self.log("peer_rejected", peer=item[1].src, reason=f"malformed: {type(e).__name__}: {e}")
         elif kind == "propose":
             _, command, fut = item
             if fut.done():

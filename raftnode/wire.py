@@ -18,6 +18,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
+from raftnode import types
 from raftnode.types import Message
 
 PEER_MAGIC = b"\xf0"
@@ -29,6 +30,7 @@ MAX_LINE = 1024 * 1024
 OPS = ("get", "put", "cas", "delete", "status", "add-member", "remove-member")
 KEY_OPS = ("get", "put", "cas", "delete")
 DEFAULT_SECRET = b"raftnode-default-insecure-secret"
+MESSAGE_TYPES = frozenset(v for k, v in vars(types).items() if k.startswith("MSG_"))
 
 
 class WireError(Exception):
@@ -70,8 +72,10 @@ def decode_frame(secret: bytes, tag: bytes, payload: bytes) -> list[Message]:
     except Exception as e:  # noqa: BLE001 - any shape error of untrusted input
         raise WireError(f"malformed peer message: {type(e).__name__}: {e}") from None
     for m in msgs:
-        if not (isinstance(m.type, str) and isinstance(m.src, str) and isinstance(m.dst, str)):
-            raise WireError("malformed peer message: type/src/dst must be strings")
+        if m.type not in MESSAGE_TYPES:
+            raise WireError(f"malformed peer message: unknown type {m.type!r}")
+        if not (isinstance(m.src, str) and isinstance(m.dst, str)):
+            raise WireError("malformed peer message: src/dst must be strings")
         nums = [m.term, m.log_term, m.index, m.commit, m.reject_hint]
         for e in m.entries:
             nums += [e.term, e.index]
