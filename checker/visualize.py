@@ -333,6 +333,9 @@ table.grid th,table.grid td{border-bottom:1px solid var(--line);padding:4px 10px
 vertical-align:top}
 table.grid th{background:#f1f5f9;font-weight:600;position:sticky;top:0}
 table.grid.small{width:auto;font-size:13px}
+.banner .pill{background:rgba(255,255,255,.92)}.banner .pill.valid{color:var(--valid)}
+.banner .pill.invalid{color:var(--invalid)}.banner .pill.unknown{color:var(--unknown)}
+tr.invalid td{background:#fef2f2}tr.unknown td{background:#fffbeb}
 tr.invalid td:first-child{box-shadow:inset 4px 0 var(--invalid)}
 tr.unknown td:first-child{box-shadow:inset 4px 0 var(--unknown)}
 tr.valid td:first-child{box-shadow:inset 4px 0 var(--valid)}

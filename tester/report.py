@@ -732,7 +732,8 @@ def summarize(run_dir: str | os.PathLike[str], error: str = "") -> RunSummary:
         nemesis=_name_of(_first(test, "nemesis", "nemeses", default="none")),
         seed=str(_first(test, "seed", default="")),
         error=error or "; ".join(str(e) for e in res.get("errors") or []),
-        bad_keys=[p.label for p in visualize.partitions(res.get("checker")) if p.valid is False],
+        bad_keys=sorted((p.label for p in visualize.partitions(res.get("checker"))
+                         if p.valid is False), key=natural),
     )
 
 
@@ -767,7 +768,7 @@ def render_index(title: str, runs: list[RunSummary], base: Path, extra: str = ""
             f"<td>{esc(r.db)}</td><td>{esc(r.workload)}</td><td>{esc(r.nemesis)}</td>"
             f"<td>{esc(r.seed)}</td><td>{esc(bad)}</td><td>{esc(r.error)}</td></tr>"
         )
-    summary = " · ".join(
+    summary = " ".join(
         f"<span class=\"pill {c}\">{tally.get(c, 0)} {c}</span>" for c in ("invalid", "unknown", "valid")
     )
     worst = "invalid" if tally.get("invalid") else "unknown" if tally.get("unknown") else "valid"

@@ -96,3 +96,17 @@ def test_report_command_on_something_that_is_not_a_run_exits_254(tmp_path, capsy
     assert main(["report", str(tmp_path)]) == 254
     err = capsys.readouterr().err
     assert "not a run folder" in err and "Traceback" not in err
+
+
+def test_the_index_links_campaign_pages(store, tmp_path):
+    camp = store / "campaigns" / "gate" / "20251126T150000"
+    camp.mkdir(parents=True)
+    (camp / "index.html").write_text("<html></html>")
+    srv, thread = serve.serve_in_thread(store)
+    try:
+        _, _, html = get(f"http://127.0.0.1:{srv.server_address[1]}/")
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(5)
+    assert 'href="campaigns/gate/20251126T150000/index.html"' in html
