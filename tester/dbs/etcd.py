@@ -197,19 +197,24 @@ class EtcdDB:
             raise DBError(f"{e}; log tails: " + " | ".join(
                 f"{k}: {v.strip()[-300:]}" for k, v in tails.items())) from None
 
+    def _reconfigure(self, members: list[Node], path: str, body: dict[str, Any],
+                     timeout: float = 30) -> dict[str, Any]:
+        """A membership request, retried while etcd refuses it as unsafe for the moment
+        (it rejects changes until every member has been active for a few seconds)."""
+        return wait_until(f"etcd to accept {path} {body}", lambda: _post(
+            members[0].host, self.client_port, path, body, 10), timeout, interval=0.5)
+
     def remove_member(self, remotes: dict[str, Remote], nodes: list[Node], node: Node) -> None:
         others = [n for n in nodes if n.name != node.name]
         member = next((m for m in self._members(others) if m.get("name") == node.name), None)
         if member is None:
             raise DBError(f"{node.name}: not an etcd member")
-        _post(others[0].host, self.client_port, "/v3/cluster/member/remove",
-              {"ID": member["ID"]}, 10)
+        self._reconfigure(others, "/v3/cluster/member/remove", {"ID": member["ID"]})
         self._wipe(remotes[node.name])
 
     def add_member(self, remotes: dict[str, Remote], nodes: list[Node], node: Node) -> None:
         others = [n for n in nodes if n.name != node.name]
-        _post(others[0].host, self.client_port, "/v3/cluster/member/add",
-              {"peerURLs": [self._peer_url(node)]}, 10)
+        self._reconfigure(others, "/v3/cluster/member/add", {"peerURLs": [self._peer_url(node)]})
         cluster = [self._nodes.get(m.get("name"), None) for m in self._members(others)]
         members = [n for n in cluster if n is not None and n.name != node.name] + [node]
         self._fresh(remotes[node.name], node, members, "existing")

@@ -117,6 +117,29 @@ def test_paused_leader_is_replaced_and_resumes(cluster) -> None:  # type: ignore
     db.wait_ready(remotes, inv.nodes, timeout=20)
 
 
+def test_removed_member_is_wiped_and_rejoins_when_added_back(cluster) -> None:  # type: ignore[no-untyped-def]
+    db, inv, remotes = cluster["db"], cluster["inv"], cluster["remotes"]
+    lead = db.leader(inv.nodes)
+    victim = next(n for n in reversed(inv.nodes) if n.name != lead)
+    rest = [n for n in inv.nodes if n.name != victim.name]
+    db.remove_member(remotes, inv.nodes, victim)
+    c = db.client({})
+    c.open(rest[0])
+    assert c.invoke("write", "membership", "without", 5) == ("ok", "without", None)
+    c.close()
+    c.open(victim)
+    assert c.invoke("read", "membership", None, 1)[0] == "fail"  # stopped and wiped
+    c.close()
+    db.add_member(remotes, inv.nodes, victim)
+    db.wait_ready(remotes, inv.nodes, timeout=30)
+    c.open(victim)
+    deadline = time.monotonic() + 10
+    while (r := c.invoke("read", "membership", None, 2)) != ("ok", "without", None):
+        assert time.monotonic() < deadline, r
+        time.sleep(0.1)
+    c.close()
+
+
 def test_fleet_down_leaves_no_namespace_link_mount_or_process(cluster) -> None:  # type: ignore[no-untyped-def]
     name = cluster["name"]
     procs = host_state(name)["processes"]
