@@ -315,6 +315,8 @@ class Node:
         self.server: asyncio.base_events.Server | None = None
         self.driver: asyncio.Task[None] | None = None
         self.conn_tasks: set[asyncio.Task[Any]] = set()
+        self.leader_waiters: list[asyncio.Future[None]] = []
+        self.election_s = cfg.election_timeout_ms[1] / 1000
         self.rejections: dict[tuple[str, str], tuple[float, int]] = {}  # -> (logged, suppressed)
         self.stop_event = asyncio.Event()
         self.stop_reason = "signal"
@@ -406,17 +408,18 @@ class Node:
         last = loop.time()
         try:
             while True:
-                now = loop.time()
-                n = int((now - last) / tick_s)
+                # Messages first: if this process was starved, the heartbeats that arrived
+                # meanwhile count before the ticks that piled up.
+                inbox, self.inbox = self.inbox, []
+                for item in inbox:
+                    self._feed(item)
+                # Elapsed clock time -> ticks. A clock that steps back yields no ticks until
+                # it has caught up (like a paused node); one that jumps ahead yields many.
+                n = int((loop.time() - last) / tick_s)
                 if n > 0:
                     last += n * tick_s
                     for _ in range(min(n, MAX_TICKS_PER_STEP)):
                         self.core.tick()
-                elif now < last - tick_s:
-                    last = now  # the clock stepped back: ticks resume from here
-                inbox, self.inbox = self.inbox, []
-                for item in inbox:
-                    self._feed(item)
                 if self.reads_waiting:
                     self._start_read_batch()
                 await self._ready_loop()
@@ -499,6 +502,11 @@ class Node:
         if rd.soft_state is not None:
             ss = rd.soft_state
             self.role, self.term, self.leader = ss.role, ss.term, ss.leader
+            if ss.leader is not None:
+                for f in self.leader_waiters:
+                    if not f.done():
+                        f.set_result(None)
+                self.leader_waiters = []
         for ev in rd.events:  # role, election, membership, snapshot... (logged by the core)
             ev = dict(ev)
             self.log(str(ev.pop("event", "core")), **ev)
@@ -717,6 +725,8 @@ class Node:
                 raise RequestFailed("fail", "stopping")
             if req.op == "status":
                 return wire.response(req.id, "ok", self.status(), leader=self.leader)
+            if self.role != LEADER and self.leader is None and not local_read:
+                await self._await_leader(min(timeout, self.election_s * 2))
             if self.role != LEADER and self.leader not in (None, self.id) and not req.forwarded \
                     and not local_read:
                 return await self._forward(req, timeout)
@@ -733,6 +743,13 @@ class Node:
             extra = {"message": e.message} if e.message else {}
             value = None if e.error == "not-leader" else e.value
             return wire.response(req.id, e.status, value, e.error, self.leader, **extra)
+
+    async def _await_leader(self, timeout: float) -> None:
+        """During an election, hold a request until a leader is known (or ``timeout``)."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.leader_waiters.append(fut)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await wait_or(fut, timeout, asyncio.TimeoutError())
 
     async def _read(self, req: wire.Request, timeout: float) -> Any:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
