@@ -299,19 +299,30 @@ class Clock(Fault):
     name = "clock"
 
     def _write(self, env: Env, nd: Any, ms: float) -> None:
+        self._write_text(env, nd, _offset_text(ms))
+
+    def _write_text(self, env: Env, nd: Any, text: str) -> None:
         path = env.db.clock_file(nd)
         if not path:
             raise Unsupported(f"{nd.name}: the database has no clock file (libfaketime)")
-        env.sh(nd, f"printf '%s\\n' '{_offset_text(ms)}' > {path}")
+        env.sh(nd, f"printf '%s\\n' '{text}' > {path}")
 
     def start(self, env: Env) -> dict[str, Any]:
         spec, nodes = self._targets(env)
         kind = env.rng.choice(self.opts.get("clock_kinds", ["bump", "bump", "strobe"]))
         max_ms = float(self.opts.get("clock_max_ms", 10_000))
         if kind == "bump":
-            offsets = {nd.name: round(clock_offset(env.rng, max_ms), 3) for nd in nodes}
+            choices = self.opts.get("clock_offsets_ms")  # e.g. [-5000, -2000]: fixed bumps
+            offsets = {nd.name: round(env.rng.choice(choices) if choices
+                                      else clock_offset(env.rng, max_ms), 3) for nd in nodes}
             errors = env.each(nodes, lambda nd: self._write(env, nd, offsets[nd.name]))
             return {"kind": "bump", "target": spec, "offsets_ms": offsets, "errors": errors or None}
+        if kind == "rate":
+            # a clock that runs slow or fast: leases and timeouts stretch or shrink in real time
+            rates = {nd.name: env.rng.choice(self.opts.get("clock_rates", [0.25, 0.5, 2.0]))
+                     for nd in nodes}
+            errors = env.each(nodes, lambda nd: self._write_text(env, nd, f"+0 x{rates[nd.name]}"))
+            return {"kind": "rate", "target": spec, "rates": rates, "errors": errors or None}
         # strobe: flip each target's clock between +delta and 0 for a bounded while
         delta = round(abs(clock_offset(env.rng, max_ms)), 3)
         period, duration = 0.05, float(self.opts.get("strobe_s", 1.0))
@@ -462,16 +473,28 @@ class Nemesis:
     env: Env
     faults: dict[str, Fault] = field(default_factory=dict)
     active: set[str] = field(default_factory=set)
+    opts: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def build(cls, env: Env, names: list[str], opts: dict[str, Any] | None = None) -> Nemesis:
         opts = opts or {}
-        return cls(env, {n: FAULTS[n](opts) for n in names})
+        return cls(env, {n: FAULTS[n](opts) for n in names}, opts=opts)
 
     def generator(self, interval: float) -> g.Generator:
-        """Every ``interval`` seconds one action: each package alternates start and stop."""
+        """Every ``interval`` seconds one action: each package alternates start and stop.
+
+        With the option ``schedule: together`` every package starts at once (in the order
+        given, ``together_gap_s`` apart), and ``interval`` later they all stop: compound
+        faults such as "slow the leader's clock, then cut it off".
+        """
         if not self.faults:
             return g.Seq()
+        if self.opts.get("schedule") == "together":
+            gap = float(self.opts.get("together_gap_s", 0.0))
+            starts = [{"f": f"start-{n}", "value": None, "delay_s": gap if i else 0.0}
+                      for i, n in enumerate(self.faults)]
+            stops = [{"f": f"stop-{n}", "value": None} for n in reversed(self.faults)]
+            return Together(interval, starts, stops)
         flips = [
             g.FlipFlop(_req("start", n), _req("stop", n))
             for n in self.faults
@@ -480,6 +503,7 @@ class Nemesis:
 
     def invoke(self, req: dict[str, Any]) -> tuple[str, Any, Any]:
         """Perform one nemesis request; returns (type, value, error) for the history."""
+        time.sleep(min(float(req.get("delay_s") or 0.0), 10.0))
         action, name = req["f"].split("-", 1)
         fault = self.faults[name]
         try:
@@ -499,23 +523,53 @@ class Nemesis:
     def heal_all(self) -> dict[str, Any]:
         """Undo every package's fault on every node, whatever happened before. Never raises."""
         errors: dict[str, list[str]] = {}
-        # the order matters: bring processes back and reconnect the network before membership
-        order = ["pause", "kill", "partition", "loss", "delay", "clock", "member"]
         healers = dict(self.faults)
         for n in ("partition", "loss", "clock", "pause", "kill"):
             healers.setdefault(n, FAULTS[n]({}))  # heal these even if not chosen: cheap, safe
-        for n in order:
-            if n not in healers:
-                continue
+
+        def heal(n: str) -> None:
             try:
                 errs = healers[n].heal(self.env)
             except Exception as e:
                 errs = [f"{type(e).__name__}: {e}"]
             if errs:
                 errors[n] = errs
+
+        # processes, network and clocks are independent: heal them at once; membership last,
+        # once every node runs and can be reached again
+        first = [n for n in healers if n != "member"]
+        ts = [threading.Thread(target=heal, args=(n,), daemon=True) for n in first]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(120)
+        if "member" in healers:
+            heal("member")
         self.active.clear()
         return {"healed": sorted(healers), "errors": errors or None}
 
 
 def _req(action: str, name: str) -> g.Fn:
     return g.Fn(lambda ctx: {"f": f"{action}-{name}", "value": None})
+
+
+class Together(g.Generator):
+    """Every ``interval``: all the start requests back to back, then (next time) all stops."""
+
+    def __init__(self, interval: float, starts: list[dict[str, Any]],
+                 stops: list[dict[str, Any]]):
+        self.interval, self.batches = interval, [starts, stops]
+        self.turn, self.queue = 0, []
+        self.next_time: float | None = None
+
+    def next(self, ctx: g.Context) -> g.Result:
+        if self.queue:
+            return dict(self.queue.pop(0))
+        if self.next_time is None:
+            self.next_time = ctx.time + self.interval
+        if ctx.time < self.next_time:
+            return g.Pending(self.next_time)
+        self.next_time += self.interval
+        self.queue = list(self.batches[self.turn])
+        self.turn ^= 1
+        return dict(self.queue.pop(0))

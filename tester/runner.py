@@ -230,6 +230,10 @@ class Interpreter:
 # --------------------------------------------------------------------------- statistics
 
 
+#: fail errors that are the system's real answer (not unavailability)
+ANSWERED = frozenset({"cas-mismatch"})
+
+
 def fault_windows(ops: list[Op], end: int) -> list[tuple[int, int, str]]:
     """(start ns, end ns, package) while each nemesis package was in force."""
     open_: dict[str, int] = {}
@@ -279,11 +283,12 @@ def summarize(ops: list[Op]) -> tuple[dict[str, Any], dict[str, Any]]:
             lat.setdefault(op.f, []).append((op.time - inv.time) / 1e6)
         faulty = any(a <= inv.time <= b for a, b, _ in windows)
         slot = avail["faulty" if faulty else "healthy"]
-        slot[0] += op.type == "ok"
+        slot[0] += op.type == "ok" or op.error in ANSWERED
         slot[1] += 1
     for inv in invokes.values():  # never completed: indeterminate
         by_f.setdefault(inv.f, {"ok": 0, "fail": 0, "info": 0})["info"] += 1
     totals = {t: sum(c[t] for c in by_f.values()) for t in ("ok", "fail", "info")}
+    answered = avail["faulty"][0] + avail["healthy"][0]
     n = sum(totals.values())
     fault_s = sum(b - a for a, b, _ in windows) / 1e9
     stats = {
@@ -291,7 +296,7 @@ def summarize(ops: list[Op]) -> tuple[dict[str, Any], dict[str, Any]]:
         **totals,
         "by_f": by_f,
         "availability": {
-            "overall": round(totals["ok"] / n, 4) if n else None,
+            "overall": round(answered / n, 4) if n else None,
             "during_faults": round(avail["faulty"][0] / avail["faulty"][1], 4)
             if avail["faulty"][1] else None,
             "without_faults": round(avail["healthy"][0] / avail["healthy"][1], 4)
@@ -317,8 +322,8 @@ def check_history(ops: list[Op], model: str, timeout: float) -> dict[str, Any]:
     """The checker's JSON result (docs/results.md); ``valid: "unknown"`` if it cannot run."""
     try:
         import checker
-        result = checker.check([op for op in ops if op.process != NEMESIS], model=model,
-                               timeout=timeout)
+        result = checker.check([op for op in ops if op.process != NEMESIS],
+                               checker.load_model(model), timeout=timeout)
         return result.to_dict() if hasattr(result, "to_dict") else dict(result)
     except Exception as e:  # Jepsen: a checker that throws gives an unknown verdict
         log.error("checker failed: %s: %s", type(e).__name__, e)

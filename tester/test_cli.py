@@ -73,6 +73,7 @@ def _validate(args: argparse.Namespace) -> list[str]:
             raise BadInput(f"--{name.replace('_', '-')} must be positive")
     if args.rate < 0:
         raise BadInput("--rate must be 0 (unlimited) or positive")
+    concurrency(args.concurrency, 1)  # the syntax; the node count comes with the fleet
     if args.keys < 1 or args.ops_per_key < 1:
         raise BadInput("--keys and --ops-per-key must be at least 1")
     try:
@@ -120,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         faults = _validate(args)
-        db = load_db(args.db)
+        builtin = args.db in ("raftnode", "etcd")
+        db = load_db(args.db, **({"deploy": not args.no_deploy} if builtin else {}))
     except (BadInput, ValueError) as e:
         print(f"raftlab test: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT

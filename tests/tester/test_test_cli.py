@@ -1,0 +1,48 @@
+"""`raftlab test` arguments: bad input is one clear line and exit 254, never a traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+from tester.cli import main
+from tester.test_cli import BadInput, concurrency
+
+
+def run(capsys, *argv: str) -> tuple[int, str]:
+    code = main(["test", *argv])
+    err = capsys.readouterr().err
+    return code, err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--fleet", "x", "--nemesis", "partition,flood"], "unknown fault 'flood'"),
+    (["--fleet", "x", "--unsafe", "fast-and-loose"], "--unsafe 'fast-and-loose'"),
+    (["--fleet", "x", "--concurrency", "0"], "--concurrency '0'"),
+    (["--fleet", "x", "--time-limit", "-1"], "--time-limit must be positive"),
+    (["--fleet", "x", "--db", "nosuchmodule:DB"], "cannot import module 'nosuchmodule'"),
+    (["--fleet", "x", "--nemesis-targets", "everyone"], "unknown target 'everyone'"),
+    (["--fleet", "tsnone"], "no such fleet"),
+])
+def test_bad_arguments_exit_254_with_a_message(capsys, argv, message):
+    code, err = run(capsys, *argv)
+    assert code == 254
+    assert message in err and "Traceback" not in err
+
+
+def test_a_fleet_or_an_inventory_is_required(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["test"])
+    assert e.value.code == 254 and "--fleet" in capsys.readouterr().err
+
+
+def test_a_bad_inventory_names_the_file(capsys, tmp_path):
+    inv = tmp_path / "inv.yml"
+    inv.write_text("all:\n  hosts:\n    n1: {ansible_port: notaport}\n")
+    code, err = run(capsys, "--inventory", str(inv))
+    assert code == 254 and str(inv) in err and "Traceback" not in err
+
+
+def test_concurrency_per_node():
+    assert concurrency("2n", 5) == 10 and concurrency("7", 5) == 7
+    with pytest.raises(BadInput):
+        concurrency("n", 5)
