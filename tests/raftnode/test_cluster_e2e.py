@@ -203,3 +203,32 @@ def test_ticks_follow_the_node_clock_so_a_clock_jump_triggers_a_campaign(tmp_pat
         # PreVote: the others heard from the leader recently, so nobody's term moved
         st = cl.status(leader)
         assert st["role"] == "leader" and st["term"] == term
+
+
+def test_lagging_node_catches_up_by_snapshot_and_recovers_from_it(tmp_path: Path) -> None:
+    with LocalCluster(tmp_path, 3, extra_args=("--snapshot-entries", "40")) as cl:
+        leader = cl.wait_leader()
+        lagging = next(n for n in cl.addrs if n != leader)
+        cl.kill(lagging)
+        with cl.client(leader) as c:
+            for i in range(150):  # several snapshots and compactions while it is down
+                assert c.put(f"k{i % 10}", i)["status"] == "ok"
+        assert cl.status(leader)["snapshot_index"] >= 80
+        cl.start(lagging)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            st = cl.status(lagging)
+            if st and st["applied"] >= cl.status(leader)["commit"]:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError(f"{lagging} did not catch up: {cl.status(lagging)}")
+        assert any(e["event"] == "snapshot" and e.get("kind") == "installed" for e in cl.events(lagging))
+        data = tmp_path / lagging / "data"
+        assert list(data.glob("snap-*.snap")) and len(list(data.glob("wal-*.log"))) == 1
+        for n in list(cl.addrs):
+            cl.kill(n)
+        cl.start()
+        cl.wait_leader()
+        for i in range(140, 150):
+            assert read(cl, lagging, f"k{i % 10}") == i  # every node restarted from snapshot + log
