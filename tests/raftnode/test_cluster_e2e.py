@@ -232,3 +232,20 @@ def test_lagging_node_catches_up_by_snapshot_and_recovers_from_it(tmp_path: Path
         cl.wait_leader()
         for i in range(140, 150):
             assert read(cl, lagging, f"k{i % 10}") == i  # every node restarted from snapshot + log
+
+
+def test_unsafe_ack_before_sync_loses_acknowledged_writes_on_kill_9(tmp_path: Path) -> None:
+    """The switch the tester must catch: the same run as the restart test above loses data."""
+    with LocalCluster(tmp_path, 3, unsafe=("ack-before-sync",)) as cl:
+        leader = cl.wait_leader()
+        acked = {}
+        with cl.client(leader) as c:
+            for i in range(100):
+                if c.put(f"k{i}", i)["status"] == "ok":
+                    acked[f"k{i}"] = i
+        for n in list(cl.addrs):
+            cl.kill(n)  # right after the last acknowledgement
+        cl.start()
+        cl.wait_leader()
+        lost = [k for k, v in acked.items() if read(cl, "n1", k) != v]
+        assert len(acked) == 100 and lost, "ack-before-sync kept every write"
