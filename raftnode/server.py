@@ -461,7 +461,9 @@ class Node:
             except NotLeader as e:
                 fut.set_exception(RequestFailed("fail", "not-leader", e.leader))
             except (ProposalRejected, ValueError) as e:
-                fut.set_exception(RequestFailed("fail", "membership-rejected", message=str(e)))
+                retryable = any(w in str(e) for w in ("in progress", "not committed"))
+                error = "membership-busy" if retryable else "membership-rejected"
+                fut.set_exception(RequestFailed("fail", error, message=str(e)))
             else:
                 self.proposals[index] = (term, fut)
 
@@ -778,10 +780,10 @@ class Node:
         """add-member: the core adds a learner and promotes it once caught up (thesis ch. 4);
         answered ok when the promotion is applied here. remove-member: one config entry."""
         assert req.key is not None
+        # Both changes are idempotent, so that a client may retry after an unknown outcome.
         if req.op == "remove-member":
-            if req.key not in self.membership.voters and req.key not in self.membership.learners:
-                raise RequestFailed("fail", "unknown-member")
-            await self._propose_and_wait(("config", ("remove", req.key, "")), timeout)
+            if req.key in self.membership.voters or req.key in self.membership.learners:
+                await self._propose_and_wait(("config", ("remove", req.key, "")), timeout)
             return self.membership.to_dict()
         if req.key in self.membership.voters:
             return self.membership.to_dict()

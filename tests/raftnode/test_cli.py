@@ -58,8 +58,12 @@ def test_client_prints_json_and_exits_by_outcome(tmp_path: Path, capsys) -> None
         assert main(["client", "--addr", addr, "status"]) == 0
         st = json.loads(capsys.readouterr().out)["value"]
         assert st["role"] == "leader" and st["members"]["voters"] == {"n1": addr}
-        assert main(["client", "--addr", addr, "remove-member", "--id", "n7"]) == 1
-        assert json.loads(capsys.readouterr().out)["error"] == "unknown-member"
+        # membership changes are idempotent (a retry after "unknown" must not fail)
+        assert main(["client", "--addr", addr, "remove-member", "--id", "n7"]) == 0
+        assert json.loads(capsys.readouterr().out)["value"]["voters"] == {"n1": addr}
+        assert main(["client", "--addr", addr, "remove-member", "--id", "n1"]) == 1
+        out = json.loads(capsys.readouterr().out)
+        assert out["error"] == "membership-rejected" and "last voter" in out["message"]
 
 
 def test_a_write_without_an_answer_is_unknown_and_a_read_fails(capsys) -> None:
