@@ -39,15 +39,16 @@ TICK_MS = 10.0  # one Raft tick of simulated time at clock rate 1.0
 ELECTION = (10, 20)  # election timeout in ticks (100-200 ms)
 HEARTBEAT = 3
 FLUSH_MS = 60.0  # the ack-before-sync flush timer
-CLIENT_TIMEOUT_MS = 100.0
-ATTEMPTS = 3  # tries per client op (same session seq) before it is given up as info
+CLIENT_TIMEOUT_MS = 120.0
+ATTEMPTS = 5  # tries per client op (same session seq) before it is given up as info
+TIMEOUTS = 3  # ... of which at most this many may time out (a stuck worker moves on)
 SETTLE_MS = 500.0  # after the last op: heal everything and let the cluster converge
 OPS_PER_S = 150.0  # the clients' total request rate (simulated time)
 LOG_CHECK_EVERY = 500  # events between log-matching checks
 
 FAULT_KINDS = (
     "partition-halves", "partition-one", "partition-leader", "partition-ring",
-    "partition-bridge", "kill", "kill-majority", "kill-all", "pause", "clock-rate",
+    "partition-bridge", "kill", "kill-leader", "kill-majority", "kill-all", "pause", "clock-rate",
     "clock-jump", "loss", "member-remove", "member-add", "transfer", "skew-partition-leader",
 )
 
@@ -101,10 +102,12 @@ def make_plan(seed: int, nodes: int = 3, ops: int = 200,
     rng = random.Random(f"plan:{seed}")
     span = ops * 1000.0 / OPS_PER_S  # how long the clients will take, in ms
     faults = []
+    # Like a Jepsen run's nemesis package: each seed draws a few fault kinds and mixes them.
+    kinds = rng.sample(FAULT_KINDS, rng.choice((1, 2, 3)))
     t = rng.uniform(100, 300)
     while t < span:
-        kind = rng.choice(FAULT_KINDS)
-        dur = rng.uniform(50, 500)
+        kind = rng.choice(kinds)
+        dur = rng.uniform(150, 800)  # several election timeouts, as a nemesis interval
         arg = 0.0
         if kind == "clock-rate":
             arg = rng.choice((0.25, 0.5, 2.0, 3.0, 5.0))
@@ -115,7 +118,7 @@ def make_plan(seed: int, nodes: int = 3, ops: int = 200,
         elif kind == "loss":
             arg = rng.choice((0.2, 0.5, 0.9))
         faults.append(Fault(round(t, 1), kind, round(dur, 1), arg, rng.randrange(1 << 16)))
-        t += rng.uniform(40, 300)
+        t += rng.uniform(100, 500)
     profile = rng.random()
     return Plan(
         seed=seed, nodes=nodes, ops=ops, unsafe=frozenset(unsafe), faults=tuple(faults),
@@ -147,7 +150,7 @@ class SimResult:
 
 class _Client:
     __slots__ = ("idx", "process", "guess", "seq", "done", "op", "attempt", "maybe_applied",
-                 "deadline_id", "seen")
+                 "deadline_id", "seen", "timeouts")
 
     def __init__(self, idx: int, guess: str):
         self.idx = idx
@@ -157,6 +160,7 @@ class _Client:
         self.done = 0
         self.op: dict[str, Any] | None = None
         self.attempt = 0
+        self.timeouts = 0
         self.maybe_applied: set[int] = set()  # attempts a node may have appended
         self.deadline_id = 0
         self.seen: dict[str, Any] = {}  # key -> the last value this client saw there
@@ -443,9 +447,11 @@ class Simulation:
             self._log(f"fault {f.kind} {lead} x{f.arg:g}")
             self._push(self.now + f.duration, "undo", ("rate", lead))
             undo = ("heal", cut)
-        elif f.kind in ("kill", "kill-majority", "kill-all"):
-            k = {"kill": 1, "kill-majority": n // 2 + 1, "kill-all": n}[f.kind]
+        elif f.kind in ("kill", "kill-leader", "kill-majority", "kill-all"):
+            k = {"kill": 1, "kill-leader": 1, "kill-majority": n // 2 + 1, "kill-all": n}[f.kind]
             victims = [ids[(p + i) % n] for i in range(k)]
+            if f.kind == "kill-leader":
+                victims = [self._leader() or victims[0]]
             for v in victims:
                 if v not in cl.down:
                     cl.crash(v)
@@ -559,18 +565,19 @@ class Simulation:
         r = self.crng
         key = f"k{r.randrange(self.plan.keys)}"
         roll = r.random()
-        if roll < 0.5:
+        if roll < 0.45:
             f, value = "read", None
-        elif roll < 0.85:
+        elif roll < 0.75:
             self.values += 1
             f, value = "write", self.values
         else:
             self.values += 1
-            old = c.seen.get(key) if r.random() < 0.75 else r.randint(1, self.values)
+            old = c.seen.get(key) if r.random() < 0.9 else r.randint(1, self.values)
             f, value = "cas", [old, self.values]
         c.seq += 1
         c.op = {"f": f, "key": key, "value": value, "seq": c.seq}
         c.attempt = 0
+        c.timeouts = 0
         c.maybe_applied.clear()
         self._record(c, "invoke", f, key, value)
         self._client_attempt(c)
@@ -647,11 +654,12 @@ class Simulation:
         c = self.clients[idx]
         if c.op is None or attempt != c.deadline_id:
             return
+        c.timeouts += 1
         self._retry(c, "timeout")
 
     def _retry(self, c: _Client, error: str, backoff: bool = False) -> None:
         assert c.op is not None
-        if c.attempt < ATTEMPTS:
+        if c.attempt < ATTEMPTS and c.timeouts < TIMEOUTS:
             c.deadline_id += 1  # answers to the abandoned attempt are ignored
             wait = self.crng.uniform(20, 60) if backoff else self.crng.uniform(1, 10)
             self._push(self.now + wait, "retry", c.idx)
