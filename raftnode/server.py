@@ -25,6 +25,7 @@ import json
 import os
 import random
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -128,7 +129,7 @@ class PeerLink:
                 reader, writer = await asyncio.wait_for(
                     asyncio.open_connection(host, port), CONNECT_TIMEOUT_S
                 )
-                _nodelay(writer)
+                _tune_socket(writer)
                 writer.write(wire.PEER_MAGIC)
                 eof = asyncio.ensure_future(reader.read(1))  # the peer never writes: EOF = closed
                 while not eof.done():
@@ -211,7 +212,7 @@ class Forwarder:
                 reader, writer = await asyncio.wait_for(
                     asyncio.open_connection(host, port, limit=wire.MAX_LINE * 2), CONNECT_TIMEOUT_S
                 )
-                _nodelay(writer)
+                _tune_socket(writer)
                 self.writer = writer
                 self.out = Coalescer(writer)
                 self.reader_task = asyncio.get_running_loop().create_task(self._read(reader))
@@ -262,13 +263,25 @@ class Forwarder:
             self.reader_task.cancel()
 
 
-def _nodelay(writer: asyncio.StreamWriter) -> None:
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        import socket
+def _tune_socket(writer: asyncio.StreamWriter) -> None:
+    """No Nagle delay, and notice a dead peer within seconds, not minutes.
 
+    Under a partition (iptables DROP) TCP keeps retransmitting with exponential backoff; after
+    the heal a connection could stay silent for tens of seconds. TCP_USER_TIMEOUT aborts a
+    connection whose data stays unacknowledged for a second, and keepalives close idle ones
+    to a vanished host, so the link reconnects at once instead.
+    """
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return
+    opts = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1), (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
+    for name, value in (("TCP_USER_TIMEOUT", 2000), ("TCP_KEEPIDLE", 2), ("TCP_KEEPINTVL", 1),
+                        ("TCP_KEEPCNT", 3)):
+        if hasattr(socket, name):
+            opts.append((socket.IPPROTO_TCP, getattr(socket, name), value))
+    for level, opt, value in opts:
         with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(level, opt, value)
 
 
 class RequestFailed(Exception):
@@ -638,7 +651,7 @@ class Node:
         task = asyncio.current_task()
         if task is not None:
             self.conn_tasks.add(task)
-        _nodelay(writer)
+        _tune_socket(writer)
         peer = writer.get_extra_info("peername")
         peer_s = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         try:
