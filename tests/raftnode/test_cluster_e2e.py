@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import require_root_tools
 
 from raftnode import wire
 from raftnode.localcluster import FAKETIME_LIB, LocalCluster
@@ -249,3 +250,31 @@ def test_unsafe_ack_before_sync_loses_acknowledged_writes_on_kill_9(tmp_path: Pa
         cl.wait_leader()
         lost = [k for k, v in acked.items() if read(cl, "n1", k) != v]
         assert len(acked) == 100 and lost, "ack-before-sync kept every write"
+
+
+@pytest.mark.e2e
+def test_partitioned_leader_is_replaced_and_rejoins_soon_after_the_heal(tmp_path: Path) -> None:
+    require_root_tools("iptables")
+    with LocalCluster(tmp_path, 3) as cl:
+        old = cl.wait_leader()
+        port = cl.addrs[old].rsplit(":", 1)[1]
+        rules = [["-i", "lo", "-p", "tcp", f"--{d}", port, "-j", "DROP"] for d in ("dport", "sport")]
+        try:
+            for r in rules:  # cut every connection to the leader's port (both directions)
+                subprocess.run(["iptables", "-w", "-I", "INPUT", *r], check=True)
+            new = cl.wait_leader(among=[n for n in cl.addrs if n != old], timeout=20)
+            put_ok(cl, new, "during", 1)
+            time.sleep(2)  # long enough for TCP to back off its retransmissions
+        finally:
+            for r in rules:
+                subprocess.run(["iptables", "-w", "-D", "INPUT", *r], check=False)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            st, lead = cl.status(old), cl.status(new)
+            if st and st["role"] == "follower" and st["leader"] == lead["leader"] and \
+                    st["applied"] >= lead["commit"]:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError(f"{old} did not rejoin within 5 s of the heal: {cl.status(old)}")
+        assert any(e["event"] == "check_quorum_lost" for e in cl.events(old))
