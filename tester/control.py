@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import select
 import shlex
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -125,6 +126,9 @@ class Remote:
             client.close()
             raise Unreachable(node.name, f"cannot connect to {node.host}:{node.port}: "
                                          f"{e.strerror or e}") from None
+        transport = client.get_transport()
+        if transport is not None:  # small request/response packets: don't wait on Nagle
+            transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._client = client
         log.info("%s: connected to %s@%s:%d in %.0f ms", node.name, node.user, node.host,
                  node.port, (time.monotonic() - t0) * 1000)
@@ -150,20 +154,29 @@ class Remote:
                 chan.sendall(stdin.encode())
             chan.shutdown_write()
             deadline = t0 + timeout
+
+            def left() -> float:
+                rest = deadline - time.monotonic()
+                if rest <= 0:
+                    log.warning("%s: timed out after %.1f s: %s", self.name, timeout, cmd)
+                    raise CommandTimeout(self.name, f"command timed out after {timeout:g} s: "
+                                                    f"{_short(cmd)}")
+                return rest
+
             while True:
                 while chan.recv_ready():
                     out += chan.recv(65536)
                 while chan.recv_stderr_ready():
                     err += chan.recv_stderr(65536)
-                if chan.exit_status_ready() and not chan.recv_ready() \
-                        and not chan.recv_stderr_ready() and chan.eof_received:
+                if chan.eof_received or chan.closed:
                     break
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    log.warning("%s: timed out after %.1f s: %s", self.name, timeout, cmd)
-                    raise CommandTimeout(self.name, f"command timed out after {timeout:g} s: "
-                                                    f"{_short(cmd)}")
-                select.select([chan], [], [], min(left, 0.5))
+                select.select([chan], [], [], min(left(), 0.5))
+            while chan.recv_ready():
+                out += chan.recv(65536)
+            while chan.recv_stderr_ready():
+                err += chan.recv_stderr(65536)
+            while not chan.status_event.wait(min(left(), 0.5)):
+                pass
             code = chan.recv_exit_status()
         finally:
             chan.close()

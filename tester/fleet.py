@@ -29,8 +29,9 @@ from tester import inventory as inv
 DEFAULT_NAME = "raftlab"
 DEFAULT_SUBNET = "10.213.0.0/24"
 STATE_ROOT = Path(os.environ.get("RAFTLAB_FLEET_DIR", "/var/lib/raftlab/fleets"))
-# directories every node sees as its own (bind-mounted from the node's folder on the host)
-PRIVATE_DIRS = ("/opt/raftnode", "/var/lib/raftnode", "/var/log/raftnode",
+# directories every node sees as its own (bind-mounted from the node's folder on the host);
+# a private /root also keeps the host's shell start-up files out of every SSH command
+PRIVATE_DIRS = ("/root", "/opt/raftnode", "/var/lib/raftnode", "/var/log/raftnode",
                 "/var/lib/etcd", "/var/log/etcd")
 NODE_OFFSET = 10  # n1 gets the subnet's .11, the bridge (the control node) gets .1
 REQUIRED_TOOLS = ("ip", "ssh-keygen", "unshare", "sshd", "hostname", "mount")
