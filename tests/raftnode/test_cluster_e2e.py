@@ -7,6 +7,7 @@ nodes, add and remove a member; and that peers without the secret are refused.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -16,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import require_root_tools
 
 from raftnode import wire
 from raftnode.localcluster import FAKETIME_LIB, LocalCluster
@@ -24,6 +24,16 @@ from raftnode.types import MSG_VOTE, Message
 from raftnode.zipapp import build
 
 PYTHON = shutil.which("python3") or "python3"
+
+
+def require_root_tools(*tools: str) -> None:
+    """tests/conftest.py's helper, loaded by path: ``import conftest`` may find another one."""
+    path = Path(__file__).resolve().parents[1] / "conftest.py"
+    spec = importlib.util.spec_from_file_location("raftlab_tests_conftest", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.require_root_tools(*tools)
 
 
 @pytest.fixture(scope="module")
