@@ -321,9 +321,12 @@ def summarize(ops: list[Op]) -> tuple[dict[str, Any], dict[str, Any]]:
 def check_history(ops: list[Op], model: str, timeout: float) -> dict[str, Any]:
     """The checker's JSON result (docs/results.md); ``valid: "unknown"`` if it cannot run."""
     try:
-        import checker
-        result = checker.check([op for op in ops if op.process != NEMESIS],
-                               checker.load_model(model), timeout=timeout)
+        # submodules, not the package: a tests/checker folder can shadow the package name
+        from checker.linearizability import check
+        from checker.models import load_model
+
+        result = check([op for op in ops if op.process != NEMESIS], load_model(model),
+                       timeout=timeout)
         return result.to_dict() if hasattr(result, "to_dict") else dict(result)
     except Exception as e:  # Jepsen: a checker that throws gives an unknown verdict
         log.error("checker failed: %s: %s", type(e).__name__, e)

@@ -1,0 +1,113 @@
+"""End to end on a real local fleet: raftnode and etcd over SSH, real iptables, libfaketime,
+signals. The safe build passes every fault; each unsafe switch is caught by the fault that
+exposes it, with the counterexample in results.json. One fleet is shared by the module."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tester import control, fleet, inventory
+from tester.cli import main as raftlab
+from tester.db import load_db
+from tester.runner import RunConfig, Runner
+
+pytestmark = pytest.mark.e2e
+
+NAME, SUBNET = "tse", "10.213.20.0/24"
+TOOLS = ("ip", "sshd", "ssh-keygen", "unshare", "iptables", "python3")
+
+
+@pytest.fixture(scope="module")
+def local_fleet() -> Iterator[tuple[inventory.Inventory, dict[str, control.Remote]]]:
+    from conftest import require_root_tools
+
+    require_root_tools(*TOOLS)
+    fleet.down(NAME)
+    remotes: dict[str, control.Remote] = {}
+    try:
+        f = fleet.up(NAME, nodes=5, subnet=SUBNET)
+        inv = inventory.load(f.inventory)
+        remotes = control.connect(inv.nodes, inv.known_hosts)
+        yield inv, remotes
+    finally:
+        control.close_all(remotes)
+        fleet.down(NAME)
+
+
+def run(local_fleet, tmp_path, db: str = "raftnode", db_kw: dict[str, Any] | None = None,
+        **kw: Any):
+    inv, remotes = local_fleet
+    base: dict[str, Any] = dict(name="e2e", nemesis_interval=2.0, time_limit=12, concurrency=10,
+                                rate=200, keys=8, seed=1, store=str(tmp_path), quiet=1.0,
+                                op_timeout=1.0)
+    base.update(kw)
+    out = Runner(RunConfig(db=db, **base), load_db(db, **(db_kw or {})), inv.nodes,
+                 remotes).run()
+    assert out.results["errors"] == [], out.results["errors"]
+    return out
+
+
+def assert_caught(out) -> None:
+    """Invalid, and results.json names the op that cannot be linearized, with its prefix."""
+    assert out.valid is False
+    saved = json.loads((out.run_dir / "results.json").read_text())
+    bad = [p for p in saved["checker"]["partitions"] if p["valid"] is False]
+    assert bad, saved["checker"]
+    v = bad[0]["violation"]
+    assert isinstance(v["op"], int) and v["prefix"] is not None and v["operations"]
+
+
+def assert_clean(local_fleet) -> None:
+    """No fault is left behind: no raftlab iptables chain, no clock offset, nothing stopped."""
+    inv, remotes = local_fleet
+    for nd in inv.nodes:
+        rules = remotes[nd.name].run("iptables -w -S", timeout=20).stdout
+        assert "raftlab" not in rules, (nd.name, rules)
+
+
+def test_safe_raftnode_is_valid_under_partition_clock_kill_pause_and_membership(
+        local_fleet, tmp_path):
+    out = run(local_fleet, tmp_path, nemesis=["partition", "clock", "kill", "pause", "member"],
+              nemesis_interval=1.5, time_limit=15, seed=3)
+    assert out.valid is True, out.results["checker"].get("reason")
+    st = out.results["stats"]
+    assert st["ok"] > 300 and st["nemesis"] >= 6
+    fs = {op["f"] for op in map(json.loads, (out.run_dir / "history.jsonl").open())
+          if op["process"] == "nemesis"}
+    assert len({f.split("-", 1)[1] for f in fs if f.startswith("start-")}) >= 3
+    assert_clean(local_fleet)
+
+
+def test_local_reads_are_caught_under_partitions_via_the_cli(local_fleet, tmp_path, capsys):
+    code = raftlab(["test", "--fleet", NAME, "--unsafe", "local-reads", "--nemesis", "partition",
+                    "--nemesis-interval", "2", "--time-limit", "12", "--rate", "200",
+                    "--seed", "1", "--store", str(tmp_path), "--op-timeout", "1"])
+    out = capsys.readouterr().out
+    assert code == 1 and "verdict: INVALID" in out
+    run_dir = tmp_path / "raftnode-registers" / "latest"
+    assert f"run folder: {run_dir.resolve()}" in out or "run folder:" in out
+    saved = json.loads((run_dir / "results.json").read_text())
+    assert saved["valid"] is False
+    assert any(p["valid"] is False and p["violation"]["op"] is not None
+               for p in saved["checker"]["partitions"])
+    assert json.loads((run_dir / "test.json").read_text())["unsafe"] == ["local-reads"]
+    assert_clean(local_fleet)
+
+
+def test_ack_before_sync_is_caught_when_every_node_is_killed(local_fleet, tmp_path):
+    out = run(local_fleet, tmp_path, unsafe=["ack-before-sync"], nemesis=["kill"],
+              nemesis_opts={"targets": ["all"]})
+    assert_caught(out)
+
+
+def test_etcd_is_valid_under_partitions(local_fleet, tmp_path):
+    out = run(local_fleet, tmp_path, db="etcd", nemesis=["partition"], seed=4)
+    assert out.valid is True, out.results["checker"].get("reason")
+    assert out.results["stats"]["ok"] > 300
+    assert_clean(local_fleet)
+
+
