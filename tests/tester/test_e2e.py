@@ -4,8 +4,10 @@ exposes it, with the counterexample in results.json. One fleet is shared by the 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,10 +23,18 @@ NAME, SUBNET = "tse", "10.213.20.0/24"
 TOOLS = ("ip", "sshd", "ssh-keygen", "unshare", "iptables", "python3")
 
 
+def require_root_tools(*tools: str) -> None:
+    """tests/conftest.py's helper, loaded by path: ``import conftest`` may find another one."""
+    path = Path(__file__).resolve().parents[1] / "conftest.py"
+    spec = importlib.util.spec_from_file_location("raftlab_tests_conftest", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.require_root_tools(*tools)
+
+
 @pytest.fixture(scope="module")
 def local_fleet() -> Iterator[tuple[inventory.Inventory, dict[str, control.Remote]]]:
-    from conftest import require_root_tools
-
     require_root_tools(*TOOLS)
     fleet.down(NAME)
     remotes: dict[str, control.Remote] = {}
