@@ -142,7 +142,10 @@ def pair_ops(ops: Iterable[Op]) -> list[Call]:
 
 
 # A drawn op: [process row, invoke µs, complete µs or None, status, f, input, output, error,
-#              history index, text, longest partial linearization or None]
+#              invoke history index, text, longest partial linearization or None,
+#              column of the invocation, column of the completion or None]
+# Columns order every call and return by (time, history index): histories without times
+# (Porcupine's kv logs) are still drawn in their real order.
 _Row = list[Any]
 
 
@@ -159,6 +162,8 @@ def _rows_from_operations(operations: list[dict[str, Any]], ops: list[Op]) -> di
             status, o.get("f"), o.get("input"), o.get("output"),
             done.error if done is not None else None,
             inv.get("index"), o.get("text"), o.get("longest"),
+            (int(inv.get("time", 0)), inv.get("index") or 0),
+            (int(comp["time"]), comp.get("index") or 0) if comp and status != "info" else None,
         ]
     return rows
 
@@ -175,6 +180,8 @@ def _rows_from_history(part: Partition, ops: list[Op]) -> dict[int, _Row]:
             None if d is None or d.type == "info" else d.time // 1000,
             status, c.invoke.f, c.invoke.value, None if d is None else d.value,
             None if d is None else d.error, c.invoke.index, None, None,
+            (c.invoke.time, c.invoke.index),
+            None if d is None or d.type == "info" else (d.time, d.index),
         ]
     return rows
 
@@ -197,10 +204,14 @@ def view_data(part: Partition, ops: list[Op]) -> dict[str, Any]:
     partial_ids: dict[int, int] = {}
     partials: list[list[list[Any]]] = []
     budget = 20 * MAX_VIEW_OPS  # steps of partial linearizations worth embedding
+    instants = sorted({t for i in ids for t in (src[i][11], src[i][12]) if t is not None})
+    column = {t: n for n, t in enumerate(instants)}
     rows = []
     for i in ids:
         r = list(src[i])
         r[0] = proc_row[r[0]]
+        r[11] = column[r[11]]
+        r[12] = None if r[12] is None else column[r[12]]
         k = r[10]
         if isinstance(k, int) and 0 <= k < len(part.partials):
             if k not in partial_ids and budget >= len(part.partials[k]):
@@ -222,6 +233,7 @@ def view_data(part: Partition, ops: list[Op]) -> dict[str, Any]:
         "partials": partials,
         "omitted": omitted,
         "note": part.note,
+        "timed": any(r[1] or r[2] for r in rows),
     }
 
 
@@ -418,7 +430,7 @@ SCRIPT = r"""
     if (isRead(f)) return "R " + (op[3] === "ok" ? fmt(out) : "?");
     if (isWrite(f)) return "W " + fmt(v);
     if (f === "cas" && Array.isArray(v) && v.length === 2) return "C " + fmt(v[0]) + "\u2192" + fmt(v[1]);
-    return f;
+    return v === null || v === undefined ? f : f + " " + fmt(v);
   }
   function secs(us) { return (us / 1e6).toFixed(4) + " s"; }
   function el(tag, cls, text) {
@@ -449,15 +461,10 @@ SCRIPT = r"""
     var stepOf = {};
     steps.forEach(function (s, k) { stepOf[s[0]] = k; });
     // compressed time: every distinct call/return instant gets its own column
-    var times = [];
-    var maxT = 0;
-    ops.forEach(function (o) { times.push(o[1]); if (o[2] !== null) times.push(o[2]); maxT = Math.max(maxT, o[1], o[2] || 0); });
-    times.sort(function (a, b) { return a - b; });
-    var rank = new Map(), r = 0;
-    times.forEach(function (t) { if (!rank.has(t)) rank.set(t, r++); });
-    var endCol = r + 1;
-    function xs(o) { return PAD + rank.get(o[1]) * STEP; }
-    function xe(o) { return PAD + (o[2] === null ? endCol : rank.get(o[2])) * STEP + STEP * 0.6; }
+    var endCol = 0;
+    ops.forEach(function (o) { endCol = Math.max(endCol, o[11] + 1, o[12] === null ? 0 : o[12] + 1); });
+    function xs(o) { return PAD + o[11] * STEP; }
+    function xe(o) { return PAD + (o[12] === null ? endCol : o[12]) * STEP + STEP * 0.6; }
     var nproc = view.procs.length;
     var width = PAD * 2 + (endCol + 1) * STEP, height = nproc * ROW + 24;
 
@@ -515,7 +522,8 @@ SCRIPT = r"""
     function info(i) {
       var o = ops[i], lines = [];
       lines.push("process " + view.procs[o[0]] + " \u00b7 " + describe(o) + "   [history index " + o[8] + "]");
-      lines.push("invoked " + secs(o[1]) + (o[2] === null ? ", no definite completion" : ", completed " + secs(o[2]) + " (" + ((o[2] - o[1]) / 1000).toFixed(2) + " ms)"));
+      if (view.timed) lines.push("invoked " + secs(o[1]) + (o[2] === null ? ", no definite completion" : ", completed " + secs(o[2]) + " (" + ((o[2] - o[1]) / 1000).toFixed(2) + " ms)"));
+      else lines.push(o[2] === null && o[3] !== "ok" ? "no definite completion" : "(this history has no timestamps: columns follow its order)");
       if (o[7] !== null && o[7] !== undefined) lines.push("error: " + fmt(o[7]));
       if (i === failIdx) {
         lines.push("CANNOT BE LINEARIZED after step " + steps.length + ".");

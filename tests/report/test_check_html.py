@@ -48,3 +48,28 @@ def test_a_huge_partition_is_cut_to_a_window_that_ends_at_the_failure():
     assert len(view["ops"]) <= visualize.MAX_VIEW_OPS + 1
     assert view["fail"] is not None and view["omitted"] > 0
     assert len(view["steps"]) + view["omitted"] == len(part.steps)
+
+
+def test_a_porcupine_kv_history_without_timestamps_is_drawn_in_history_order(tmp_path, browser, peer_histories):
+    from checker import check, load_model
+    from checker.formats import load
+
+    hist = load(str(peer_histories / "kv" / "c10-bad.txt"))
+    result = check(hist, load_model("kv"), timeout=60).to_dict()
+    assert result["valid"] is False
+    out = visualize.write_html(result, hist.ops, tmp_path / "c10-bad.html")
+    page = browser.open(out)
+    page.click("#first-error")
+    page.hover(".bar.failing")  # nothing drawn over it: every call and return has its column
+    assert "CANNOT BE LINEARIZED" in page.inner_text("#tooltip")
+    assert "no timestamps" in page.inner_text("#tooltip")
+    xs = page.evaluate("""() => [...document.querySelectorAll('details[open] .bar rect')]
+        .map(r => [r.getAttribute('y'), +r.getAttribute('x'), +r.getAttribute('x') + +r.getAttribute('width')])""")
+    rows: dict[str, list[tuple[float, float]]] = {}
+    for y, x0, x1 in xs:
+        rows.setdefault(y, []).append((x0, x1))
+    for spans in rows.values():  # one process never has two operations at once
+        spans.sort()
+        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))
+    browser.screenshot("porcupine-kv", full_page=False)
+    assert browser.errors == []
