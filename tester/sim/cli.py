@@ -15,7 +15,7 @@ from typing import Any
 from checker.history import write_jsonl
 from checker.verdict import EXIT_BAD_INPUT, EXIT_INVALID, EXIT_VALID
 from raftnode.types import UNSAFE_SWITCHES
-from tester.sim.simulator import SimResult, make_plan, run_plan
+from tester.sim.simulator import SimResult, make_plan, run_plan, scan
 
 TRACE_TAIL = 40  # trace lines shown for a violation
 
@@ -41,6 +41,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--no-shrink", action="store_true", help="report the failing seed as is")
     p.add_argument("--trace", action="store_true",
                    help="print the whole trace of every seed (for replaying one seed)")
+    p.add_argument("--jobs", type=int, default=1, metavar="J",
+                   help="worker processes (default 1; results stay in seed order)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=run)
 
@@ -64,21 +66,24 @@ def run(args: argparse.Namespace) -> int:
         return _bad(f"--nodes must be between 3 and 7, got {args.nodes}")
     if not 1 <= args.steps <= 100_000:
         return _bad(f"--steps must be between 1 and 100000, got {args.steps}")
+    if not 1 <= args.jobs <= 64:
+        return _bad(f"--jobs must be between 1 and 64, got {args.jobs}")
     unsafe = frozenset(args.unsafe)
     t0 = time.monotonic()
     last_progress = t0
     ops = 0
-    for i in range(n):
-        seed = args.seed + i
-        plan = make_plan(seed, args.nodes, args.steps, unsafe)
-        result = run_plan(plan)
-        ops += result.stats.get("ops", 0)
-        if args.trace:
-            sys.stdout.write(result.trace_text())
-        if result.violation is not None:
-            if not args.quiet:
-                print(file=sys.stderr)
-            return _report(args, result, i + 1, time.monotonic() - t0)
+    seeds = range(args.seed, args.seed + n)
+    jobs = 1 if args.trace else args.jobs
+    for i, (seed, prop, seed_ops) in enumerate(scan(seeds, args.nodes, args.steps, unsafe, jobs)):
+        ops += seed_ops
+        if args.trace or prop is not None:
+            result = run_plan(make_plan(seed, args.nodes, args.steps, unsafe))  # a replay
+            if args.trace:
+                sys.stdout.write(result.trace_text())
+            if result.violation is not None:
+                if not args.quiet:
+                    print(file=sys.stderr)
+                return _report(args, result, i + 1, time.monotonic() - t0)
         now = time.monotonic()
         if not args.quiet and (now - last_progress > 1.0 or i + 1 == n):
             last_progress = now
@@ -111,6 +116,8 @@ def _report(args: argparse.Namespace, result: SimResult, tried: int, took: float
         print(f"shrunk in {runs} runs: {len(plan.faults)} -> {len(small.faults)} faults, "
               f"{plan.ops} -> {small.ops} ops")
         plan, result = small, sr
+        if sr.violation is not None:
+            print(f"  shrunk: {sr.violation.message}")
     print("faults:")
     for f in plan.faults:
         print("  " + f.describe())

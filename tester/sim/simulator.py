@@ -264,7 +264,8 @@ class Simulation:
             self._log(f"VIOLATION {v}")
         result = SimResult(self.plan, violation, self.trace, self.history, self.stats)
         if violation is None and self.check_history:
-            from checker import check, load_model
+            from checker.linearizability import check
+            from checker.models import load_model
 
             res = check(self.history, load_model("cas-register"), timeout=30, explain=False)
             result.checker = res
@@ -697,3 +698,22 @@ def run_plan(plan: Plan, check_history: bool = True) -> SimResult:
 
 def with_faults(plan: Plan, faults: tuple[Fault, ...], ops: int | None = None) -> Plan:
     return replace(plan, faults=faults, ops=plan.ops if ops is None else ops)
+
+
+def _run_one(args: tuple[int, int, int, frozenset[str]]) -> tuple[int, str | None, int]:
+    seed, nodes, ops, unsafe = args
+    r = run_seed(seed, nodes, ops, unsafe)
+    return seed, (r.violation.prop if r.violation else None), r.stats.get("ops", 0)
+
+
+def scan(seeds: range, nodes: int = 3, ops: int = 200, unsafe: frozenset[str] = frozenset(),
+         jobs: int = 1):
+    """Yield (seed, violated property or None, ops) in seed order, on ``jobs`` processes."""
+    work = [(s, nodes, ops, frozenset(unsafe)) for s in seeds]
+    if jobs <= 1:
+        yield from map(_run_one, work)
+        return
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        yield from pool.imap(_run_one, work, chunksize=4)

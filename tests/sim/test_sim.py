@@ -1,0 +1,173 @@
+"""The deterministic simulator: replay, the safe build clean, every unsafe switch caught."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from checker.formats import load
+from checker.linearizability import check
+from checker.models import load_model
+from raftnode.types import UNSAFE_SWITCHES, Entry, Membership, Ready, SoftState
+from tester.cli import main as raftlab
+from tester.sim.cluster import SimDisk
+from tester.sim.invariants import Invariants, Violation
+from tester.sim.shrink import shrink
+from tester.sim.simulator import make_plan, run_plan, run_seed, scan
+
+SEEDS_TO_CATCH = 2000  # the bound issue 4 sets for every unsafe switch
+
+
+def test_same_seed_replays_a_byte_identical_trace_and_history():
+    a, b = run_seed(7), run_seed(7)
+    assert a.trace_text() == b.trace_text()
+    assert [o.to_json() for o in a.history] == [o.to_json() for o in b.history]
+    assert run_seed(8).trace_text() != a.trace_text()
+
+
+def test_a_seed_really_injects_faults_and_records_ok_fail_and_info():
+    kinds, types = set(), set()
+    for seed in range(40):
+        r = run_seed(seed, check_history=False)
+        kinds |= {o.f for o in r.history if o.process == "nemesis"}
+        types |= {o.type for o in r.history}
+    assert {"kill", "pause", "clock-rate", "partition-halves", "member-add"} <= kinds
+    assert {"invoke", "ok", "fail", "info"} <= types
+
+
+def test_after_an_info_the_worker_continues_as_a_new_process():
+    for seed in range(20):
+        h = run_seed(seed, check_history=False).history
+        infos = [o for o in h if o.type == "info" and o.process != "nemesis"]
+        if infos:
+            later = [o.process for o in h if o.process != "nemesis" and o.index > infos[0].index]
+            assert infos[0].process not in later
+            return
+    pytest.fail("no info op in 20 seeds")
+
+
+def test_safe_build_is_clean_over_a_thousand_seeds_of_three_nodes():
+    bad = [(s, p) for s, p, _ in scan(range(1000), nodes=3, jobs=2) if p is not None]
+    assert bad == []
+
+
+def test_safe_build_is_clean_over_two_hundred_seeds_of_five_nodes():
+    bad = [(s, p) for s, p, _ in scan(range(200), nodes=5, jobs=2) if p is not None]
+    assert bad == []
+
+
+@pytest.mark.parametrize("switch", UNSAFE_SWITCHES)
+def test_every_unsafe_switch_is_caught_within_the_seed_bound(switch):
+    runs = scan(range(SEEDS_TO_CATCH), unsafe=frozenset({switch}), jobs=2)
+    caught = next(((s, p) for s, p, _ops in runs if p is not None), None)
+    assert caught is not None, f"{switch} not caught in {SEEDS_TO_CATCH} seeds"
+    seed, prop = caught
+    r = run_seed(seed, unsafe=frozenset({switch}))  # the replay fails the same way
+    assert r.violation is not None and r.violation.prop == prop
+
+
+def test_shrinking_keeps_the_violation_with_fewer_faults_and_ops():
+    unsafe = frozenset({"volatile-vote"})
+    seed = next(s for s, p, _ in scan(range(500), unsafe=unsafe) if p is not None)
+    plan = make_plan(seed, unsafe=unsafe)
+    first = run_plan(plan)
+    assert first.violation is not None
+    small, result, runs = shrink(plan, first.violation.prop)
+    assert result.violation is not None and result.violation.prop == first.violation.prop
+    assert len(small.faults) < len(plan.faults) and small.ops < plan.ops
+    assert run_plan(small).trace_text() == result.trace_text()
+
+
+def test_cli_exits_0_on_clean_seeds_and_254_on_bad_arguments(capsys):
+    assert raftlab(["sim", "--seeds", "3", "--quiet"]) == 0
+    assert "3 seeds clean" in capsys.readouterr().out
+    assert raftlab(["sim", "--unsafe", "nope"]) == 254
+    assert "nope" in capsys.readouterr().err
+    assert raftlab(["sim", "--nodes", "2"]) == 254
+    assert raftlab(["sim", "--seeds", "0"]) == 254
+
+
+def test_cli_exits_1_and_writes_a_history_the_checker_finds_invalid(tmp_path, capsys):
+    code = raftlab(["sim", "--seeds", "50", "--unsafe", "local-reads", "--quiet",
+                    "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 1 and "VIOLATION at seed" in out and "linearizability" in out
+    (seed_dir,) = list(tmp_path.iterdir())
+    plan = json.loads((seed_dir / "plan.json").read_text())
+    assert plan["unsafe"] == ["local-reads"]
+    history = load(seed_dir / "history.jsonl")
+    assert check(history, load_model("cas-register")).valid is False
+    assert (seed_dir / "trace.txt").read_text().strip().endswith(
+        "VIOLATION linearizability: key " + out.split("shrunk: key ")[1].split(":")[0]
+        + ": the history is not linearizable")
+
+
+# ---------------------------------------------------------------- the invariants themselves
+
+
+def _node(nid, term=1, log=()):
+    core = SimpleNamespace(snap_index=0, id=nid,
+                           term_at=lambda i: log[i - 1] if 0 < i <= len(log) else
+                           (0 if i == 0 else None),
+                           last_index=lambda: len(log))
+    return SimpleNamespace(id=nid, core=core)
+
+
+def _leader_ready(term):
+    return Ready(soft_state=SoftState("leader", term, "x"))
+
+
+def test_invariants_flag_two_leaders_in_one_term():
+    inv = Invariants()
+    inv.on_ready(_node("a"), _leader_ready(3))
+    with pytest.raises(Violation, match="election-safety"):
+        inv.on_ready(_node("b"), _leader_ready(3))
+
+
+def test_invariants_flag_different_entries_applied_at_one_index():
+    inv = Invariants()
+    inv.on_apply(_node("a"), Entry(1, 5, "normal", {"op": "put"}))
+    inv.on_apply(_node("b"), Entry(1, 5, "normal", {"op": "put"}))
+    with pytest.raises(Violation, match="state-machine-safety"):
+        inv.on_apply(_node("c"), Entry(2, 5, "normal", {"op": "put"}))
+
+
+def test_invariants_flag_a_leader_missing_a_committed_entry():
+    inv = Invariants()
+    inv.on_apply(_node("a"), Entry(2, 2, "normal", None))
+    with pytest.raises(Violation, match="leader-completeness"):
+        inv.on_ready(_node("b", log=(1, 1)), _leader_ready(3))
+
+
+def test_invariants_flag_a_lost_acknowledged_write():
+    inv = Invariants()
+    inv.on_ack(_node("a"), 2, 2)
+    with pytest.raises(Violation, match="acknowledged-write-lost"):
+        inv.on_ready(_node("b", log=(1,)), _leader_ready(3))
+
+
+def test_invariants_flag_logs_that_agree_on_an_entry_but_not_before_it():
+    from raftnode.core import RaftConfig, RaftCore
+
+    def core(nid, entries):
+        return RaftCore(RaftConfig(id=nid), Membership(voters={"a": ""}), None, None, entries)
+
+    a = core("a", [Entry(1, 1, "normal", "x"), Entry(2, 2, "normal", "y")])
+    b = core("b", [Entry(1, 1, "normal", "DIFFERENT"), Entry(2, 2, "normal", "y")])
+    with pytest.raises(Violation, match="log-matching"):
+        Invariants().check_logs([a, b])
+    Invariants().check_logs([a, core("c", [Entry(1, 1, "normal", "x")])])  # a prefix is fine
+
+
+def test_disk_loses_only_unsynced_writes_in_a_crash():
+    safe, lazy = SimDisk(), SimDisk(ack_before_sync=True)
+    for d in (safe, lazy):
+        d.save(None, [Entry(1, 1), Entry(1, 2)], None)
+        d.crash()
+    assert len(safe.load()[2]) == 2 and lazy.load()[2] == []
+    lazy.save(None, [Entry(1, 1)], None)
+    lazy.flush()
+    lazy.crash()
+    assert len(lazy.load()[2]) == 1
