@@ -72,7 +72,7 @@ def decode_frame(secret: bytes, tag: bytes, payload: bytes) -> list[Message]:
     except Exception as e:  # noqa: BLE001 - any shape error of untrusted input
         raise WireError(f"malformed peer message: {type(e).__name__}: {e}") from None
     for m in msgs:
-        if m.type not in MESSAGE_TYPES:
+        if not isinstance(m.type, str) or m.type not in MESSAGE_TYPES:
             raise WireError(f"malformed peer message: unknown type {m.type!r}")
         if not (isinstance(m.src, str) and isinstance(m.dst, str)):
             raise WireError("malformed peer message: src/dst must be strings")
