@@ -44,6 +44,9 @@ def one_round(n: int, etcd_nodes: int) -> dict[str, float]:
         res["fleet up"], f = timed(lambda: fleet.up(NAME, nodes=n, subnet=SUBNET))
         inv = inventory.load(f.inventory)
         res["ssh connect"], remotes = timed(lambda: control.connect(inv.nodes, inv.known_hosts))
+        r1 = remotes[inv.nodes[0].name]
+        res["ssh command (ms)"] = 1000 * statistics.median(
+            timed(lambda: r1.run("true"))[0] for _ in range(50))
         db = RaftnodeDB()
         db.zipapp()  # built once per adapter; part of deploy below on the first round only
 
@@ -125,7 +128,8 @@ def main() -> int:
           f"{args.rounds} rounds, medians:")
     med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
     for k, v in med.items():
-        print(f"  {k:<24} {v:6.2f} s   (min {min(r[k] for r in rounds):.2f}, "
+        unit = "" if "(ms)" in k else " s"
+        print(f"  {k:<24} {v:6.2f}{unit}   (min {min(r[k] for r in rounds):.2f}, "
               f"max {max(r[k] for r in rounds):.2f})")
     total = med["fleet up"] + med["ssh connect"] + med["raftnode deploy+leader"]
     print(f"  up + connect + raftnode deploy + leader: {total:.2f} s "

@@ -13,7 +13,7 @@ libfaketime's clock cache: ``FAKETIME_NO_CACHE=1`` re-reads the offset file on e
 call (~2 us per call instead of ~0.1 us); ``FAKETIME_CACHE_DURATION=1`` (the default here,
 ``faketime_cache=1``) re-reads it at most once a second (~0.2 us per call), so a clock jump
 lands within a second, well inside a nemesis interval. ``bench/fleet.py`` measures both (put
-latency on a loaded 5-node fleet: 9.5 ms without the cache, 6.9 ms with it). A clock *strobe*
+latency on a loaded 5-node fleet: 4.9 ms without the cache, 3.6 ms with it). A clock *strobe*
 that flips faster than once a second needs ``faketime_cache=0`` (db option or ``opts``).
 """
 
