@@ -87,9 +87,14 @@ def require_root() -> None:
     if os.geteuid() != 0:
         raise NotRoot("raftlab fleet needs root: it creates network namespaces, a bridge, veth "
                       "links and mounts (run it with sudo, or as root)")
-    missing = [t for t in REQUIRED_TOOLS if _which(t) is None]
+    missing = missing_tools()
     if missing:
         raise FleetError(f"raftlab fleet needs {', '.join(missing)} (run scripts/bootstrap.sh)")
+
+
+def missing_tools(extra: tuple[str, ...] = ()) -> list[str]:
+    """The programs a local fleet needs that are not installed (sbin included)."""
+    return [t for t in (*REQUIRED_TOOLS, *extra) if _which(t) is None]
 
 
 def _which(tool: str) -> str | None:

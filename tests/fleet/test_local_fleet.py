@@ -78,13 +78,19 @@ def test_status_reports_reachable_nodes_and_their_processes(capsys) -> None:  # 
         assert "sleep 300" in capsys.readouterr().out
 
 
-def test_down_removes_everything_even_after_a_killed_run_and_is_idempotent() -> None:
+def test_down_removes_everything_even_after_a_killed_run_and_is_idempotent(capsys) -> None:  # type: ignore[no-untyped-def]
     skip_unless_root_tools()
     name = "flkill"
     fleet.down(name)
     try:
-        f = fleet.up(name, nodes=2, subnet=SUBNET)
-        inv = inventory.load(f.inventory)
+        assert cli.main(["fleet", "up", "--name", name, "--nodes", "2", "--subnet", SUBNET]) == 0
+        out = capsys.readouterr().out
+        assert f"inventory:   {fleet.inventory_path(name)}" in out
+        assert "known_hosts:" in out and "root@10.213.10.12" in out
+        # a second up over a live fleet is refused, and says how to clean up
+        assert cli.main(["fleet", "up", "--name", name, "--subnet", SUBNET]) == 254
+        assert f"raftlab fleet down --name {name}" in capsys.readouterr().err
+        inv = inventory.load(fleet.inventory_path(name))
         with control.connect(inv.nodes, inv.known_hosts)["n1"] as r:
             r.run("setsid sleep 300 </dev/null >/dev/null 2>&1 &")
         assert host_state(name)["namespaces"] and host_state(name)["processes"]
