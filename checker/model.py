@@ -29,7 +29,7 @@ States must be hashable and immutable (ints, strings, tuples): the search keeps 
 from __future__ import annotations
 
 import json
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, ClassVar
 
 from checker.operation import Operation
@@ -82,6 +82,30 @@ class Model:
         drops an ``info`` read-only op altogether (it can have no visible effect).
         """
         return False
+
+    def footprint(self, op: Operation) -> Hashable | None:
+        """What ``op`` touches, if ops with different footprints commute (optional).
+
+        Two ops with different (non-``None``) footprints must give the same legality and
+        final state in either order from any state, e.g. operations on different keys of
+        one map. The search then only branches on ops sharing the footprint of the op that
+        must complete next (a partial-order reduction): it checks the same thing, faster.
+        ``None`` (the default) means "may interact with anything".
+        """
+        return None
+
+    def read_guard(
+        self, op: Operation, between: Sequence[Operation]
+    ) -> Callable[[State], bool] | None:
+        """For an ok read-only ``op``: a test that is false for a state from which no
+        order of (some of) the ``between`` ops can make ``op`` legal (optional).
+
+        ``between`` are the state-changing ops that may still take effect before ``op``
+        (not yet linearized, invoked before ``op`` completed). The search drops a
+        configuration as soon as a waiting or upcoming read is doomed, instead of finding
+        out much later. ``None`` means no such test.
+        """
+        return None
 
     def prune(self, ops: Sequence[Operation]) -> list[Operation]:
         """Drop ``info`` ops whose effect no other op can observe (optional).

@@ -18,7 +18,7 @@ several registers at once; ``mutex`` checks ``acquire``/``release`` of one lock.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from checker.model import Model, State, _jsonable, _text
@@ -89,6 +89,66 @@ class Register(Model):
         if msg is None and op.f == "append" and not isinstance(op.input, str | tuple):
             return f"append needs a string or list value, got {_text(op.invoke.value)}"
         return msg
+
+    def value_of(self, state: State, key: Any) -> Any:
+        """The register value of ``key`` in ``state`` (one register per partition here)."""
+        return state
+
+    def read_guard(
+        self, op: Operation, between: Sequence[Operation]
+    ) -> Callable[[State], bool] | None:
+        """A read of value ``o`` is doomed when no op that may still come first produces ``o``.
+
+        Those ops can only set a value (write, put, cas, delete) or extend it
+        (append). Without appends the value must already be ``o`` unless one of them sets
+        ``o``; with appends, ``o`` must be the value (or a value one of them sets) followed
+        by some of the appended values.
+        """
+        if op.f not in READS or not op.ok:
+            return None
+        key, want = op.key, op.output
+        value_of = self.value_of
+        mutators = [o for o in between if o.key == key]
+        appends = any(o.f == "append" for o in mutators)
+        bases = []
+        for o in mutators:
+            if o.f in WRITES:
+                bases.append(o.input)
+            elif o.f == "cas":
+                bases.append(o.input[1])
+            elif o.f == "delete":
+                bases.append(None)
+        if not appends:
+            if want in bases:
+                return None
+            return lambda state: value_of(state, key) == want
+        if not isinstance(want, str | tuple):
+            return None
+        empty = "" if isinstance(want, str) else ()
+        words = {o.input for o in mutators if o.f == "append"}
+        if not all(type(w) is type(want) and len(w) > 0 for w in words):
+            return None
+        lengths = sorted({len(w) for w in words})
+        made: dict[int, bool] = {len(want): True}
+
+        def made_of_words(start: int) -> bool:
+            """Is want[start:] a concatenation of appended values? (memoised)"""
+            if start in made:
+                return made[start]
+            made[start] = False  # no cycles: every word is non-empty
+            ok = any(want[start:start + n] in words and made_of_words(start + n)
+                     for n in lengths if start + n <= len(want))
+            made[start] = ok
+            return ok
+
+        def reachable(v: Any) -> bool:
+            v = empty if v is None else v
+            return (type(v) is type(want) and want[: len(v)] == v
+                    and made_of_words(len(v)))
+
+        if any(reachable(b) for b in bases):
+            return None
+        return lambda state: reachable(value_of(state, key))
 
     def prune(self, ops: Sequence[Operation]) -> list[Operation]:
         """Drop info writes and cas whose new value nothing reads and no cas expects.
@@ -162,6 +222,18 @@ class KV(Register):
 
     def partition(self, op: Operation) -> Any:
         return op.key if self.partitioned else None
+
+    def footprint(self, op: Operation) -> Any:
+        # operations on different keys commute; when partitioned, every key is alone anyway
+        return None if self.partitioned else ("key", op.key)
+
+    def value_of(self, state: State, key: Any) -> Any:
+        if self.partitioned:
+            return state
+        for k, v in state:
+            if k == key:
+                return v
+        return self._initial
 
     def step(self, state: State, op: Operation) -> tuple[bool, State]:
         if self.partitioned:

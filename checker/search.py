@@ -31,7 +31,7 @@ import signal
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,6 +164,10 @@ def _search(
     klass = {i: (ops[i].f, ops[i].key, ops[i].input) for i in info_order}
     read_only = [model.read_only(o) for o in ops]
     step = model.step
+    feet = [model.footprint(o) for o in ops]
+    if any(f is None for f in feet):
+        feet = []
+    doomed = _Guards(model, ops, read_only, feet, ok_order)
     retpos = [o.ret if o.ret is not None else 0 for o in ops].__getitem__
 
     # A configuration carries the ops invoked so far but not linearized, split into
@@ -199,10 +203,19 @@ def _search(
             nxi = wi
         return lin, p, nxt, nxi, ro, rw, info, node
 
-    def candidates(state: State, ro: tuple[int, ...], rw: tuple[int, ...],
+    def candidates(state: State, p: int, ro: tuple[int, ...], rw: tuple[int, ...],
                    info: tuple[int, ...]) -> list[tuple[int, State]]:
         """The legal next steps ``(op, new state)``, most promising first: those after
-        which a waiting read-only op becomes legal, then by earliest completion."""
+        which a waiting read-only op becomes legal, then by earliest completion.
+
+        With footprints, only ops sharing the footprint of the op that must complete next
+        are tried: if any linearization exists, one starts with such an op (the first op
+        of that footprint in it commutes with everything before it, and real time allows
+        moving it to the front since it was invoked before any pending op completed)."""
+        if feet:
+            f = feet[by_ret[p]]
+            rw = tuple(i for i in rw if feet[i] == f)
+            info = tuple(i for i in info if feet[i] == f)
         scored = []
         for i in rw:
             legal, s2 = step(state, ops[i])
@@ -226,6 +239,8 @@ def _search(
         lin, p, nxt, nxi, ro, rw, info, node = settle(0, init, 0, 0, 0, (), (), (), None)
         if p == nok:
             return SearchResult(True, linearization=_path(node))
+        if doomed.active and doomed(lin, init, ro, nxt):
+            return SearchResult(False, blocking=by_ret[p], prefix=_path(node))
         best = (p, 0)
         best_node = node
         cache: dict[tuple[int, State], list[int]] = {(lin & okmask, init): [lin & ~okmask]}
@@ -234,7 +249,7 @@ def _search(
         # frame: [lin, state, p, nxt, nxi, ro, rw, info, candidates, next candidate, node,
         #         depth, had_child]
         stack: list[list[Any]] = [
-            [lin, init, p, nxt, nxi, ro, rw, info, candidates(init, ro, rw, info), 0, node, 0,
+            [lin, init, p, nxt, nxi, ro, rw, info, candidates(init, p, ro, rw, info), 0, node, 0,
              False]
         ]
         deadline_check = _CHECK_EVERY
@@ -274,6 +289,8 @@ def _search(
                 (frame[10], i, s2))
             if p2 == nok:
                 return SearchResult(True, linearization=_path(node2), steps=steps)
+            if doomed.active and doomed(lin2, s2, ro2, nxt2):
+                continue  # a read (waiting, or next to come) can never become legal from here
             okpart = lin2 & okmask
             infopart = lin2 ^ okpart
             key = (okpart, s2)
@@ -295,7 +312,7 @@ def _search(
                 best = (p2, depth)
                 best_node = node2
             stack.append([lin2, s2, p2, nxt2, nxi2, ro2, rw2, info2,
-                          candidates(s2, ro2, rw2, info2), 0,
+                          candidates(s2, p2, ro2, rw2, info2), 0,
                           node2, depth, False])
     except _Timeout:
         return _give_up("timeout", best_node if steps else None, by_ret,
@@ -304,6 +321,72 @@ def _search(
     if partials:
         result.partials, result.partial_paths = _flatten(longest)
     return result
+
+
+class _Guards:
+    """``Model.read_guard`` applied during the search, to waiting and upcoming reads.
+
+    For a read ``r``, the ops that may still take effect before it are the state-changing
+    ops not yet linearized that were invoked before ``r`` completed (and, with footprints,
+    share its footprint). The model's guard for ``r`` given exactly those ops is built on
+    first use and memoised by (read, that set).
+    """
+
+    AHEAD = 2  # upcoming (not yet invoked) reads checked besides the waiting ones
+
+    def __init__(self, model: Model, ops: Sequence[Operation], read_only: list[bool],
+                 feet: list[Any], ok_order: list[int]):
+        self.active = type(model).read_guard is not Model.read_guard
+        if not self.active:
+            return
+        self.model, self.ops = model, ops
+        # sweep ops by invoke order, keeping per footprint the mask of state-changing ops
+        # invoked so far; read r takes the mask as it stands when r completes
+        events = sorted([(o.call, 1, i) for i, o in enumerate(ops)]
+                        + [(o.ret, 0, i) for i, o in enumerate(ops)
+                           if read_only[i] and o.ret is not None])
+        running: dict[Any, int] = {}
+        self.before: dict[int, int] = {}
+        for _, is_call, i in events:
+            f = feet[i] if feet else None
+            if is_call:
+                if not read_only[i]:
+                    running[f] = running.get(f, 0) | (1 << i)
+            else:
+                self.before[i] = running.get(f, 0)
+        # ahead[k]: the next few reads at or after position k of ok_order
+        ahead: list[tuple[int, ...]] = [()] * (len(ok_order) + 1)
+        nxt: tuple[int, ...] = ()
+        for k in range(len(ok_order) - 1, -1, -1):
+            i = ok_order[k]
+            if i in self.before:
+                nxt = ((i,) + nxt)[: self.AHEAD]
+            ahead[k] = nxt
+        self.ahead = ahead
+        self.memo: dict[tuple[int, int], Callable[[State], bool] | None] = {}
+
+    def __call__(self, lin: int, state: State, waiting: Sequence[int], nxt: int) -> bool:
+        """True if some waiting or upcoming read can never become legal from here."""
+        memo = self.memo
+        for r in (*waiting, *self.ahead[nxt]):
+            m = self.before[r] & ~lin
+            key = (r, m)
+            if key in memo:
+                g = memo[key]
+            else:
+                g = memo[key] = self.model.read_guard(self.ops[r], _ops_of(self.ops, m))
+            if g is not None and not g(state):
+                return True
+        return False
+
+
+def _ops_of(ops: Sequence[Operation], mask: int) -> list[Operation]:
+    out = []
+    while mask:
+        low = mask & -mask
+        out.append(ops[low.bit_length() - 1])
+        mask ^= low
+    return out
 
 
 def _give_up(reason: str, node: Any, by_ret: list[int], p: int | None, steps: int) -> SearchResult:
