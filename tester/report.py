@@ -509,13 +509,65 @@ def _banner(run: Run, duration_ns: int, first_error: bool) -> str:
     )
     why = {True: "every key's history is linearizable",
            False: "a history that no sequential execution explains was found",
-           "unknown": "the checker could not decide (timeout, crash or missing results)"}[v]
+           "unknown": unknown_reason(run)}[v]
     return (
         f"<header class=\"banner {VERDICT_CLASS[v]}\"><div class=\"verdict\">{VERDICT_TEXT[v]}"
         f"</div><div><h1>{esc(str(name))}</h1><p class=\"why\">{esc(why)}</p>"
         f"<div class=\"facts\">{facts_html}</div></div>"
         f"{visualize.FIRST_ERROR_LINK if first_error else ''}</header>"
     )
+
+
+def unknown_reason(run: Run) -> str:
+    """Why a run's verdict is "unknown", in the words of its results (or their absence)."""
+    res = run.results
+    if res is None:
+        return "there is no checker result for this run (results.json is missing or broken)"
+    checked = res.get("checker") if isinstance(res.get("checker"), dict) else {}
+    if res.get("interrupted"):
+        return "the run was interrupted (Ctrl-C) before it finished"
+    if checked.get("reason"):
+        return f"the checker could not decide: {checked['reason']}"
+    if checked.get("valid") is True and res.get("errors"):
+        return "every key checked out, but the run had errors, so it proves nothing about the rest"
+    if checked.get("valid") is True:
+        return "every key checked out, but no operation succeeded, so nothing was tested"
+    return "the checker could not decide"
+
+
+def run_problems(run: Run) -> list[str]:
+    """What went wrong while the run ran or was read: shown above everything else."""
+    res = run.results or {}
+    out = list(run.problems)
+    out += [f"run error: {e}" for e in res.get("errors") or []]
+    if res.get("partial"):
+        out.append("the history is partial: the run did not finish normally")
+    return out
+
+
+def _perf_html(run: Run) -> str:
+    """Availability and latency quantiles from results.json (the tester's summary)."""
+    res = run.results or {}
+    stats = res.get("stats") if isinstance(res.get("stats"), dict) else {}
+    perf = res.get("perf") if isinstance(res.get("perf"), dict) else {}
+    av = stats.get("availability") if isinstance(stats.get("availability"), dict) else {}
+    cells = []
+    for label, v in (("available (ok / all)", av.get("overall")),
+                     ("during faults", av.get("during_faults")),
+                     ("without faults", av.get("without_faults"))):
+        if isinstance(v, (int, float)):
+            cells.append((label, f"{v:.1%}"))
+    if isinstance(perf.get("ops_per_s"), (int, float)):
+        cells.append(("ops/s", f"{perf['ops_per_s']:,.1f}"))
+    q = perf.get("latency_all_ms") if isinstance(perf.get("latency_all_ms"), dict) else {}
+    for k, label in (("0.5", "p50"), ("0.95", "p95"), ("0.99", "p99"), ("1", "max")):
+        if isinstance(q.get(k), (int, float)):
+            cells.append((f"{label} latency", f"{q[k]:,.2f} ms"))
+    if not cells:
+        return ""
+    return "<div class=\"cards perf\">" + "".join(
+        f"<div class=\"card\"><div class=\"n\">{esc(v)}</div><div>{esc(k)}</div></div>"
+        for k, v in cells) + "</div>"
 
 
 def _links(run: Run) -> str:
@@ -530,7 +582,7 @@ def _links(run: Run) -> str:
     return "<nav class=\"links\">" + " · ".join(items) + "</nav>" if items else ""
 
 
-def _counts_html(counts: dict[str, Any], faults: Faults) -> str:
+def _counts_html(counts: dict[str, Any], faults: Faults, perf: str) -> str:
     bt = counts["by_type"]
     cards = [
         ("operations", counts["invokes"], ""),
@@ -553,7 +605,8 @@ def _counts_html(counts: dict[str, Any], faults: Faults) -> str:
         "<table class=\"grid small\"><thead><tr><th>f</th><th>ok</th><th>fail</th><th>info</th>"
         f"</tr></thead><tbody>{rows}</tbody></table>" if rows else ""
     )
-    return f"<section><h2>Counts</h2><div class=\"cards\">{html_cards}</div>{table}</section>"
+    return (f"<section><h2>Counts</h2><div class=\"cards\">{html_cards}</div>{perf}{table}"
+            "</section>")
 
 
 def _keys_html(run: Run, parts: list[visualize.Partition], kc: dict[str, Counter[str]]) -> str:
@@ -634,7 +687,7 @@ def render_report(run: Run) -> str:
         "lanes": node_lanes(run, faults, end_ns),
         "lin": views,
     }
-    problems = "".join(f"<li>{esc(p)}</li>" for p in run.problems)
+    problems = "".join(f"<li>{esc(p)}</li>" for p in run_problems(run))
     lin_section = ""
     if views:
         lin_section = (
@@ -651,7 +704,7 @@ def render_report(run: Run) -> str:
         + _links(run)
         + (f"<section class=\"problems\"><h2>Problems reading this run</h2><ul>{problems}</ul></section>"
            if problems else "")
-        + _counts_html(counts, faults)
+        + _counts_html(counts, faults, _perf_html(run))
         + _keys_html(run, parts, key_counts(calls))
         + lin_section
         + "<section><h2>Latency</h2><div class=\"legend\" id=\"lat-legend\"></div>"

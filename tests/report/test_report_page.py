@@ -146,3 +146,17 @@ def test_links_to_raw_history_results_and_node_logs_resolve(violating_run):
     for href in ("history.jsonl", "results.json", "test.json", "nodes/n1/node.log"):
         assert f'href="{href}"' in html
         assert (violating_run / href).exists()
+
+
+def test_an_interrupted_run_says_so_and_lists_its_errors(tmp_path):
+    run = make_run(tmp_path, n_ops=80)
+    res = json.loads((run / "results.json").read_text())
+    res.update(valid="unknown", interrupted=True, partial=True, errors=["interrupted (Ctrl-C)"],
+               stats={"availability": {"overall": 0.5, "during_faults": 0.25}},
+               perf={"ops_per_s": 12.5, "latency_all_ms": {"0.5": 1.5, "0.99": 9.0}})
+    (run / "results.json").write_text(json.dumps(res))
+    html = report.write_report(run).read_text()
+    assert "the run was interrupted (Ctrl-C) before it finished" in html
+    assert "run error: interrupted (Ctrl-C)" in html and "the history is partial" in html
+    for figure in ("50.0%", "25.0%", "12.5", "1.50 ms", "9.00 ms"):
+        assert f'<div class="n">{figure}</div>' in html
