@@ -396,6 +396,10 @@ class Node:
         if self.server is not None:
             self.server.close()
         if self.driver is not None:
+            # let the driver finish the Ready in hand (never close the log under a write)
+            self.wake.set()
+            with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError, Exception):
+                await asyncio.wait_for(asyncio.shield(self.driver), 5)
             self.driver.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.driver
@@ -420,7 +424,7 @@ class Node:
         tick_s = self.cfg.tick_ms / 1000.0
         last = loop.time()
         try:
-            while True:
+            while not self.stopping:
                 # Messages first: if this process was starved, the heartbeats that arrived
                 # meanwhile count before the ticks that piled up.
                 inbox, self.inbox = self.inbox, []
