@@ -44,7 +44,7 @@
     for (var s = 0; s <= secs + 1e-9; s += step) {
       var x = c.x(s * 1e6);
       ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, bottom); ctx.stroke();
-      ctx.fillText((step < 1 ? s.toFixed(1) : Math.round(s)) + " s", x, bottom + 14);
+      ctx.fillText(+s.toFixed(3) + " s", x, bottom + 14);
     }
     ctx.textAlign = "left";
   }
@@ -105,6 +105,31 @@
     };
   }
 
+  // the finest time bin with at most 150 bins and about 10 completions each (or only ~20 bins)
+  function binSeconds() {
+    var secs = END / 1e6, n = ops.t.length;
+    return [0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300].find(function (b) {
+      return secs / b <= 150 && (n * b / secs >= 10 || secs / b <= 20);
+    }) || 600;
+  }
+
+  // p50/p95/p99 of ok latencies per time bin (by invocation), as Jepsen's quantile plot
+  var QUANTILES = [[0.5, "#0f172a"], [0.95, "#7c3aed"], [0.99, "#db2777"]];
+  function latencyQuantiles() {
+    var binS = binSeconds(), bins = Math.max(1, Math.ceil(END / (binS * 1e6))), per = [];
+    for (var k = 0; k < bins; k++) per.push([]);
+    for (var i = 0; i < ops.t.length; i++) {
+      if (ops.type[i] === 0) per[Math.min(bins - 1, Math.floor(ops.t[i] / (binS * 1e6)))].push(ops.lat[i]);
+    }
+    return { binS: binS, lines: QUANTILES.map(function (q) {
+      return per.map(function (xs) {
+        if (!xs.length) return null;
+        xs.sort(function (a, b) { return a - b; });
+        return xs[Math.min(xs.length - 1, Math.floor(q[0] * xs.length))];
+      });
+    }) };
+  }
+
   // ------------------------------------------------------------------ latency
   var latPx = null;
   function drawLatency() {
@@ -138,6 +163,18 @@
       }
     });
     canvas.dataset.points = String(drawn);
+    var qs = latencyQuantiles();
+    qs.lines.forEach(function (line, j) {
+      ctx.strokeStyle = QUANTILES[j][1]; ctx.lineWidth = 1.4; ctx.globalAlpha = 0.85; ctx.beginPath();
+      var pen = false;
+      line.forEach(function (v, k) {
+        if (v === null) { pen = false; return; }
+        var x = c.x((k + 0.5) * qs.binS * 1e6), yy = y(v);
+        if (pen) ctx.lineTo(x, yy); else ctx.moveTo(x, yy);
+        pen = true;
+      });
+      ctx.stroke(); ctx.lineWidth = 1; ctx.globalAlpha = 1;
+    });
     hover(canvas, function (mx, my) {
       var best = -1, bd = 36;
       for (var i = 0; i < n; i++) {
@@ -153,7 +190,8 @@
     });
     var counts = [0, 0, 0];
     for (var j = 0; j < n; j++) counts[ops.type[j]]++;
-    legend("lat-legend", TYPES.map(function (t, k) { return [t + " (" + counts[k].toLocaleString() + ")", TYPE_COL[k]]; }));
+    legend("lat-legend", TYPES.map(function (t, k) { return [t + " (" + counts[k].toLocaleString() + ")", TYPE_COL[k]]; })
+      .concat(QUANTILES.map(function (q) { return ["p" + Math.round(q[0] * 100) + " of ok", q[1]]; })));
   }
 
   // ------------------------------------------------------------------ throughput
@@ -161,10 +199,7 @@
     var canvas = document.getElementById("throughput"); if (!canvas) return;
     var c = setup(canvas, 220), ctx = c.ctx, n = ops.t.length, hits = [];
     var top = M.t, bottom = c.h - M.b;
-    // the finest bin with at most 150 bins and about 10 completions each (or only ~20 bins)
-    var secs = END / 1e6, binS = [0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300].find(function (b) {
-      return secs / b <= 150 && (n * b / secs >= 10 || secs / b <= 20);
-    }) || 600;
+    var binS = binSeconds();
     var bins = Math.max(1, Math.ceil(END / (binS * 1e6)));
     var series = [new Float64Array(bins), new Float64Array(bins), new Float64Array(bins)];
     for (var i = 0; i < n; i++) {
