@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tester.memdb import FakeFleet, MemDB  # noqa: E402
-from tester.runner import Runner, RunConfig  # noqa: E402
+from tester.runner import RunConfig, Runner  # noqa: E402
 
 TARGET = 5000.0
 
