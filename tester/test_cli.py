@@ -6,6 +6,7 @@ Exit codes: 0 valid, 1 invalid, 2 unknown, 254 bad arguments or input, 255 inter
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import re
 import sys
@@ -64,6 +65,9 @@ def add_parser(subparsers: Any) -> None:
                    help="the database is already installed on the nodes")
     p.add_argument("--op-timeout", type=float, default=5.0, metavar="S")
     p.add_argument("--leave-db-running", action="store_true")
+    p.add_argument("--nemesis-opt", action="append", default=[], metavar="KEY=JSON",
+                   help='a nemesis option, e.g. partitions=["leader"], clock_kinds=["rate"], '
+                        'schedule="together" (repeatable; see docs/testing.md)')
     p.set_defaults(func=run)
 
 
@@ -86,6 +90,15 @@ def _validate(args: argparse.Namespace) -> list[str]:
         raise BadInput(f"--nemesis-targets: unknown target {bad[0] if bad else ''!r}; "
                        f"expected {', '.join(nem.TARGETS)}")
     args.targets = targets
+    args.nemesis_opts = {"targets": targets}
+    for item in args.nemesis_opt:
+        key, eq, raw = item.partition("=")
+        try:
+            if not eq or not key:
+                raise ValueError("expected KEY=JSON")
+            args.nemesis_opts[key.strip()] = json.loads(raw)
+        except ValueError as e:
+            raise BadInput(f"--nemesis-opt {item!r}: {e}") from None
     if args.unsafe:
         from raftnode.types import UNSAFE_SWITCHES
 
@@ -112,7 +125,10 @@ def _fleet(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any], str]:
     except inventory.InventoryError as e:
         raise BadInput(str(e)) from None
     known = inv.known_hosts if inv.known_hosts and inv.known_hosts.exists() else None
-    remotes = control.connect(inv.nodes, known, accept_new=known is None)
+    try:
+        remotes = control.connect(inv.nodes, known, accept_new=known is None)
+    except control.ControlError as e:
+        raise BadInput(f"{path}: cannot reach the fleet: {e}") from None
     return inv.nodes, remotes, str(path)
 
 
@@ -150,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
             deploy=not args.no_deploy,
             op_timeout=args.op_timeout,
             leave_db_running=args.leave_db_running,
-            nemesis_opts={"targets": args.targets},
+            nemesis_opts=args.nemesis_opts,
         )
     except BadInput as e:
         print(f"raftlab test: {e}", file=sys.stderr)

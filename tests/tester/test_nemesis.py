@@ -112,3 +112,14 @@ def test_unknown_fault_names_the_choices():
     with pytest.raises(ValueError, match="partition, clock"):
         nem.parse("partition,flood")
     assert nem.parse("all") == list(nem.PACKAGES) and nem.parse("none") == []
+
+
+def test_together_schedule_starts_all_faults_then_stops_them_all():
+    from tester import generator as g
+
+    e, _, _ = env(5)
+    n = nem.Nemesis.build(e, ["clock", "partition"], {"schedule": "together"})
+    ops = g.simulate(g.TimeLimit(9.0, n.generator(2.0)), [g.NEMESIS_THREAD])
+    assert [op["f"] for _, _, op in ops] == [
+        "start-clock", "start-partition", "stop-partition", "stop-clock",
+        "start-clock", "start-partition", "stop-partition", "stop-clock"]

@@ -46,3 +46,15 @@ def test_concurrency_per_node():
     assert concurrency("2n", 5) == 10 and concurrency("7", 5) == 7
     with pytest.raises(BadInput):
         concurrency("n", 5)
+
+
+def test_a_bad_nemesis_option_is_rejected(capsys):
+    code, err = run(capsys, "--fleet", "x", "--nemesis-opt", "partitions=[leader")
+    assert code == 254 and "--nemesis-opt" in err
+
+
+def test_an_unreachable_node_is_a_clear_error(capsys, tmp_path):
+    inv = tmp_path / "inv.yml"
+    inv.write_text("all:\n  hosts:\n    n1: {ansible_host: 127.0.0.1, ansible_port: 1}\n")
+    code, err = run(capsys, "--inventory", str(inv))
+    assert code == 254 and "cannot reach" in err and "n1" in err and "Traceback" not in err
