@@ -47,6 +47,13 @@ def test_playbook_deploys_raftnode_and_tester_uses_it_without_redeploying() -> N
         pids = raftnode_pids(remotes)
         assert all(p.startswith("running ") for p in pids.values()), pids
 
+        # a second run changes nothing and leaves the running cluster alone (idempotent)
+        again = playbook(f.inventory)
+        assert again.returncode == 0, again.stdout[-3000:]
+        assert all(" changed=0 " in ln for ln in again.stdout.splitlines()
+                   if ln.startswith("n") and " ok=" in ln), again.stdout[-1500:]
+        assert raftnode_pids(remotes) == pids
+
         control.on_all(remotes, lambda r: db.setup(r, r.node, inv.nodes, {}))
         db.wait_ready(remotes, inv.nodes, timeout=20)
         assert raftnode_pids(remotes) == pids  # checked and connected, not redeployed
