@@ -230,7 +230,8 @@ class RaftCore:
         self.transfer_elapsed = 0
         self.now = 0  # ticks since construction (the lease clock)
         self.round = 0  # heartbeat round counter (ReadIndex and leases)
-        self.round_sent: dict[int, int] = {}  # round -> tick it was sent
+        self.round_sent: dict[int, int] = {}  # round -> tick it was sent (lease mode only)
+        self.lease_mode = config.lease_reads or "lease-no-drift" in config.unsafe
         self.reads_waiting_commit: list[Any] = []  # reads before this term's first commit
         self.reads_unsent: list[Any] = []  # reads waiting for the next heartbeat round
         self.reads_pending: deque[tuple[int, int, list[Any]]] = deque()  # (round, index, ctxs)
@@ -545,8 +546,7 @@ class RaftCore:
         self._queue_read(ctx)
 
     def _queue_read(self, ctx: Any) -> None:
-        lease = self.cfg.lease_reads or "lease-no-drift" in self.cfg.unsafe
-        if lease and self.now < self.read_index_lease:
+        if self.lease_mode and self.now < self.read_index_lease:
             self._read_states.append(ReadState(ctx, self.commit))
             return
         self.reads_unsent.append(ctx)
@@ -794,7 +794,8 @@ class RaftCore:
 
     def _broadcast_heartbeat(self) -> None:
         self.round += 1
-        self.round_sent[self.round] = self.now
+        if self.lease_mode:
+            self.round_sent[self.round] = self.now
         for p, pr in self.prs.items():
             self._send(Message(MSG_HEARTBEAT, self.id, p, self.term,
                                commit=min(pr.match, self.commit), context=self.round))
@@ -885,6 +886,8 @@ class RaftCore:
 
     def _advance_reads(self) -> None:
         """Release reads whose heartbeat round a quorum acknowledged; extend the lease."""
+        if not self.reads_pending and not self.lease_mode:
+            return
         voters = self.membership.voters
         acks = [pr.acked_round for p, pr in self.prs.items() if p in voters]
         if self.id in voters:
@@ -916,10 +919,9 @@ class RaftCore:
                 self._broadcast_heartbeat()
             self._flush_replication()
         rd = Ready()
-        hs = HardState(self.term, self.vote, self.commit)
-        if hs != self._prev_hs:
-            rd.hard_state = hs
-            self._prev_hs = hs
+        prev = self._prev_hs
+        if prev.term != self.term or prev.vote != self.vote or prev.commit != self.commit:
+            rd.hard_state = self._prev_hs = HardState(self.term, self.vote, self.commit)
         if self._unstable_from <= self.last_index():
             rd.entries = self.entries_from(self._unstable_from, self.last_index())
         self._unstable_from = self.last_index() + 1
@@ -934,10 +936,9 @@ class RaftCore:
             rd.read_states, self._read_states = self._read_states, []
         if self._read_failures:
             rd.read_failures, self._read_failures = self._read_failures, []
-        soft = SoftState(self.role, self.term, self.leader)
-        if soft != self._prev_soft:
-            rd.soft_state = soft
-            self._prev_soft = soft
+        ps = self._prev_soft
+        if ps.role != self.role or ps.term != self.term or ps.leader != self.leader:
+            rd.soft_state = self._prev_soft = SoftState(self.role, self.term, self.leader)
             self._events.append({"event": "role", "role": self.role, "term": self.term,
                                  "leader": self.leader})
         if self._events:

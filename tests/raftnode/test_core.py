@@ -357,3 +357,35 @@ def test_heartbeats_keep_followers_from_starting_elections():
     term = cl.nodes[leader].core.term
     cl.tick_all(200)
     assert cl.leaders() == [leader] and all(n.core.term == term for n in cl.nodes.values())
+
+
+def test_candidate_rejected_by_a_majority_returns_to_follower():
+    c = core("a")
+    while c.role != CANDIDATE:
+        c.tick()
+    for p in ("b", "c"):
+        c.step(Message(MSG_VOTE_RESP, p, "a", c.term, reject=True))
+    assert c.role == FOLLOWER
+
+
+def test_single_voter_cluster_elects_itself_and_commits_alone():
+    c = RaftCore(RaftConfig(id="solo", seed=1), Membership(voters={"solo": ""}))
+    while c.role != LEADER:
+        c.tick()
+    idx, _term = c.propose({"op": "put", "key": "k", "value": 1})
+    c.read_index("r")
+    rd = c.ready()
+    assert c.commit == idx and rd.committed[-1].index == idx
+    assert [rs.context for rs in rd.read_states] == ["r"]
+
+
+def test_compaction_beyond_the_applied_index_is_refused():
+    c = RaftCore(RaftConfig(id="solo", seed=1), Membership(voters={"solo": ""}))
+    while c.role != LEADER:
+        c.tick()
+    c.propose({"op": "put"})
+    with pytest.raises(ValueError, match="applied"):
+        c.compact(2, {})
+    c.ready()
+    c.compact(2, {"data": {}})
+    assert c.snap_index == 2 and c.log == [] and c.ready().snapshot.index == 2
