@@ -21,6 +21,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -386,17 +387,18 @@ def status(name: str = DEFAULT_NAME, timeout: float = 5.0) -> list[NodeStatus]:
 
     fleet = inv.load(path)
     present = set(_existing_namespaces(name))
-    reach: dict[str, str | None] = {}
-    remotes: dict[str, control.Remote] = {}
-    for node in fleet.nodes:
+
+    def probe(node: inv.Node) -> str | None:
         try:
-            remotes[node.name] = control.Remote(node, fleet.known_hosts, timeout=timeout)
-            remotes[node.name].run("true", timeout=timeout)
-            reach[node.name] = None
+            with control.Remote(node, fleet.known_hosts, timeout=timeout) as r:
+                r.run("true", timeout=timeout)
+            return None
         except control.ControlError as e:
-            reach[node.name] = str(e)
-    for r in remotes.values():
-        r.close()
+            return str(e)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(32, len(fleet.nodes)))) as pool:
+        reach = dict(zip([n.name for n in fleet.nodes], pool.map(probe, fleet.nodes),
+                         strict=True))
     out = []
     for node in fleet.nodes:
         ns = node.var("raftlab_namespace", "")

@@ -141,9 +141,18 @@ def _walk(group: Any, gname: str, inherited: dict[str, Any], hosts: dict[str, di
         _walk(child, str(cname), merged, hosts, order, source)
 
 
+# Ansible's older spellings, still accepted by it
+_ALIASES = {"ansible_ssh_host": "ansible_host", "ansible_ssh_port": "ansible_port",
+            "ansible_ssh_user": "ansible_user"}
+
+
 def _node(name: str, v: dict[str, Any], source: str) -> Node:
     def bad(fieldname: str, why: str) -> InventoryError:
         return InventoryError(f"{source}: host {name!r}, field {fieldname!r}: {why}")
+
+    for old, new in _ALIASES.items():
+        if old in v and new not in v:
+            v = {**v, new: v[old]}
 
     host = v.get("ansible_host", name)
     if not isinstance(host, str) or not host.strip():
@@ -167,7 +176,7 @@ def _node(name: str, v: dict[str, Any], source: str) -> Node:
         raise bad("ansible_ssh_private_key_file", f"expected a file path, got {key!r}")
     extra = {k: val for k, val in v.items()
              if k not in ("ansible_host", "ansible_port", "ansible_user",
-                          "ansible_ssh_private_key_file")}
+                          "ansible_ssh_private_key_file", *_ALIASES)}
     return Node(name=name, host=host, port=int(port), user=user, key_file=key, vars=extra)
 
 

@@ -91,3 +91,10 @@ def test_malformed_inventory_is_rejected_with_a_reason(tmp_path: Path, text: str
 def test_missing_inventory_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(InventoryError, match="nope.yml: cannot read"):
         inventory.load(tmp_path / "nope.yml")
+
+
+def test_older_ansible_ssh_spellings_are_accepted(tmp_path: Path) -> None:
+    p = write(tmp_path, "all:\n  hosts:\n    n1: {ansible_ssh_host: 10.0.0.1, ansible_ssh_port: 2200,"
+                        " ansible_ssh_user: ops}\n")
+    (n1,) = inventory.load(p).nodes
+    assert (n1.host, n1.port, n1.user, n1.vars) == ("10.0.0.1", 2200, "ops", {})

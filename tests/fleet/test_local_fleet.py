@@ -57,6 +57,11 @@ def test_nodes_have_own_ip_hostname_private_dirs_and_no_route_off_the_bridge() -
             assert f"{n.host}/24" in addr
             assert routes == [r for r in routes if r.startswith("10.213.10.0/24 dev eth0")]
             assert len(routes) == 1, f"{n.name} must have no default route: {routes}"
+        import subprocess
+
+        nat = subprocess.run(["iptables", "-w", "-t", "nat", "-S"], capture_output=True,
+                             text=True).stdout
+        assert "10.213.10." not in nat, "the fleet must not be NATed off the machine"
         remotes["n1"].run("echo n1-data > /var/lib/raftnode/probe")
         assert remotes["n2"].run("cat /var/lib/raftnode/probe", check=False).exit_code != 0
         assert not Path("/var/lib/raftnode/probe").exists()  # the host does not see it either
