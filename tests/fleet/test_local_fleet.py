@@ -153,3 +153,45 @@ def test_fleet_up_rejects_bad_arguments_with_254(args: list[str], capsys) -> Non
     assert cli.main(["fleet", "up", "--name", "flbad", *args]) == 254
     assert "raftlab fleet:" in capsys.readouterr().err
     assert nothing_left("flbad")
+
+
+def test_interrupted_up_undoes_itself(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    skip_unless_root_tools()
+    name = "flint"
+    fleet.down(name)
+
+    def interrupted(host: str, port: int) -> bool:
+        raise KeyboardInterrupt  # Ctrl-C while waiting for the nodes' sshd
+
+    monkeypatch.setattr(fleet, "_port_open", interrupted)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fleet.up(name, nodes=3, subnet=SUBNET)
+        assert nothing_left(name), host_state(name)
+    finally:
+        fleet.down(name)
+
+
+def test_down_cleans_up_after_up_was_killed_with_sigkill() -> None:
+    skip_unless_root_tools()
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    name = "flsig"
+    fleet.down(name)
+    try:
+        p = subprocess.Popen([sys.executable, "-m", "tester.cli", "fleet", "up", "--name", name,
+                              "--nodes", "5", "--subnet", SUBNET],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while not host_state(name)["namespaces"] and time.monotonic() < deadline:
+            time.sleep(0.005)
+        p.send_signal(signal.SIGKILL)  # no chance to clean up after itself
+        p.wait()
+        assert any(host_state(name).values())
+        fleet.down(name)
+        assert nothing_left(name), host_state(name)
+    finally:
+        fleet.down(name)
