@@ -511,7 +511,7 @@ SCRIPT = r"""
       var o = ops[s[0]];
       var x = Math.max(xs(o) + 3, prev + 4);
       x = Math.min(x, xe(o) - 2);
-      pts.push([x, 24 + o[0] * ROW + ROW / 2]); prev = x;
+      pts.push([x, 24 + o[0] * ROW + 4]); prev = x;  // on the bar's top edge, clear of its label
     });
     var failX = null;
     if (failIdx !== null && failIdx !== undefined) {
@@ -585,12 +585,12 @@ SCRIPT = r"""
       pts.forEach(function (p, k) {
         svg.appendChild(svgEl("circle", { cx: p[0], cy: p[1], r: 3.5, fill: "#15803d", "class": "lin-point", "pointer-events": "none" }));
         if (steps.length <= 400) {
-          var n = svgEl("text", { x: p[0] - 3, y: p[1] - 6, fill: "#166534" }); n.textContent = String(k + 1 + view.omitted); svg.appendChild(n);
+          var n = svgEl("text", { x: p[0] - 3, y: p[1] - 4, fill: "#166534" }); n.textContent = String(k + 1 + view.omitted); svg.appendChild(n);
         }
       });
     }
     if (failX !== null) {
-      svg.appendChild(svgEl("circle", { cx: failX, cy: 24 + ops[failIdx][0] * ROW + ROW / 2, r: 5, fill: "#dc2626", stroke: "#fff", "stroke-width": 1.5, "pointer-events": "none" }));
+      svg.appendChild(svgEl("circle", { cx: failX, cy: 24 + ops[failIdx][0] * ROW + 4, r: 5, fill: "#dc2626", stroke: "#fff", "stroke-width": 1.5, "pointer-events": "none" }));
     }
     scroll.appendChild(svg); body.appendChild(labels); body.appendChild(scroll); box.appendChild(body);
     box.appendChild(detail);
@@ -626,6 +626,9 @@ SCRIPT = r"""
       b.classList.remove("flash"); void b.getBoundingClientRect(); b.classList.add("flash");
     }
     if (failIdx === null || failIdx === undefined) jump.disabled = true;
+    else requestAnimationFrame(function () {  // start with the failure in view, the prefix to its left
+      scroll.scrollLeft = Math.max(0, xs(ops[failIdx]) - scroll.clientWidth * 0.7);
+    });
     jump.addEventListener("click", jumpToError);
     return { jump: jumpToError, select: select };
   }
