@@ -165,7 +165,7 @@ class Reader:
                     self.line += 1
                 out.append(c)
             self.pos += 1
-        raise EdnError(f"unterminated string opened on line {start_line}", self.line)
+        raise EdnError("unterminated string", start_line)
 
     def _read_dispatch(self) -> Any:
         nxt = self.text[self.pos + 1:self.pos + 2]

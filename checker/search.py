@@ -174,34 +174,44 @@ def _search(
     # read-only ok ops (taken as soon as legal), other ok ops and info ops, plus ``nxt``, the
     # number of ok / info ops (in invoke order) admitted so far.
     def settle(lin: int, state: State, p: int, nxt: int, nxi: int, ro: tuple[int, ...],
-               rw: tuple[int, ...], info: tuple[int, ...], node: Any) -> tuple[Any, ...]:
-        """Admit newly invokable ops and take every legal read-only one."""
+               rw: tuple[int, ...], info: tuple[int, ...], node: Any,
+               changed: Any = None) -> tuple[Any, ...]:
+        """Admit newly invokable ops and take every legal read-only one.
+
+        ``changed`` is the footprint of the op just applied: waiting reads of other
+        footprints saw no change and need no second look (``None``: look at all)."""
+        if feet and changed is not None:
+            stay = [r for r in ro if feet[r] != changed]
+            todo = [r for r in ro if feet[r] == changed]
+        else:
+            stay, todo = [], list(ro)
         while True:
             while p < nok and (lin >> by_ret[p]) & 1:
                 p += 1
             w = window_ok[p]
             if nxt < w:
                 new = ok_order[nxt:w]
-                ro = ro + tuple(i for i in new if read_only[i])
+                todo += [i for i in new if read_only[i]]
                 rw = rw + tuple(i for i in new if not read_only[i])
                 nxt = w
+            if not todo:
+                break
             took = False
-            keep = []
-            for i in ro:
+            for i in todo:
                 if step(state, ops[i])[0]:
                     lin |= 1 << i
                     node = (node, i, state)
                     took = True
                 else:
-                    keep.append(i)
+                    stay.append(i)
+            todo = []
             if not took:
                 break
-            ro = tuple(keep)
         wi = window_info[p]
         if nxi < wi:
             info = info + tuple(info_order[nxi:wi])
             nxi = wi
-        return lin, p, nxt, nxi, ro, rw, info, node
+        return lin, p, nxt, nxi, tuple(stay), rw, info, node
 
     def candidates(state: State, p: int, ro: tuple[int, ...], rw: tuple[int, ...],
                    info: tuple[int, ...]) -> list[tuple[int, State]]:
@@ -220,7 +230,8 @@ def _search(
         for i in rw:
             legal, s2 = step(state, ops[i])
             if legal:
-                enables = any(step(s2, ops[r])[0] for r in ro)
+                near = ro if not feet else [r for r in ro if feet[r] == feet[i]]
+                enables = any(step(s2, ops[r])[0] for r in near)
                 scored.append((not enables, retpos(i), i, s2))
         scored.sort()
         out = [(i, s2) for _, _, i, s2 in scored]
@@ -239,7 +250,7 @@ def _search(
         lin, p, nxt, nxi, ro, rw, info, node = settle(0, init, 0, 0, 0, (), (), (), None)
         if p == nok:
             return SearchResult(True, linearization=_path(node))
-        if doomed.active and doomed(lin, init, ro, nxt):
+        if doomed.active and doomed(lin, init, ro, nxt, None, feet):
             return SearchResult(False, blocking=by_ret[p], prefix=_path(node))
         best = (p, 0)
         best_node = node
@@ -286,10 +297,16 @@ def _search(
                 info = tuple(x for x in info if x != i)
             lin2, p2, nxt2, nxi2, ro2, rw2, info2, node2 = settle(
                 frame[0] | (1 << i), s2, frame[2], frame[3], frame[4], frame[5], rw, info,
-                (frame[10], i, s2))
+                (frame[10], i, s2), feet[i] if feet else None)
             if p2 == nok:
                 return SearchResult(True, linearization=_path(node2), steps=steps)
-            if doomed.active and doomed(lin2, s2, ro2, nxt2):
+            depth = frame[11] + 1
+            if (p2, depth) > best:  # a legal prefix, even if doomed below
+                best = (p2, depth)
+                best_node = node2
+            if doomed.active and doomed(lin2, s2, ro2, nxt2, feet[i] if feet else None, feet):
+                if partials:
+                    _record(longest, node2)  # a dead end, but a legal partial linearization
                 continue  # a read (waiting, or next to come) can never become legal from here
             okpart = lin2 & okmask
             infopart = lin2 ^ okpart
@@ -307,10 +324,6 @@ def _search(
                     continue
                 seen.append(infopart)
             frame[12] = True
-            depth = frame[11] + 1
-            if (p2, depth) > best:
-                best = (p2, depth)
-                best_node = node2
             stack.append([lin2, s2, p2, nxt2, nxi2, ro2, rw2, info2,
                           candidates(s2, p2, ro2, rw2, info2), 0,
                           node2, depth, False])
@@ -365,9 +378,15 @@ class _Guards:
         self.ahead = ahead
         self.memo: dict[tuple[int, int], Callable[[State], bool] | None] = {}
 
-    def __call__(self, lin: int, state: State, waiting: Sequence[int], nxt: int) -> bool:
-        """True if some waiting or upcoming read can never become legal from here."""
+    def __call__(self, lin: int, state: State, waiting: Sequence[int], nxt: int,
+                 changed: Any, feet: list[Any]) -> bool:
+        """True if some waiting or upcoming read can never become legal from here.
+
+        Skipping a read is always safe (this only prunes): with footprints, waiting reads
+        of a footprint other than ``changed`` are not looked at again."""
         memo = self.memo
+        if changed is not None:
+            waiting = [r for r in waiting if feet[r] == changed]
         for r in (*waiting, *self.ahead[nxt]):
             m = self.before[r] & ~lin
             key = (r, m)

@@ -203,7 +203,7 @@ def view_data(part: Partition, ops: list[Op]) -> dict[str, Any]:
     proc_row = {p: n for n, p in enumerate(names)}
     partial_ids: dict[int, int] = {}
     partials: list[list[list[Any]]] = []
-    budget = 20 * MAX_VIEW_OPS  # steps of partial linearizations worth embedding
+    budget = 5 * MAX_VIEW_OPS  # steps of partial linearizations worth embedding
     instants = sorted({t for i in ids for t in (src[i][11], src[i][12]) if t is not None})
     column = {t: n for n, t in enumerate(instants)}
     rows = []

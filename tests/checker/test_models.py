@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from checker_helpers import history
+
 from checker import check, load_model
 from checker.models import KV
-
-from checker_helpers import history
 
 
 def verdict(model: str, *rows, initial=None):

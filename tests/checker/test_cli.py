@@ -1,0 +1,101 @@
+"""``raftlab check``: verdicts, exit codes, --json, and bad input (254, no traceback)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tester.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+VALID = str(ROOT / "examples" / "cas-register-valid.jsonl")
+INVALID = str(ROOT / "examples" / "cas-register-invalid.jsonl")
+
+
+def test_valid_history_exits_0(capsys):
+    assert main(["check", VALID]) == 0
+    out = capsys.readouterr().out
+    assert "linearizable" in out and "1 linearizable, 0 not" in out
+
+
+def test_invalid_history_exits_1_and_explains(capsys):
+    assert main(["check", INVALID, "--model", "cas-register"]) == 1
+    out = capsys.readouterr().out
+    assert "cannot linearize op 2: process 2 read() -> 1" in out
+    assert "longest linearizable prefix (2 ops)" in out
+
+
+def test_worst_verdict_of_several_histories(capsys):
+    assert main(["check", VALID, INVALID]) == 1
+    assert main(["check", str(ROOT / "examples")]) == 1
+
+
+def test_json_document(capsys):
+    assert main(["check", VALID, INVALID, "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["valid"] is False
+    assert doc["summary"] == {"histories": 2, "valid": 1, "invalid": 1, "unknown": 0,
+                              "errors": 0}
+    bad = doc["histories"][1]
+    assert bad["path"] == INVALID and bad["valid"] is False and bad["time_s"] >= 0
+    assert bad["partitions"][0]["violation"]["op"] == 2
+
+
+def test_model_without_the_historys_operation_is_bad_input(tmp_path, capsys):
+    rows = [{"type": "invoke", "process": p, "f": "write", "value": p} for p in range(40)]
+    rows += [{"type": "info", "process": p, "f": "write", "value": p} for p in range(40)]
+    rows += [{"type": "invoke", "process": 99, "f": "read", "value": None},
+             {"type": "ok", "process": 99, "f": "read", "value": 3}]
+    p = tmp_path / "h.jsonl"
+    p.write_text("\n".join(json.dumps(r) for r in rows))
+    code = main(["check", str(p), "--model", "checker_helpers:Counter", "--timeout", "0.3"])
+    # the Counter model has no 'write': that is bad input, caught before searching
+    assert code == 254
+    assert "has no operation 'write'" in capsys.readouterr().err
+
+
+def test_users_model_by_import_path_and_timeout_exits_2(tmp_path):
+    rows = [{"type": "invoke", "process": p, "f": "add", "value": 1 << p} for p in range(22)]
+    rows += [{"type": "ok", "process": p, "f": "add", "value": 1 << p} for p in range(22)]
+    rows += [{"type": "invoke", "process": 99, "f": "read", "value": None},
+             {"type": "ok", "process": 99, "f": "read", "value": -1}]
+    p = tmp_path / "h.jsonl"
+    p.write_text("\n".join(json.dumps(r) for r in rows))
+    assert main(["check", str(p), "--model", "checker_helpers:Counter", "--timeout", "0.5"]) == 2
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tester.cli", "check", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_bad_line_exits_254_naming_file_and_line_without_traceback(tmp_path):
+    p = tmp_path / "bad.jsonl"
+    p.write_text('{"type":"invoke","process":0,"f":"read","value":null}\n{"type":"ok",\n')
+    r = run(str(p))
+    assert r.returncode == 254
+    assert f"{p}:2: not valid JSON" in r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+
+
+def test_bad_arguments_exit_254(tmp_path):
+    assert run(VALID, "--initial", "{nope").returncode == 254
+    assert run(VALID, "--model", "no-such-model").returncode == 254
+    assert run(VALID, "--timeout", "-1").returncode == 254
+    assert run(VALID, "--format", "xml").returncode == 254
+    missing = run(str(tmp_path / "missing.jsonl"))
+    assert missing.returncode == 254 and "No such file" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
+def test_one_bad_history_still_checks_the_others(tmp_path):
+    p = tmp_path / "bad.edn"
+    p.write_text("{:process 0 :type :invoke :f :read}\n{:process 0 :type :invoke :f :read}\n")
+    r = run(VALID, str(p), "--json")
+    assert r.returncode == 254
+    doc = json.loads(r.stdout)
+    assert doc["histories"][0]["valid"] is True
+    err = doc["histories"][1]["error"]
+    assert err["line"] == 2 and "in flight" in err["message"]
