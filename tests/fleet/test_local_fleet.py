@@ -195,3 +195,30 @@ def test_down_cleans_up_after_up_was_killed_with_sigkill() -> None:
         assert nothing_left(name), host_state(name)
     finally:
         fleet.down(name)
+
+
+def test_upload_download_and_logged_commands(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    skip_unless_root_tools()
+    import logging
+
+    caplog.set_level(logging.INFO, logger="raftlab.control")
+    with local_fleet("flcp", 1) as (_f, _inv, remotes):
+        r = remotes["n1"]
+        src = tmp_path / "up.bin"
+        src.write_bytes(bytes(range(256)) * 100)
+        r.put(src, "/opt/raftnode/up.bin", mode=0o640)
+        assert r.run("stat -c %a /opt/raftnode/up.bin").stdout.strip() == "640"
+        r.get("/opt/raftnode/up.bin", tmp_path / "down" / "back.bin")
+        assert (tmp_path / "down" / "back.bin").read_bytes() == src.read_bytes()
+        with pytest.raises(control.ControlError, match="n1: download /nonexistent"):
+            r.get("/nonexistent", tmp_path / "x")
+        res = r.run("echo out; echo err >&2; exit 3", check=False)
+        assert (res.stdout, res.stderr, res.exit_code) == ("out\n", "err\n", 3)
+        with pytest.raises(control.CommandFailed, match="n1: command failed \\(exit 3\\)"):
+            r.run("exit 3")
+        with pytest.raises(control.CommandTimeout, match="n1: command timed out"):
+            r.run("sleep 5", timeout=0.3)
+    logged = "\n".join(rec.getMessage() for rec in caplog.records)
+    assert "n1: $ echo out; echo err >&2; exit 3" in logged
+    assert "n1: exit 3 in" in logged and "stderr: err" in logged
+    assert "n1: uploaded" in logged and "n1: downloaded" in logged
