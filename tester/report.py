@@ -609,7 +609,8 @@ def _counts_html(counts: dict[str, Any], faults: Faults, perf: str) -> str:
             "</section>")
 
 
-def _keys_html(run: Run, parts: list[visualize.Partition], kc: dict[str, Counter[str]]) -> str:
+def _keys_html(run: Run, parts: list[visualize.Partition], kc: dict[str, Counter[str]],
+               drawn: set[str]) -> str:
     verdicts = {p.label: p for p in parts}
     labels = list(dict.fromkeys(list(verdicts) + list(kc)))
     order = {False: 0, "unknown": 1, True: 2}
@@ -629,7 +630,7 @@ def _keys_html(run: Run, parts: list[visualize.Partition], kc: dict[str, Counter
         c = kc.get(k, Counter())
         p = verdicts.get(k)
         link = ""
-        if p is not None and p.valid is False:
+        if p is not None and p.valid is False and k in drawn:
             link = f"<a href=\"#lin-{esc(visualize.anchor(k))}\">show the failure</a>"
         elif p is not None and p.note:
             link = esc(p.note)
@@ -665,6 +666,26 @@ def _config_html(run: Run) -> str:
     )
 
 
+#: The failure views of one report share this many bytes of embedded data; keys beyond it are
+#: listed but not drawn (``raftlab check HISTORY --html`` draws any of them).
+VIEW_BUDGET = 8_000_000
+
+
+def failure_views(parts: list[visualize.Partition], ops: list[Op]) -> tuple[list[dict], list[str]]:
+    """View data for the non-linearizable keys, in key order, within :data:`VIEW_BUDGET`."""
+    views: list[dict[str, Any]] = []
+    undrawn: list[str] = []
+    used = 0
+    for p in sorted((p for p in parts if p.valid is False), key=lambda p: natural(p.label)):
+        if used >= VIEW_BUDGET:
+            undrawn.append(p.label)
+            continue
+        view = visualize.view_data(p, ops)
+        used += len(json.dumps(view, default=str))
+        views.append(view)
+    return views, undrawn
+
+
 def render_report(run: Run) -> str:
     """The report page of a loaded run."""
     ops = run.ops
@@ -675,7 +696,7 @@ def render_report(run: Run) -> str:
     calls = visualize.pair_ops(ops)
     checker_result = (run.results or {}).get("checker")
     parts = visualize.partitions(checker_result)
-    views = [visualize.view_data(p, ops) for p in parts if p.valid is False]
+    views, undrawn = failure_views(parts, ops)
     data = {
         "end": end_ns // 1000,
         "ops": op_columns(calls),
@@ -696,7 +717,12 @@ def render_report(run: Run) -> str:
             "Green bars are the longest linearizable prefix, numbered in order with their "
             "linearization points; the red bar is the operation that cannot be linearized "
             "after it. Hover or click a bar for its details and the state after each step.</p>"
-            "<div id=\"lin-views\"></div></section>"
+            "<div id=\"lin-views\"></div>"
+            + (f"<p class=\"hint\">{len(undrawn)} more non-linearizable keys are not drawn here, "
+               f"to keep this page small: {esc(', '.join(undrawn[:50]))}"
+               f"{' …' if len(undrawn) > 50 else ''}. <code>raftlab check history.jsonl --html "
+               "FILE</code> draws them all.</p>" if undrawn else "")
+            + "</section>"
         )
     body = (
         _banner(run, end_ns, bool(views))
@@ -705,7 +731,7 @@ def render_report(run: Run) -> str:
         + (f"<section class=\"problems\"><h2>Problems reading this run</h2><ul>{problems}</ul></section>"
            if problems else "")
         + _counts_html(counts, faults, _perf_html(run))
-        + _keys_html(run, parts, key_counts(calls))
+        + _keys_html(run, parts, key_counts(calls), {v["key"] for v in views})
         + lin_section
         + "<section><h2>Latency</h2><div class=\"legend\" id=\"lat-legend\"></div>"
           "<div class=\"plot\"><canvas id=\"latency\"></canvas></div>"

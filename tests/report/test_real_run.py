@@ -59,3 +59,18 @@ def test_many_bad_keys_stay_collapsed_until_asked_for(real_run, browser):
     page.click("#first-error")
     assert page.locator(".bar.failing.selected").count() == 1
     assert browser.errors == []
+
+
+def test_failure_views_beyond_the_size_budget_are_listed_not_drawn(real_run, monkeypatch):
+    from tester import report
+
+    results = json.loads((real_run / "results.json").read_text())
+    bad = sorted((str(p["key"]) for p in results["checker"]["partitions"] if p["valid"] is False),
+                 key=report.natural)
+    monkeypatch.setattr(report, "VIEW_BUDGET", 1)  # room for one view only
+    html = report.render_report(report.load_run(real_run))
+    data = json.loads(html.split('id="report-data">', 1)[1].split("</script>", 1)[0])
+    assert [v["key"] for v in data["lin"]] == bad[:1]
+    if len(bad) > 1:
+        assert f"{len(bad) - 1} more non-linearizable keys are not drawn" in html
+        assert html.count("show the failure</a>") == 1
