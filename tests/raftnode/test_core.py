@@ -389,3 +389,78 @@ def test_compaction_beyond_the_applied_index_is_refused():
     c.ready()
     c.compact(2, {"data": {}})
     assert c.snap_index == 2 and c.log == [] and c.ready().snapshot.index == 2
+
+
+def _figure_8(unsafe: frozenset[str]) -> Cluster:
+    """Replay the paper's Figure 8 on five nodes; returns the cluster (may raise Violation)."""
+    from tester.sim.invariants import Invariants
+
+    inv = Invariants()
+    cl = Cluster(["s1", "s2", "s3", "s4", "s5"], seed=1, unsafe=unsafe)
+    cl.hooks.on_apply, cl.hooks.on_ready = inv.on_apply, inv.on_ready
+
+    deliver = cl.deliver
+    quiet: set[str] = set()  # leaders whose appends are lost
+
+    def lossy(m: Message) -> None:
+        if not (m.src in quiet and m.type == MSG_APPEND):
+            deliver(m)
+
+    cl.deliver = lossy
+
+    def campaign(n: str, voters: set[str]) -> None:
+        cl.blocked = {(a, b) for a in cl.ids for b in cl.ids
+                      if a != b and {a, b} - (voters | {n})}
+        for node in cl.nodes.values():
+            node.core.since_leader = 100  # no leader heard from lately: votes are granted
+        cl.nodes[n].core._campaign(pre=False)
+        cl.deliver_all()
+
+    campaign("s1", {"s2", "s3", "s4", "s5"})
+    assert cl.leaders() == ["s1"]
+    # (a) s1 replicates X at index i to s2 only, then crashes
+    campaign_free = {("s1", p) for p in ("s3", "s4", "s5")}
+    cl.blocked = campaign_free
+    cl.write("s1", {"op": "put", "key": "k", "value": "X"})
+    cl.deliver_all()
+    i = cl.nodes["s1"].core.last_index()
+    cl.crash("s1")
+    # (b) s5 wins with s3 and s4, appends Y at index i alone (its appends are lost), crashes
+    quiet.add("s5")
+    campaign("s5", {"s3", "s4"})
+    assert cl.leaders() == ["s5"]
+    cl.blocked = {(a, b) for a in cl.ids for b in cl.ids if a != b}
+    cl.write("s5", {"op": "put", "key": "k", "value": "Y"})
+    cl.deliver_all()
+    cl.crash("s5")
+    # (c) s1 restarts, wins with s2 and s3, replicates to s3 -- X is on a majority
+    cl.start("s1")
+    campaign("s1", {"s2", "s3"})
+    if not cl.leaders():
+        campaign("s1", {"s2", "s3"})  # the first try ran into s5's term
+    assert cl.leaders() == ["s1"]
+    cl.tick("s1", 3)
+    cl.deliver_all()
+    assert cl.nodes["s3"].core.term_at(i) == cl.nodes["s2"].core.term_at(i)
+    # (d) s1 crashes; s5 restarts and campaigns with s2, s3 and s4
+    cl.crash("s1")
+    cl.start("s5")
+    quiet.clear()
+    campaign("s5", {"s2", "s3", "s4"})
+    if not cl.leaders():
+        campaign("s5", {"s2", "s3", "s4"})
+    cl.tick_all(3)
+    return cl
+
+
+def test_figure_8_entry_replicated_by_a_later_leader_is_never_overwritten():
+    cl = _figure_8(frozenset())
+    assert "s5" not in cl.leaders()  # s2 and s3 hold the no-op of s1's later term
+    assert cl.nodes["s2"].sm.data == cl.nodes["s3"].sm.data == {"k": "X"}
+
+
+def test_figure_8_unsafe_commit_old_terms_lets_a_committed_entry_be_overwritten():
+    from tester.sim.invariants import Violation
+
+    with pytest.raises(Violation, match="state-machine-safety|leader-completeness"):
+        _figure_8(frozenset({"commit-old-terms"}))
