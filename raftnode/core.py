@@ -37,6 +37,17 @@ Output: ``ready()`` returns a ``Ready``; the caller must, in this order,
 Restart: build a new ``RaftCore`` from the persisted hard state, snapshot and entries; the
 state machine starts from the snapshot, and committed entries after it are handed out again.
 
+Events (``Ready.events``, for the node log): ``role`` (role, term, leader), ``election``
+(kind ``prevote``/``vote``/``won``, term), ``membership`` (index, voters, learners: in effect
+as soon as appended), ``snapshot`` (index, term, kind ``compact``/``installed``),
+``check_quorum_lost``, ``removed_step_down``, ``transfer_received``, ``transfer_aborted``,
+``committed_entry_conflict`` (only ever seen with an unsafe switch).
+
+Unsafe switches handled here (``RaftConfig.unsafe``): ``commit-old-terms`` (count replicas of
+old-term entries and skip the no-op), ``local-reads`` (``read_index`` answers at once with index
+0 on any node), ``lease-no-drift`` (lease reads with no drift margin). The others are the
+storage's (``ack-before-sync``, ``volatile-vote``) and the state machine's (``no-sessions``).
+
 Lease reads (``RaftConfig.lease_reads``): a leader serves a read without a heartbeat round
 while a quorum acknowledged a heartbeat sent less than ``lease_ticks`` ago. Followers refuse
 votes for ``election_min`` ticks after hearing from a leader (and after boot), so no other
