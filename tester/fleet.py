@@ -311,11 +311,25 @@ def _cmdline(pid: int) -> str:
 def down(name: str = DEFAULT_NAME, log: Callable[[str], None] = lambda s: None) -> list[str]:
     """Remove every process, namespace, link, mount and file of the fleet; idempotent.
 
-    Works from names alone, so it also cleans up after a run that was killed mid-way.
-    Returns what was removed (empty when there was nothing).
+    Works from names alone, so it also cleans up after a run that was killed mid-way; it
+    repeats until a pass finds nothing, since a killed ``up`` may leave an ``ip`` child that
+    is still adding links. Returns what was removed (empty when there was nothing).
     """
     check_name(name)
     require_root()
+    removed: list[str] = []
+    for attempt in range(20):
+        found = _down_pass(name)
+        removed += found
+        if not found and attempt > 0:
+            break
+        time.sleep(0.05 if found else 0.02)
+    for r in removed:
+        log(f"removed {r}")
+    return removed
+
+
+def _down_pass(name: str) -> list[str]:
     removed: list[str] = []
     namespaces = _existing_namespaces(name)
     # 1. every process in the fleet's namespaces (sshd, sessions, the databases they started)
@@ -346,8 +360,6 @@ def down(name: str = DEFAULT_NAME, log: Callable[[str], None] = lambda s: None) 
     if d.exists():
         shutil.rmtree(d, ignore_errors=True)
         removed.append(f"folder {d}")
-    for r in removed:
-        log(f"removed {r}")
     return removed
 
 
