@@ -257,10 +257,10 @@ def _up(name: str, n: int, net: ipaddress.IPv4Network, bridge_ip: str, ips: list
             time.sleep(0.02)
 
     known = d / "known_hosts"
-    known.write_text("".join(
-        f"{ip} {(d / 'nodes' / node / 'ssh_host_ed25519_key.pub').read_text().split()[0]} "
-        f"{(d / 'nodes' / node / 'ssh_host_ed25519_key.pub').read_text().split()[1]}\n"
-        for node, ip in zip(names, ips, strict=True)))
+    host_keys = [(d / "nodes" / node / "ssh_host_ed25519_key.pub").read_text().split()[:2]
+                 for node in names]
+    known.write_text("".join(f"{ip} {kind} {b64}\n"
+                             for ip, (kind, b64) in zip(ips, host_keys, strict=True)))
     nodes = [inv.Node(name=node, host=ip, port=22, user="root", key_file=str(key),
                       vars={"raftlab_namespace": _ns(name, i)})
              for i, (node, ip) in enumerate(zip(names, ips, strict=True), start=1)]
