@@ -77,11 +77,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ops", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--keys", type=int, default=10, help="registers in the history")
+    ap.add_argument("--bad-keys", type=int, default=1, help="keys with a stale read")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="raftlab-bench-report-"))
     try:
         t = time.monotonic()
-        run = make_run(tmp, n_ops=args.ops, violate=True, keys=[f"k{i}" for i in range(10)],
+        run = make_run(tmp, n_ops=args.ops, violate=args.bad_keys,
+                       keys=[f"k{i}" for i in range(args.keys)],
                        duration_s=max(10.0, args.ops / 300), checker_result=checked)
         print(f"generated {args.ops} ops in {time.monotonic() - t:.1f} s")
         writes = []

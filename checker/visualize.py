@@ -149,8 +149,31 @@ def pair_ops(ops: Iterable[Op]) -> list[Call]:
 _Row = list[Any]
 
 
-def _rows_from_operations(operations: list[dict[str, Any]], ops: list[Op]) -> dict[int, _Row]:
-    by_index = {op.index: op for op in ops}
+class HistoryIndex:
+    """Lookups into one history, built once and shared by the views of all its keys."""
+
+    def __init__(self, ops: list[Op]):
+        self.ops = ops
+        self._by_index: dict[int, Op] | None = None
+        self._by_key: dict[str | None, list[tuple[int, Call]]] | None = None
+
+    @property
+    def by_index(self) -> dict[int, Op]:
+        if self._by_index is None:
+            self._by_index = {op.index: op for op in self.ops}
+        return self._by_index
+
+    def calls(self, key: Any) -> list[tuple[int, Call]]:
+        """(checker op id, call) of one key, or of every key when ``key`` is None."""
+        if self._by_key is None:
+            self._by_key = {None: list(enumerate(pair_ops(self.ops)))}
+            for i, c in self._by_key[None]:
+                self._by_key.setdefault(key_label(c.invoke.key), []).append((i, c))
+        return self._by_key.get(None if key is None else key_label(key), [])
+
+
+def _rows_from_operations(operations: list[dict[str, Any]], hist: HistoryIndex) -> dict[int, _Row]:
+    by_index = hist.by_index
     rows: dict[int, _Row] = {}
     for o in operations:
         inv, comp = o.get("invoke") or {}, o.get("complete") or None
@@ -168,11 +191,9 @@ def _rows_from_operations(operations: list[dict[str, Any]], ops: list[Op]) -> di
     return rows
 
 
-def _rows_from_history(part: Partition, ops: list[Op]) -> dict[int, _Row]:
+def _rows_from_history(part: Partition, hist: HistoryIndex) -> dict[int, _Row]:
     rows: dict[int, _Row] = {}
-    for i, c in enumerate(pair_ops(ops)):
-        if part.key is not None and key_label(c.invoke.key) != part.label:
-            continue
+    for i, c in hist.calls(part.key):
         d = c.done
         status = "pending" if d is None else d.type
         rows[i] = [
@@ -186,12 +207,16 @@ def _rows_from_history(part: Partition, ops: list[Op]) -> dict[int, _Row]:
     return rows
 
 
-def view_data(part: Partition, ops: list[Op]) -> dict[str, Any]:
-    """The compact JSON the page draws for one non-linearizable partition."""
+def view_data(part: Partition, ops: list[Op] | HistoryIndex) -> dict[str, Any]:
+    """The compact JSON the page draws for one non-linearizable partition.
+
+    Pass a :class:`HistoryIndex` when drawing several partitions of one history.
+    """
+    hist = ops if isinstance(ops, HistoryIndex) else HistoryIndex(ops)
     if part.operations is not None:
-        src = _rows_from_operations(part.operations, ops)
+        src = _rows_from_operations(part.operations, hist)
     else:
-        src = _rows_from_history(part, ops)
+        src = _rows_from_history(part, hist)
     ids = sorted(src, key=lambda i: (src[i][1], i))
     steps = [(i, s) for i, s in part.steps if i in src]
     fail = part.failing if part.failing in src else None
@@ -278,7 +303,8 @@ def render_html(result: Any, ops: list[Op], title: str = "raftlab check") -> str
     """A standalone page for a checked history: verdict and every failing key's view."""
     verdict = _verdict(result.get("valid")) if isinstance(result, dict) else "unknown"
     parts = partitions(result)
-    views = [view_data(p, ops) for p in parts if p.valid is False]
+    hist = HistoryIndex(ops)
+    views = [view_data(p, hist) for p in parts if p.valid is False]
     cls = {True: "valid", False: "invalid", "unknown": "unknown"}[verdict]
     word = cls.upper()
     bad = [p.label for p in parts if p.valid is False]

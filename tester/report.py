@@ -676,11 +676,12 @@ def failure_views(parts: list[visualize.Partition], ops: list[Op]) -> tuple[list
     views: list[dict[str, Any]] = []
     undrawn: list[str] = []
     used = 0
+    hist = visualize.HistoryIndex(ops)
     for p in sorted((p for p in parts if p.valid is False), key=lambda p: natural(p.label)):
         if used >= VIEW_BUDGET:
             undrawn.append(p.label)
             continue
-        view = visualize.view_data(p, ops)
+        view = visualize.view_data(p, hist)
         used += len(json.dumps(view, default=str))
         views.append(view)
     return views, undrawn

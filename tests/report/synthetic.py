@@ -48,10 +48,13 @@ def _ops(n_ops: int, keys: list[str], concurrency: int, duration_ns: int, rng: r
     return raw
 
 
-def make_history(n_ops: int = 400, seed: int = 7, violate: bool = False,
+def make_history(n_ops: int = 400, seed: int = 7, violate: bool | int = False,
                  keys: list[str] | None = None, concurrency: int = 5,
                  duration_s: float = 10.0, hostile: str | None = None):
-    """(ops, checker result) for a register history; see the module docstring."""
+    """(ops, checker result) for a register history; see the module docstring.
+
+    ``violate``: a stale read on the second key (True), or on that many keys (an int).
+    """
     rng = random.Random(seed)
     keys = keys or ["k0", "k1", "k2"]
     duration = int(duration_s * 1e9)
@@ -88,9 +91,9 @@ def make_history(n_ops: int = 400, seed: int = 7, violate: bool = False,
                 r[6] = None
             else:
                 r[6] = None  # indeterminate cas: never took effect here
-    bad = None
-    if violate:
-        target = keys[1 % len(keys)]
+    bads = []
+    n_bad = int(violate)
+    for target in (keys[1:] + keys[:1])[:n_bad]:
         reads = [r for r in raw if r[1] == target and r[2] == "read" and r[7] == "ok"]
         for r in reversed(reads):
             first = writes[target][0] if writes[target] else None
@@ -98,9 +101,10 @@ def make_history(n_ops: int = 400, seed: int = 7, violate: bool = False,
             later = first and [w for w in writes[target] if w[0] > first[1] and w[1] < r[4]]
             if later and first[2] != r[3][1]:
                 r[3] = (None, first[2])
-                bad = r
+                bads.append(r)
                 break
-        assert bad is not None, "no read suitable for a stale-read violation"
+        else:
+            raise AssertionError(f"no read of {target} suitable for a stale-read violation")
     if hostile is not None:  # one written value becomes the hostile string, everywhere it shows
         first = next(r for r in raw if r[2] == "write" and r[1] == keys[0])
         old = first[3][0]
@@ -132,9 +136,9 @@ def make_history(n_ops: int = 400, seed: int = 7, violate: bool = False,
     ops = [Op.from_dict(dict(index=i, time=t, **d)) for i, (t, _, d, _) in enumerate(events)]
     # the checker's op id: the position among the client invokes (docs/results.md)
     invoke_of = {rid: n for n, rid in enumerate(e[3] for e in events if e[3] is not None)}
-    result: dict[str, Any] = {"valid": bad is None,
+    result: dict[str, Any] = {"valid": not bads,
                               "partitions": [{"key": k, "valid": True} for k in keys]}
-    if bad is not None:
+    for bad in bads:
         # The longest prefix: the bad key's effects before the stale read began, in order.
         k = bad[1]
         ids = {id(r): rid for rid, r in enumerate(raw)}
@@ -212,7 +216,7 @@ def _node_logs(duration: int) -> dict[str, list[dict[str, Any]]]:
     return logs
 
 
-def make_run(root: Path, n_ops: int = 400, seed: int = 7, violate: bool = False,
+def make_run(root: Path, n_ops: int = 400, seed: int = 7, violate: bool | int = False,
              hostile: str | None = None, name: str = "register-partition",
              stamp: str = "20251126T144000", checker_result: Any = None,
              keys: list[str] | None = None, duration_s: float = 10.0, extra_test: dict | None = None) -> Path:
