@@ -38,6 +38,9 @@ def add_parser(subparsers: Any) -> None:
                    help="client operations per seed (default 200)")
     p.add_argument("--out", default="reports/sim", metavar="DIR",
                    help="where a failing seed's history, trace and plan go (default reports/sim)")
+    p.add_argument("--lease", action="store_true",
+                   help="serve reads from the leader's lease, with clock faults kept inside "
+                        "the documented drift bound")
     p.add_argument("--no-shrink", action="store_true", help="report the failing seed as is")
     p.add_argument("--trace", action="store_true",
                    help="print the whole trace of every seed (for replaying one seed)")
@@ -75,10 +78,10 @@ def run(args: argparse.Namespace) -> int:
     ops = 0
     seeds = range(args.seed, args.seed + n)
     jobs = 1 if args.trace else args.jobs
-    for i, (seed, prop, seed_ops) in enumerate(scan(seeds, args.nodes, args.steps, unsafe, jobs)):
+    for i, (seed, prop, seed_ops) in enumerate(scan(seeds, args.nodes, args.steps, unsafe, jobs, args.lease)):
         ops += seed_ops
         if args.trace or prop is not None:
-            result = run_plan(make_plan(seed, args.nodes, args.steps, unsafe))  # a replay
+            result = run_plan(make_plan(seed, args.nodes, args.steps, unsafe, args.lease))
             if args.trace:
                 sys.stdout.write(result.trace_text())
             if result.violation is not None:
@@ -94,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(file=sys.stderr)
     print(f"{n} seeds clean (seeds {args.seed}..{args.seed + n - 1}, {args.nodes} nodes, "
-          f"{args.steps} ops each{', unsafe ' + ','.join(sorted(unsafe)) if unsafe else ''})")
+          f"{args.steps} ops each{', lease reads' if args.lease else ''}"
+          f"{', unsafe ' + ','.join(sorted(unsafe)) if unsafe else ''})")
     return EXIT_VALID
 
 
@@ -132,5 +136,6 @@ def _report(args: argparse.Namespace, result: SimResult, tried: int, took: float
     (out / "plan.json").write_text(json.dumps(plan.to_dict(), indent=2) + "\n")
     print(f"history: {out / 'history.jsonl'}  (raftlab check --model cas-register ...)")
     print(f"replay:  raftlab sim --seed {plan.seed} --seeds 1 --nodes {args.nodes} "
-          f"--steps {args.steps}" + "".join(f" --unsafe {u}" for u in sorted(plan.unsafe)))
+          f"--steps {args.steps}" + (" --lease" if args.lease else "")
+          + "".join(f" --unsafe {u}" for u in sorted(plan.unsafe)))
     return EXIT_INVALID

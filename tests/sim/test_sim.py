@@ -58,6 +58,11 @@ def test_safe_build_is_clean_over_two_hundred_seeds_of_five_nodes():
     assert bad == []
 
 
+def test_lease_reads_are_clean_while_clocks_stay_inside_the_documented_drift_bound():
+    bad = [(s, p) for s, p, _ in scan(range(150), lease=True, jobs=2) if p is not None]
+    assert bad == []
+
+
 @pytest.mark.parametrize("switch", UNSAFE_SWITCHES)
 def test_every_unsafe_switch_is_caught_within_the_seed_bound(switch):
     runs = scan(range(SEEDS_TO_CATCH), unsafe=frozenset({switch}), jobs=2)
