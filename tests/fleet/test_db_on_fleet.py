@@ -78,6 +78,34 @@ def test_nodes_run_under_libfaketime_with_their_own_clock_file(cluster) -> None:
     assert remotes["n1"].run(f"cat {db.clock_file(n1)}").stdout.strip() == "+0"
 
 
+def test_writing_a_nodes_clock_file_moves_that_nodes_clock_only(cluster) -> None:  # type: ignore[no-untyped-def]
+    db, inv, remotes = cluster["db"], cluster["inv"], cluster["remotes"]
+    if db.clock_file(inv.nodes[0]) is None:
+        pytest.skip(f"{db.name} has no clock file")
+    old = db.leader(inv.nodes)
+    skewed, steady = [n for n in inv.nodes if n.name != old][:2]
+    remotes[skewed.name].run(f"echo +100 > {db.clock_file(skewed)}")
+    try:
+        time.sleep(1.2)  # libfaketime re-reads the file at most once a second
+        db.kill(remotes[old], inv.node(old))
+        new_leader(db, [n for n in inv.nodes if n.name != old], old)
+        now = time.time()
+
+        def last_ts(n) -> float:  # type: ignore[no-untyped-def]
+            import json
+
+            lines = remotes[n.name].run("tail -n 1 /var/log/raftnode/node.log").stdout
+            return float(json.loads(lines)["ts"])
+
+        assert last_ts(skewed) > now + 50, "the skewed node's events carry its moved clock"
+        assert abs(last_ts(steady) - now) < 20, "other nodes keep the real clock"
+    finally:
+        remotes[skewed.name].run(f"echo +0 > {db.clock_file(skewed)}")
+        db.start(remotes[old], inv.node(old))
+        time.sleep(1.2)
+        db.wait_ready(remotes, inv.nodes, timeout=20)
+
+
 def test_killed_leader_is_replaced_and_rejoins_after_restart(cluster) -> None:  # type: ignore[no-untyped-def]
     db, inv, remotes = cluster["db"], cluster["inv"], cluster["remotes"]
     old = db.leader(inv.nodes)
