@@ -102,6 +102,38 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_VALID
 
 
+def write_run(root: str, result: SimResult) -> Path:
+    """Store a failing seed as a run folder (``reports/<test>/<stamp>/``) the checker and the
+    report read: history, results with the checker's verdict, node logs, trace and plan."""
+    from checker.linearizability import check
+    from checker.models import load_model
+    from tester.store import RunStore
+
+    plan, v = result.plan, result.violation
+    store = RunStore(root, f"seed-{plan.seed}")
+    started = store.started
+    write_jsonl(result.history, store.history)
+    nodes = sorted({n for _t, n, _e in result.node_log})
+    store.write_test({"test": "sim", "seed": plan.seed, "start_time": started,
+                      "nodes": nodes, "db": "raftnode (simulated)", "model": "cas-register",
+                      "plan": plan.to_dict(), "time_unit": "simulated ms"})
+    res = check(result.history, load_model("cas-register"), timeout=60)
+    store.write_results({
+        "valid": False if v is not None else res.valid,
+        "checker": res.to_dict(),
+        "violation": {"property": v.prop, "message": v.message} if v is not None else None,
+        "stats": dict(result.stats), "perf": {},
+    })
+    for n in nodes:
+        lines = [json.dumps({"ts": started + t / 1000.0, "node": node, **ev})
+                 for t, node, ev in result.node_log if node == n]
+        (store.node_dir(n) / "raftnode.log").write_text("\n".join(lines) + "\n")
+    (store.path / "trace.txt").write_text(result.trace_text())
+    (store.path / "plan.json").write_text(json.dumps(plan.to_dict(), indent=2) + "\n")
+    store.write_report()
+    return store.path
+
+
 def _report(args: argparse.Namespace, result: SimResult, tried: int, took: float) -> int:
     v = result.violation
     assert v is not None
@@ -129,12 +161,9 @@ def _report(args: argparse.Namespace, result: SimResult, tried: int, took: float
     print(f"trace (last {TRACE_TAIL} lines):")
     for line in result.trace[-TRACE_TAIL:]:
         print("  " + line)
-    out = Path(args.out) / f"seed-{plan.seed}"
-    out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(result.history, out / "history.jsonl")
-    (out / "trace.txt").write_text(result.trace_text())
-    (out / "plan.json").write_text(json.dumps(plan.to_dict(), indent=2) + "\n")
-    print(f"history: {out / 'history.jsonl'}  (raftlab check --model cas-register ...)")
+    out = write_run(args.out, result)
+    print(f"run:     {out}  (history.jsonl: raftlab check --model cas-register; "
+          f"raftlab report)")
     print(f"replay:  raftlab sim --seed {plan.seed} --seeds 1 --nodes {args.nodes} "
           f"--steps {args.steps}" + (" --lease" if args.lease else "")
           + "".join(f" --unsafe {u}" for u in sorted(plan.unsafe)))

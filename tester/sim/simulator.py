@@ -146,6 +146,7 @@ class SimResult:
     history: list[Op]
     stats: dict[str, int] = field(default_factory=dict)
     checker: Any = None  # the checker's CheckResult when it ran
+    node_log: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
@@ -194,6 +195,9 @@ class Simulation:
         self._q: list[tuple[float, int, str, Any]] = []
         self._seq = 0
         self.trace: list[str] = []
+        # (ms, node, event) in the shape of raftnode's --log-file lines, for the report
+        self.node_log: list[tuple[float, str, dict[str, Any]]] = [
+            (0.0, n, {"event": "started"}) for n in self.cluster.ids]
         self.history: list[Op] = []
         self.rate = dict.fromkeys(self.cluster.ids, 1.0)
         # paused node -> what queued up meanwhile: ("tick", None), ("msg", m), ("req", request)
@@ -224,6 +228,7 @@ class Simulation:
         if ss is not None:
             self._log(f"{node.id} {ss.role} term={ss.term} leader={ss.leader}")
         for ev in rd.events:
+            self.node_log.append((self.now, node.id, ev))
             if ev.get("event") in ("membership", "snapshot", "check_quorum_lost",
                                    "removed_step_down", "committed_entry_conflict"):
                 self._log(f"{node.id} {ev}")
@@ -269,7 +274,8 @@ class Simulation:
         except Violation as v:
             violation = v
             self._log(f"VIOLATION {v}")
-        result = SimResult(self.plan, violation, self.trace, self.history, self.stats)
+        result = SimResult(self.plan, violation, self.trace, self.history, self.stats,
+                           node_log=self.node_log)
         if violation is None and self.check_history:
             from checker.linearizability import check
             from checker.models import load_model
@@ -385,6 +391,7 @@ class Simulation:
         if nid not in self.cluster.down:
             return
         self.cluster.start(nid)
+        self.node_log.append((self.now, nid, {"event": "started"}))
         self._log(f"{nid} restarted term={self.cluster.nodes[nid].core.term}")
         self._schedule_tick(nid)
 
@@ -463,6 +470,7 @@ class Simulation:
             for v in victims:
                 if v not in cl.down:
                     cl.crash(v)
+                    self.node_log.append((self.now, v, {"event": "stopped", "reason": "kill"}))
                     self.paused.pop(v, None)
             self._log(f"fault {f.kind} {victims}")
             undo = ("restart", victims)

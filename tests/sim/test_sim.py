@@ -99,8 +99,12 @@ def test_cli_exits_1_and_writes_a_history_the_checker_finds_invalid(tmp_path, ca
                     "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 1 and "VIOLATION at seed" in out and "linearizability" in out
-    (seed_dir,) = list(tmp_path.iterdir())
+    (test_dir,) = list(tmp_path.iterdir())
+    seed_dir = test_dir / "latest"  # a run folder like the tester's
     plan = json.loads((seed_dir / "plan.json").read_text())
+    results = json.loads((seed_dir / "results.json").read_text())
+    assert results["valid"] is False and results["checker"]["valid"] is False
+    assert any(p.name == "raftnode.log" for p in (seed_dir / "nodes").rglob("*"))
     assert plan["unsafe"] == ["local-reads"]
     history = load(seed_dir / "history.jsonl")
     assert check(history, load_model("cas-register")).valid is False
