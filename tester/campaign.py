@@ -149,10 +149,27 @@ def _check_names(path: str, camp: Campaign) -> None:
             nem.parse(n)
         except ValueError as e:
             raise CampaignError(f"{path}: field 'nemeses[{i}]': {e}") from None
+    options = test_options()
+    for k in camp.settings:
+        if options and "--" + k.replace("_", "-") not in options:
+            raise CampaignError(f"{path}: field 'settings.{k}': raftlab test has no option "
+                                f"--{k.replace('_', '-')}")
     for i, w in enumerate(camp.workloads):
         if w not in wl.WORKLOADS:
             raise CampaignError(f"{path}: field 'workloads[{i}]': unknown workload {w!r}; "
                                 f"expected one of {', '.join(wl.WORKLOADS)}")
+
+
+def test_options() -> set[str]:
+    """The option strings ``raftlab test`` accepts (empty if it is not available)."""
+    import argparse
+
+    from tester.cli import build_parser
+
+    for action in build_parser()._actions:
+        if isinstance(action, argparse._SubParsersAction) and "test" in action.choices:
+            return {o for a in action.choices["test"]._actions for o in a.option_strings}
+    return set()
 
 
 def load(path: str | Path) -> Campaign:

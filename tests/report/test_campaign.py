@@ -135,6 +135,7 @@ BASE = {"name": "x", "dbs": ["raftnode"], "workloads": ["registers"], "nemeses":
     ({"settings": {"time_limit": {"a": 1}}}, "'settings.time_limit'"),
     ({"settings": ["time_limit"]}, "'settings'"),
     ({"store": 5}, "'store'"),
+    ({"settings": {"tme_limit": 30}}, "'settings.tme_limit': raftlab test has no option"),
 ])
 def test_a_bad_campaign_file_exits_254_naming_the_field(tmp_path, capsys, change, field):
     doc = {**BASE, **change}
