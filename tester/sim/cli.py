@@ -116,6 +116,8 @@ def write_run(root: str, result: SimResult) -> Path:
     nodes = sorted({n for _t, n, _e in result.node_log})
     store.write_test({"test": "sim", "seed": plan.seed, "start_time": started,
                       "nodes": nodes, "db": "raftnode (simulated)", "model": "cas-register",
+                      "workload": f"read/write/cas over {plan.keys} keys",
+                      "nemesis": ",".join(sorted({f.kind for f in plan.faults})) or "none",
                       "plan": plan.to_dict(), "time_unit": "simulated ms"})
     res = check(result.history, load_model("cas-register"), timeout=60)
     store.write_results({
