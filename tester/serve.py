@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from checker.verdict import EXIT_BAD_INPUT
-from tester.report import esc, find_runs, render_index, summarize
+from tester.report import RunSummary, esc, find_runs, render_index, summarize
 
 
 def campaign_indexes(store: Path) -> list[Path]:
@@ -26,6 +26,27 @@ def campaign_indexes(store: Path) -> list[Path]:
     if not root.is_dir():
         return []
     return sorted(root.glob("*/*/index.html"), key=lambda p: p.parent.name, reverse=True)
+
+
+_summaries: dict[Path, tuple[float, RunSummary]] = {}
+_summaries_lock = threading.Lock()
+
+
+def cached_summary(run: Path) -> RunSummary:
+    """A run's index line, re-read only when its results.json changes (they can be large)."""
+    try:
+        stamp = max((run / n).stat().st_mtime for n in ("results.json", "test.json", "report.html")
+                    if (run / n).exists())
+    except ValueError:
+        stamp = 0.0
+    with _summaries_lock:
+        hit = _summaries.get(run)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    summary = summarize(run)
+    with _summaries_lock:
+        _summaries[run] = (stamp, summary)
+    return summary
 
 
 def index_page(store: Path) -> str:
@@ -37,7 +58,7 @@ def index_page(store: Path) -> str:
             f"<a href=\"{esc(os.path.relpath(p, store).replace(os.sep, '/'))}\">"
             f"{esc(p.parent.parent.name)} {esc(p.parent.name)}</a>" for p in camps[:50])
         extra = f"<p><b>Campaigns:</b> {links}</p>"
-    runs = [summarize(d) for d in find_runs(store)]
+    runs = [cached_summary(d) for d in find_runs(store)]
     return render_index(f"raftlab runs in {store}", runs, store, extra)
 
 

@@ -110,3 +110,19 @@ def test_the_index_links_campaign_pages(store, tmp_path):
         srv.server_close()
         thread.join(5)
     assert 'href="campaigns/gate/20251126T150000/index.html"' in html
+
+
+def test_the_index_follows_a_run_whose_results_change(server, store):
+    import json
+    import os
+
+    _, _, before = get(server + "/")
+    assert before.count('<tr class="unknown">') == 1
+    res_path = (store / "hmm" / "latest").resolve() / "results.json"
+    res = json.loads(res_path.read_text())
+    res["valid"] = True
+    res_path.write_text(json.dumps(res))
+    st = res_path.stat()
+    os.utime(res_path, (st.st_atime, st.st_mtime + 5))
+    _, _, after = get(server + "/")
+    assert after.count('<tr class="unknown">') == 0 and after.count('<tr class="valid">') == 2
