@@ -67,6 +67,8 @@ def _up(args: argparse.Namespace) -> int:
     print(f"inventory:   {f.inventory}")
     print(f"known_hosts: {f.known_hosts}")
     print(f"key:         {f.key_file}")
+    print(f"next:        raftlab test --fleet {f.name} --db raftnode   |   "
+          f"raftlab fleet down --name {f.name}")
     return 0
 
 
