@@ -21,9 +21,10 @@ from checker.history import HistoryError, Op
 
 def freeze(v: Any) -> Any:
     """JSON-ish value -> hashable value (lists become tuples, dicts sorted item tuples)."""
-    if isinstance(v, list | tuple):
-        return tuple(freeze(x) for x in v)
-    if isinstance(v, dict):
+    t = type(v)
+    if t is list or t is tuple:
+        return tuple([freeze(x) for x in v])
+    if t is dict:
         return tuple(sorted(((k, freeze(x)) for k, x in v.items()), key=repr))
     return v
 
@@ -125,7 +126,7 @@ def pair(
                 path,
                 line,
             )
-        if op.key is not None and o.key is not None and freeze(op.key) != o.key:
+        if op.key is not None and op.key != o.invoke.key and freeze(op.key) != o.key:
             raise HistoryError(
                 f"completion key {op.key!r} does not match the invoke's key {o.invoke.key!r} "
                 f"on line {o.line}",

@@ -68,7 +68,8 @@ def anchor(label: str) -> str:
 # --------------------------------------------------------------------------- result schema
 
 
-def _verdict(v: Any) -> Any:
+def verdict_of(v: Any) -> Any:
+    """A stored verdict (true / false / "unknown" / missing) as True, False or "unknown"."""
     return v if v is True or v is False else "unknown"
 
 
@@ -88,7 +89,7 @@ def _steps(raw: Any) -> list[tuple[int, str]]:
 
 
 def _partition(d: dict[str, Any]) -> Partition:
-    part = Partition(d.get("key"), _verdict(d.get("valid")))
+    part = Partition(d.get("key"), verdict_of(d.get("valid")))
     reason = d.get("reason")
     if isinstance(reason, str):
         part.note = f"undecided: {reason}" if part.valid == "unknown" else reason
@@ -301,7 +302,7 @@ def page(title: str, body: str, css: str = "", scripts: str = "") -> str:
 
 def render_html(result: Any, ops: list[Op], title: str = "raftlab check") -> str:
     """A standalone page for a checked history: verdict and every failing key's view."""
-    verdict = _verdict(result.get("valid")) if isinstance(result, dict) else "unknown"
+    verdict = verdict_of(result.get("valid")) if isinstance(result, dict) else "unknown"
     parts = partitions(result)
     hist = HistoryIndex(ops)
     views = [view_data(p, hist) for p in parts if p.valid is False]
