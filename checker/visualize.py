@@ -68,6 +68,10 @@ def anchor(label: str) -> str:
 # --------------------------------------------------------------------------- result schema
 
 
+VERDICT_CLASS = {True: "valid", False: "invalid", "unknown": "unknown"}
+VERDICT_TEXT = {True: "VALID", False: "INVALID", "unknown": "UNKNOWN"}
+
+
 def verdict_of(v: Any) -> Any:
     """A stored verdict (true / false / "unknown" / missing) as True, False or "unknown"."""
     return v if v is True or v is False else "unknown"
@@ -306,8 +310,7 @@ def render_html(result: Any, ops: list[Op], title: str = "raftlab check") -> str
     parts = partitions(result)
     hist = HistoryIndex(ops)
     views = [view_data(p, hist) for p in parts if p.valid is False]
-    cls = {True: "valid", False: "invalid", "unknown": "unknown"}[verdict]
-    word = cls.upper()
+    cls, word = VERDICT_CLASS[verdict], VERDICT_TEXT[verdict]
     bad = [p.label for p in parts if p.valid is False]
     unknown = [p.label for p in parts if p.valid == "unknown"]
     lines = [f"{len(parts)} partition{'s' if len(parts) != 1 else ''} checked"]

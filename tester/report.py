@@ -26,22 +26,15 @@ from typing import Any
 
 from checker import visualize
 from checker.history import NEMESIS, HistoryError, Op, read_jsonl
+from checker.visualize import VERDICT_CLASS, VERDICT_TEXT, verdict_of
+from tester.nemesis import COLORS
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
-VERDICT_CLASS = {True: "valid", False: "invalid", "unknown": "unknown"}
-VERDICT_TEXT = {True: "VALID", False: "INVALID", "unknown": "UNKNOWN"}
 
-# The colour of each kind of fault when test.json does not name one (``nemesis_colors``).
-FAULT_COLOURS = {
-    "partition": "#E9A0A0",
-    "clock": "#A0C8E9",
-    "kill": "#E9C3A0",
-    "pause": "#C3A0E9",
-    "loss": "#E9E3A0",
-    "delay": "#A0E9D5",
-    "member": "#A0E9A5",
-}
+# The colour of each kind of fault when test.json does not name one (``nemesis_colors``);
+# kinds raftlab's nemesis does not know (imported histories) take the extra colours in turn.
+FAULT_COLOURS = COLORS
 _EXTRA_COLOURS = ("#F5B7D0", "#B7E4F5", "#D9C2A7", "#B9D8A5", "#CDB4DB")
 
 # Nemesis ``f`` names beyond raftlab's own ``start-X``/``stop-X``/``heal-all`` (Jepsen's).
@@ -49,13 +42,6 @@ _STARTS = {"partition": "partition", "kill": "kill", "pause": "pause", "bump-clo
            "strobe-clock": "clock"}
 _STOPS = {"heal": "partition", "start": "kill", "resume": "pause", "reset-clock": "clock"}
 _STOP_ALL = {"heal-all", "stop-all"}
-
-
-def verdict_of(value: Any) -> Any:
-    """Normalise a stored verdict (true/false/"unknown"/missing) to True, False or "unknown"."""
-    if value is True or value is False:
-        return value
-    return "unknown"
 
 
 # --------------------------------------------------------------------------- loading a run
