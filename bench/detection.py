@@ -31,7 +31,7 @@ EXPOSERS: dict[str, dict[str, Any]] = {
         "nemesis_opts": {"schedule": "together", "targets": ["leader"],
                          "partitions": ["leader"], "clock_kinds": ["bump"],
                          "clock_offsets_ms": [-6000]},
-        "db": {"election_timeout_ms": "2000-4000", "heartbeat_ms": 100},
+        "db": {"election_timeout_ms": "1000-2000", "heartbeat_ms": 100, "faketime_cache": 0},
     },
     "ack-before-sync": {"nemesis": ["kill"], "nemesis_opts": {"targets": ["all"]}},
     "commit-old-terms": {"nemesis": ["partition", "kill"], "nemesis_interval": 1.0},

@@ -114,6 +114,26 @@ def test_ack_before_sync_is_caught_when_every_node_is_killed(local_fleet, tmp_pa
     assert_caught(out)
 
 
+#: isolate the leader, then stall its clock 6 s behind: with lease-no-drift it keeps serving
+#: reads from its lease while the majority elects a new leader and writes
+STALLED_LEADER = dict(
+    nemesis=["partition", "clock"], nemesis_interval=4.0, time_limit=16, concurrency=20,
+    nemesis_opts={"schedule": "together", "targets": ["leader"], "partitions": ["leader"],
+                  "clock_kinds": ["bump"], "clock_offsets_ms": [-6000]},
+    db_kw={"election_timeout_ms": "1000-2000", "heartbeat_ms": 100, "faketime_cache": 0})
+
+
+def test_lease_no_drift_is_caught_when_the_isolated_leader_clock_stalls(local_fleet, tmp_path):
+    out = run(local_fleet, tmp_path, unsafe=["lease-no-drift"], **STALLED_LEADER)
+    assert_caught(out)
+
+
+def test_safe_raftnode_is_valid_when_the_isolated_leader_clock_stalls(local_fleet, tmp_path):
+    out = run(local_fleet, tmp_path, **STALLED_LEADER)
+    assert out.valid is True, out.results["checker"].get("reason")
+    assert_clean(local_fleet)
+
+
 def test_etcd_is_valid_under_partitions(local_fleet, tmp_path):
     out = run(local_fleet, tmp_path, db="etcd", nemesis=["partition"], seed=4)
     assert out.valid is True, out.results["checker"].get("reason")
