@@ -15,6 +15,7 @@ import base64
 import http.client
 import json
 import shlex
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tester.control import Remote, on_all
@@ -162,13 +163,22 @@ class EtcdDB:
                 last = e
         raise DBError(f"no etcd member answered the member list: {last}")
 
+    def _statuses(self, nodes: list[Node]) -> list[dict[str, Any] | None]:
+        """Every member's status, asked in parallel; None for members that do not answer."""
+        def one(n: Node) -> dict[str, Any] | None:
+            try:
+                return self._status(n, timeout=0.5)
+            except (OSError, EtcdError):
+                return None
+
+        with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
+            return list(pool.map(one, nodes))
+
     def leader(self, nodes: list[Node]) -> str | None:
         ids: dict[str, str] = {}
         leader_id = None
-        for n in nodes:
-            try:
-                st = self._status(n, timeout=0.5)
-            except (OSError, EtcdError):
+        for n, st in zip(nodes, self._statuses(nodes), strict=True):
+            if st is None:
                 continue
             ids[st["header"]["member_id"]] = n.name
             if st.get("leader") and st["leader"] != "0":
@@ -186,7 +196,10 @@ class EtcdDB:
         """Every member answers status and all agree on one leader."""
 
         def agreed() -> bool:
-            leaders = {self._status(n, timeout=0.5).get("leader") for n in nodes}
+            sts = self._statuses(nodes)
+            if any(st is None for st in sts):
+                return False
+            leaders = {st.get("leader") for st in sts if st}
             return len(leaders) == 1 and leaders != {"0"} and leaders != {None}
 
         try:

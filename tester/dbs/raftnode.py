@@ -24,6 +24,7 @@ import shlex
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -177,11 +178,15 @@ class RaftnodeDB:
             r = c.status()
         return r.get("value") if r.get("status") == "ok" else None
 
+    def statuses(self, nodes: list[Node], timeout: float = 0.5) -> list[dict[str, Any] | None]:
+        """Every node's status, asked in parallel (a paused node costs one timeout, not N)."""
+        with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
+            return list(pool.map(lambda n: self.status(n, timeout=timeout), nodes))
+
     def leader(self, nodes: list[Node]) -> str | None:
         """The leader with the highest term among the nodes that answer."""
         best: tuple[int, str] | None = None
-        for n in nodes:
-            st = self.status(n, timeout=0.5)
+        for n, st in zip(nodes, self.statuses(nodes), strict=True):
             if st and st.get("role") == "leader":
                 cand = (int(st.get("term", 0)), str(st.get("id", n.name)))
                 best = max(best, cand) if best else cand
@@ -191,7 +196,7 @@ class RaftnodeDB:
         """Every node answers and names the same leader, which says it leads."""
 
         def agreed() -> str | None:
-            sts = [self.status(n, timeout=0.5) for n in nodes]
+            sts = self.statuses(nodes)
             if any(s is None for s in sts):
                 return None
             leaders = {s.get("leader") for s in sts if s}
