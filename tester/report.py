@@ -640,6 +640,28 @@ def natural(text: str) -> list[Any]:
     return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", text) if t]
 
 
+def _fault_table(faults: Faults) -> str:
+    """Every fault with when it was in force and what it did to each node."""
+    if not faults.intervals and not faults.points:
+        return ""
+    rows = []
+    items = [(iv["start"], iv) for iv in faults.intervals] + [(p["time"], p) for p in faults.points]
+    for n, (_, f) in enumerate(sorted(items, key=lambda x: x[0]), start=1):
+        when = (f"{f['start'] / 1e9:.3f} – {f['stopping'] / 1e9:.3f} s" if "stopping" in f
+                else f"{f['time'] / 1e9:.3f} s")
+        nodes = "; ".join(f"{k}: {v}" for k, v in sorted(f["nodes"].items())) or "—"
+        rows.append(
+            f"<tr><td>{n}</td><td><span class=\"sw\" style=\"background:{esc(f['colour'])}\">"
+            f"</span>{esc(f['kind'])}</td><td>{esc(when)}</td><td>{esc(nodes)}</td>"
+            f"<td><code>{esc(_short(f['detail'], 300))}</code></td></tr>")
+    return (
+        "<details class=\"faults\"><summary>Fault schedule: "
+        f"{len(rows)} fault{'s' if len(rows) != 1 else ''}</summary><table class=\"grid small\" "
+        "id=\"faults\"><thead><tr><th>#</th><th>fault</th><th>in force</th><th>nodes</th>"
+        f"<th>what the nemesis did</th></tr></thead><tbody>{''.join(rows)}</tbody></table></details>"
+    )
+
+
 def _config_html(run: Run) -> str:
     rows = "".join(
         f"<tr><td><code>{esc(k)}</code></td><td><code>{esc(_short(v, 400))}</code></td></tr>"
@@ -694,6 +716,8 @@ def render_report(run: Run) -> str:
         "palette": faults.palette,
         "lanes": node_lanes(run, faults, end_ns),
         "lin": views,
+        # where each drawn failure happened: [invocation µs, key], marked on the plots
+        "errors": [[v["ops"][v["fail"]][1], v["key"]] for v in views if v["fail"] is not None],
     }
     problems = "".join(f"<li>{esc(p)}</li>" for p in run_problems(run))
     lin_section = ""
@@ -725,7 +749,9 @@ def render_report(run: Run) -> str:
           "<h2>Throughput</h2><div class=\"plot\"><canvas id=\"throughput\"></canvas></div>"
           "<div class=\"legend\" id=\"fault-legend\"></div></section>"
         + "<section><h2>Cluster timeline</h2><div class=\"legend\" id=\"tl-legend\"></div>"
-          "<div class=\"plot\"><canvas id=\"timeline\"></canvas></div></section>"
+          "<div class=\"plot\"><canvas id=\"timeline\"></canvas></div>"
+        + _fault_table(faults)
+        + "</section>"
         + _config_html(run)
         + "</main><div id=\"tooltip\" role=\"tooltip\"></div>"
     )

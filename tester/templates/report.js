@@ -63,6 +63,16 @@
       if (hits) hits.push([xa, xe, top, top + 8, f[4] + ": in force " + fmtSecs(f[1]) + " \u2013 " + fmtSecs(f[2]) +
         " (applied from " + fmtSecs(f[0]) + ", healed by " + fmtSecs(f[3]) + ")\n" + f[6]]);
     });
+    data.errors.forEach(function (e) {  // where a non-linearizable operation began
+      var x = c.x(e[0]);
+      ctx.strokeStyle = "#dc2626"; ctx.lineWidth = 1.5; ctx.setLineDash([5, 3]);
+      ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, bottom); ctx.stroke(); ctx.setLineDash([]); ctx.lineWidth = 1;
+      if (data.errors.length <= 10) {  // more would only be clutter: hover tells which key
+        ctx.fillStyle = "#b91c1c"; ctx.font = "bold 11px system-ui, sans-serif";
+        ctx.fillText("\u2717 " + e[1], x + 3, top + 14); ctx.font = "11px system-ui, sans-serif";
+      }
+      if (hits) hits.push([x - 4, x + 4, top, bottom, "key " + e[1] + ": the first operation that cannot be linearized began at " + fmtSecs(e[0])]);
+    });
     data.points.forEach(function (p) {
       var x = c.x(p[0]);
       ctx.strokeStyle = p[2]; ctx.setLineDash([3, 3]); ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, bottom); ctx.stroke(); ctx.setLineDash([]);

@@ -160,3 +160,13 @@ def test_an_interrupted_run_says_so_and_lists_its_errors(tmp_path):
     assert "run error: interrupted (Ctrl-C)" in html and "the history is partial" in html
     for figure in ("50.0%", "25.0%", "12.5", "1.50 ms", "9.00 ms"):
         assert f'<div class="n">{figure}</div>' in html
+
+
+def test_the_fault_schedule_and_error_markers_place_the_failure_among_the_faults(violating_run, browser):
+    page = browser.open(violating_run / "report.html")
+    assert page.locator("#faults tbody tr").count() == 4
+    assert "n1: cut off from n2, n3" in page.text_content("#faults")
+    part = failing_partition(violating_run)
+    bad = next(o for o in part["violation"]["operations"] if o["id"] == part["violation"]["op"])
+    errors = page.evaluate("() => window.raftlabReport.data.errors")
+    assert errors == [[bad["invoke"]["time"] // 1000, part["key"]]]
