@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import heapq
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from checker.history import Op
@@ -43,6 +43,7 @@ CLIENT_TIMEOUT_MS = 120.0
 ATTEMPTS = 5  # tries per client op (same session seq) before it is given up as info
 TIMEOUTS = 3  # ... of which at most this many may time out (a stuck worker moves on)
 SETTLE_MS = 500.0  # after the last op: heal everything and let the cluster converge
+MAX_SIM_MS = 600_000.0  # a seed's clients must be done within 10 simulated minutes
 OPS_PER_S = 150.0  # the clients' total request rate (simulated time)
 LOG_CHECK_EVERY = 500  # events between log-matching checks
 
@@ -210,7 +211,7 @@ class Simulation:
         self.clients = [_Client(i, self.ids[i % len(self.ids)]) for i in range(plan.clients)]
         self.per_client = [plan.ops // plan.clients + (1 if i < plan.ops % plan.clients else 0)
                            for i in range(plan.clients)]
-        self.finished_clients = 0
+        self.finished_clients = sum(1 for n in self.per_client if n == 0)
         self.think_ms = plan.clients * 1000.0 / OPS_PER_S  # Jepsen's stagger: a total rate
         self.settling = False
 
@@ -297,6 +298,9 @@ class Simulation:
             at, _s, kind, data = heapq.heappop(q)
             if end_at is not None and at > end_at:
                 break
+            if end_at is None and at > MAX_SIM_MS:
+                end_at = self._settle()  # clients stuck for good: stop the run all the same
+                self._log("clients did not finish in time")
             self.now = at
             events += 1
             if kind == "msg":
@@ -710,9 +714,6 @@ def run_seed(seed: int, nodes: int = 3, ops: int = 200, unsafe: frozenset[str] =
 def run_plan(plan: Plan, check_history: bool = True) -> SimResult:
     return Simulation(plan, check_history).run()
 
-
-def with_faults(plan: Plan, faults: tuple[Fault, ...], ops: int | None = None) -> Plan:
-    return replace(plan, faults=faults, ops=plan.ops if ops is None else ops)
 
 
 def _run_one(args: tuple[int, int, int, frozenset[str], bool]) -> tuple[int, str | None, int]:

@@ -91,6 +91,7 @@ def test_shrinking_keeps_the_violation_with_fewer_faults_and_ops():
 def test_cli_exits_0_on_clean_seeds_and_254_on_bad_arguments(capsys):
     assert raftlab(["sim", "--seeds", "3", "--quiet"]) == 0
     assert "3 seeds clean" in capsys.readouterr().out
+    assert raftlab(["sim", "--seeds", "2", "--steps", "1", "--quiet"]) == 0  # idle workers
     assert raftlab(["sim", "--unsafe", "nope"]) == 254
     assert "nope" in capsys.readouterr().err
     assert raftlab(["sim", "--nodes", "2"]) == 254
