@@ -119,7 +119,7 @@ class Remote:
             why = str(e)
             if "not found in known_hosts" in why:
                 why = (f"host key of {node.host} is not in known_hosts ({kh}); "
-                       "add it, or accept new keys explicitly (--accept-new-host-keys)")
+                       "add it, or accept new keys explicitly (accept_new=True)")
             raise Unreachable(node.name, f"cannot connect to {node.user}@{node.host}:"
                                          f"{node.port}: {why}") from None
         except OSError as e:
