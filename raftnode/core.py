@@ -238,7 +238,6 @@ class RaftCore:
         self.votes: dict[str, bool] = {}
         self.prs: dict[str, _Progress] = {}
         self.term_start = 0  # index of this leader's no-op
-        self.transfer_elapsed = 0
         self.now = 0  # ticks since construction (the lease clock)
         self.round = 0  # heartbeat round counter (ReadIndex and leases)
         self.round_sent: dict[int, int] = {}  # round -> tick it was sent (lease mode only)
@@ -579,7 +578,6 @@ class RaftCore:
         if to == self.id or to not in self.membership.voters:
             raise ProposalRejected(f"cannot transfer leadership to {to!r}")
         self.transferee = to
-        self.transfer_elapsed = 0
         self.election_elapsed = 0  # the transfer must finish within one election timeout
         self._fail_reads("leadership-transfer")
         pr = self.prs[to]
