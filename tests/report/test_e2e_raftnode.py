@@ -1,5 +1,6 @@
-"""End to end: a short real test of raftnode on a local namespace fleet (rp1, 10.213.30.0/24)
-under partitions and kills, then its report: real node logs drawn as the cluster timeline."""
+"""End to end: a short real test of raftnode, built with the unsafe ``local-reads`` switch, on
+a local namespace fleet (rp1, 10.213.30.0/24) under partitions, then its report: real node logs
+drawn as the cluster timeline and, when the stale reads were caught, the failure view."""
 
 from __future__ import annotations
 
@@ -26,8 +27,9 @@ def real_raftnode_run(tmp_path_factory):
     fleet.down(FLEET)
     try:
         fleet.up(FLEET, nodes=3, subnet=SUBNET)
-        code = main(["test", "--fleet", FLEET, "--db", "raftnode", "--nemesis", "partition,kill",
-                     "--nemesis-interval", "1.5", "--time-limit", "6", "--seed", "5",
+        code = main(["test", "--fleet", FLEET, "--db", "raftnode", "--nemesis", "partition",
+                     "--unsafe", "local-reads", "--nemesis-interval", "1.5", "--time-limit", "6",
+                     "--seed", "5",
                      "--store", str(store), "--name", "rp-e2e"])
     finally:
         left = fleet.down(FLEET)
@@ -51,4 +53,23 @@ def test_real_run_report_draws_each_nodes_roles_from_its_log(real_raftnode_run, 
     done = sum(1 for op in ops if op.process != "nemesis" and op.type != "invoke")
     assert page.get_attribute("#latency", "data-points") == str(done)
     browser.screenshot("e2e-raftnode")
+    assert browser.errors == []
+
+
+def test_a_caught_stale_read_from_a_real_cluster_is_drawn_and_reachable(real_raftnode_run, browser):
+    _, run = real_raftnode_run
+    results = json.loads((run / "results.json").read_text())
+    if results["valid"] is not False:
+        pytest.skip(f"this run's reads happened to be fresh (verdict {results['valid']})")
+    bad = [p for p in results["checker"]["partitions"] if p["valid"] is False]
+    page = browser.open(run / "report.html")
+    assert page.locator("details.lin").count() == len(bad)
+    page.click("#first-error")
+    page.hover(".lin[open] .bar.failing")
+    tip = page.inner_text("#tooltip")
+    first = sorted(bad, key=lambda p: report.natural(str(p["key"])))[0]["violation"]
+    assert "CANNOT BE LINEARIZED" in tip
+    if first["prefix"]:
+        assert f"state before it: {first['prefix'][-1]['state']['text']}" in tip
+    browser.screenshot("e2e-raftnode-stale-read", full_page=False)
     assert browser.errors == []
