@@ -799,7 +799,8 @@ class RunSummary:
         target = self.dir / "report.html"
         if not target.exists():
             return os.path.relpath(self.dir, base).replace(os.sep, "/") + "/"
-        return os.path.relpath(target, base).replace(os.sep, "/")
+        href = os.path.relpath(target, base).replace(os.sep, "/")
+        return href + "#first-error" if self.verdict is False and self.bad_keys else href
 
 
 _STAMP = re.compile(r"^\d{8}T\d{6}")

@@ -48,12 +48,14 @@ def test_a_campaign_of_real_runs_exits_invalid_and_its_index_and_junit_match_the
     for r in summary["runs"]:  # the campaign reports what each run's own results say
         assert json.loads((Path(r["run_dir"]) / "results.json").read_text())["valid"] == r["valid"]
     rows = index_rows(tmp_path / "out" / "index.html")
-    expected = [("valid" if r["valid"] is True else "invalid",
-                 os.path.relpath(Path(r["run_dir"]) / "report.html", tmp_path / "out"))
+    expected = [("valid", os.path.relpath(Path(r["run_dir"]) / "report.html", tmp_path / "out"))
+                if r["valid"] is True else
+                ("invalid", os.path.relpath(Path(r["run_dir"]) / "report.html", tmp_path / "out")
+                 + "#first-error")  # an invalid run's link opens at its first error
                 for r in summary["runs"]]
     assert sorted(rows) == sorted(expected)
     for _, href in rows:
-        assert (tmp_path / "out" / href).resolve().exists()
+        assert (tmp_path / "out" / href.split("#")[0]).resolve().exists()
     suite = junit(tmp_path / "out" / "junit.xml")
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("2", "1", "0")
     failed = [c for c in suite.findall("testcase") if c.find("failure") is not None]

@@ -170,3 +170,10 @@ def test_the_fault_schedule_and_error_markers_place_the_failure_among_the_faults
     bad = next(o for o in part["violation"]["operations"] if o["id"] == part["violation"]["op"])
     errors = page.evaluate("() => window.raftlabReport.data.errors")
     assert errors == [[bad["invoke"]["time"] // 1000, part["key"]]]
+
+
+def test_opening_the_report_at_first_error_selects_the_failing_operation(violating_run, browser):
+    page = browser.open((violating_run / "report.html").resolve().as_uri() + "#first-error")
+    assert page.locator(".bar.failing.selected").count() == 1
+    assert "CANNOT BE LINEARIZED" in page.inner_text(".lin-detail")
+    assert browser.errors == []
