@@ -67,6 +67,7 @@ class Register(Model):
     def __init__(self, initial: Any = None):
         super().__init__(initial)
         self._joined: dict[Any, Any] = {}
+        self._guards: dict[Any, Any] = {}
 
     def init(self, key: Any = None) -> State:
         return freeze(self.initial)
@@ -107,25 +108,36 @@ class Register(Model):
         if op.f not in READS or not op.ok:
             return None
         key, want = op.key, op.output
+        bases = set()
+        words = set()
+        for o in between:
+            if o.key != key:
+                continue
+            f = o.f
+            if f == "append":
+                words.add(o.input)
+            elif f in WRITES:
+                bases.add(o.input)
+            elif f == "cas":
+                bases.add(o.input[1])
+            elif f == "delete":
+                bases.add(None)
+        # the guard depends only on these: build each distinct one once
+        memo_key = (key, want, frozenset(bases), frozenset(words))
+        if memo_key not in self._guards:
+            self._guards[memo_key] = self._register_guard(key, want, bases, words)
+        return self._guards[memo_key]
+
+    def _register_guard(self, key: Any, want: Any, bases: set[Any], words: set[Any]
+                        ) -> Callable[[State], bool] | None:
         value_of = self.value_of
-        mutators = [o for o in between if o.key == key]
-        appends = any(o.f == "append" for o in mutators)
-        bases = []
-        for o in mutators:
-            if o.f in WRITES:
-                bases.append(o.input)
-            elif o.f == "cas":
-                bases.append(o.input[1])
-            elif o.f == "delete":
-                bases.append(None)
-        if not appends:
+        if not words:
             if want in bases:
                 return None
             return lambda state: value_of(state, key) == want
         if not isinstance(want, str | tuple):
             return None
         empty = "" if isinstance(want, str) else ()
-        words = {o.input for o in mutators if o.f == "append"}
         if not all(type(w) is type(want) and len(w) > 0 for w in words):
             return None
         lengths = sorted({len(w) for w in words})
