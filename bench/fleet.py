@@ -112,6 +112,23 @@ def put_latency(cache: int, n: int, puts: int) -> float:
         fleet.down(NAME)
 
 
+def ansible_times(n: int) -> tuple[float, float] | None:
+    """Seconds for a first ansible-playbook deploy and for an unchanged re-run."""
+    playbook = Path(sys.executable).with_name("ansible-playbook")
+    if not playbook.exists():
+        return None
+    site = Path(__file__).resolve().parent.parent / "ansible" / "site.yml"
+    fleet.down(NAME)
+    try:
+        f = fleet.up(NAME, nodes=n, subnet=SUBNET)
+        cmd = [str(playbook), "-i", str(f.inventory), str(site)]
+        first, _ = timed(lambda: subprocess.run(cmd, capture_output=True, check=True))
+        again, _ = timed(lambda: subprocess.run(cmd, capture_output=True, check=True))
+        return first, again
+    finally:
+        fleet.down(NAME)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
@@ -119,6 +136,8 @@ def main() -> int:
     ap.add_argument("--etcd-nodes", type=int, default=3)
     ap.add_argument("--puts", type=int, default=300)
     ap.add_argument("--skip-faketime", action="store_true")
+    ap.add_argument("--ansible", action="store_true",
+                    help="also time ansible-playbook ansible/site.yml (first run and re-run)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench/fleet.py needs root (it creates a local fleet)", file=sys.stderr)
@@ -134,6 +153,13 @@ def main() -> int:
     total = med["fleet up"] + med["ssh connect"] + med["raftnode deploy+leader"]
     print(f"  up + connect + raftnode deploy + leader: {total:.2f} s "
           f"(target <= 10 s: {'met' if total <= 10 else 'MISSED'}, {10 / total:.1f}x headroom)")
+    if args.ansible:
+        times = ansible_times(args.nodes)
+        if times is None:
+            print("ansible-playbook is not installed in the venv: skipping")
+        else:
+            print(f"ansible-playbook site.yml on {args.nodes} nodes: first deploy "
+                  f"{times[0]:.1f} s, unchanged re-run {times[1]:.1f} s")
     if args.skip_faketime:
         return 0
     if not Path(FAKETIME_LIB).exists():
