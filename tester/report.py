@@ -146,6 +146,15 @@ def _name_of(v: Any) -> str:
     return "" if v is None else str(v)
 
 
+def db_label(test: dict[str, Any]) -> str:
+    """The database's name, with any unsafe switches it ran with (they explain a failure)."""
+    name = _name_of(_first(test, "db", "database"))
+    unsafe = test.get("unsafe")
+    if isinstance(unsafe, list) and unsafe:
+        return f"{name} (unsafe: {', '.join(map(str, unsafe))})"
+    return name
+
+
 def start_wall_time(test: dict[str, Any]) -> float | None:
     """The wall-clock start of the test (seconds since the epoch), if test.json records it."""
     v = _first(test, "start_time", "start_wall", "started_at", "start", "wall_start", "time")
@@ -483,7 +492,7 @@ def _banner(run: Run, duration_ns: int, first_error: bool) -> str:
     t = run.test
     name = _first(t, "name", "test", default=run.dir.parent.name)
     facts = [
-        ("db", _name_of(_first(t, "db", "database"))),
+        ("db", db_label(t)),
         ("workload", _name_of(_first(t, "workload"))),
         ("nemesis", _name_of(_first(t, "nemesis", "nemeses", default="none"))),
         ("seed", _first(t, "seed", default="?")),
@@ -820,7 +829,7 @@ def summarize(run_dir: str | os.PathLike[str], error: str = "") -> RunSummary:
         name=str(_first(test, "name", "test", default=d.parent.name)),
         started=_fmt_time(ts) if ts else d.name,
         verdict=verdict_of(res.get("valid")),
-        db=_name_of(_first(test, "db", "database")),
+        db=db_label(test),
         workload=_name_of(_first(test, "workload")),
         nemesis=_name_of(_first(test, "nemesis", "nemeses", default="none")),
         seed=str(_first(test, "seed", default="")),

@@ -126,3 +126,12 @@ def test_the_index_follows_a_run_whose_results_change(server, store):
     os.utime(res_path, (st.st_atime, st.st_mtime + 5))
     _, _, after = get(server + "/")
     assert after.count('<tr class="unknown">') == 0 and after.count('<tr class="valid">') == 2
+
+
+def test_a_run_with_unsafe_switches_says_so_in_the_index_and_banner(tmp_path):
+    from tester import report
+
+    run = make_run(tmp_path, n_ops=40, extra_test={"unsafe": ["local-reads"]},
+                   checker_result=result(False))
+    assert report.summarize(run).db == "raftnode (unsafe: local-reads)"
+    assert "raftnode (unsafe: local-reads)" in report.write_report(run).read_text()
