@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -44,8 +45,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--no-shrink", action="store_true", help="report the failing seed as is")
     p.add_argument("--trace", action="store_true",
                    help="print the whole trace of every seed (for replaying one seed)")
-    p.add_argument("--jobs", type=int, default=1, metavar="J",
-                   help="worker processes (default 1; results stay in seed order)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="J",
+                   help="worker processes (default: one per CPU; results stay in seed order)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=run)
 
