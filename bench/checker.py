@@ -12,7 +12,9 @@ Porcupine's own benchmark). Each suite is timed in two modes:
 * ``full`` -- raftlab's default: every partition searched, violations explained with
   per-op partial linearizations.
 
-Times are parse-excluded medians of ``--repeat`` runs; the ratio is ours / Porcupine's
+Times are parse-excluded medians of ``--repeat`` runs, wall clock and CPU time of this
+process (the machine may be shared: CPU time is the steadier figure; the parallel check of
+the large history also uses worker processes); the ratio is ours / Porcupine's
 (Go 1.19 on a 2-vCPU machine: etcd 0.58 s, kv partitioned 0.18 s, kv unpartitioned 5.3 s).
 Then a generated linearizable kv history (read/write/cas, 1,000 keys, 50 processes, some
 crashed ops) is checked: target under 60 s and 2 GB peak resident memory.
@@ -21,6 +23,7 @@ crashed ops) is checked: target under 60 s and 2 GB peak resident memory.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import re
 import resource
@@ -69,18 +72,21 @@ def suites() -> dict[str, list[tuple[object, object, bool]]]:
     return out
 
 
-def run_suite(items, mode: str, timeout: float) -> tuple[float, list[str]]:
+def run_suite(items, mode: str, timeout: float) -> tuple[float, float, list[str]]:
+    """(wall seconds, CPU seconds of this process, wrong verdicts) for one pass."""
     total = 0.0
+    cpu = 0.0
     wrong = []
     for hist, factory, expected in items:
         model = factory(hist)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         r = check(hist, model, timeout=timeout, explain=(mode == "full"),
                   first_violation=(mode == "porcupine"))
         total += time.perf_counter() - t
+        cpu += time.process_time() - c
         if r.valid != expected:
             wrong.append(f"{Path(hist.path).name}: got {r.valid}, expected {expected}")
-    return total, wrong
+    return total, cpu, wrong
 
 
 def generate_kv(n_ops: int, keys: int, procs: int, seed: int = 7) -> list[Op]:
@@ -148,19 +154,23 @@ def main() -> int:
 
     if PEER.is_dir():
         all_suites = suites()
-        print(f"{'suite':<18} {'mode':<10} {'median s':>9} {'Porcupine s':>11} {'ratio':>6}  "
-              "verdicts")
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
+              "(wall times suffer when the machine is shared; CPU time less so)")
+        print(f"{'suite':<18} {'mode':<10} {'wall s':>7} {'cpu s':>7} {'Porcupine s':>11} "
+              f"{'ratio':>6} {'cpu ratio':>9}  verdicts")
         for name, items in all_suites.items():
             for mode in ("porcupine", "full"):
-                times = []
+                times, cpus = [], []
                 wrong: list[str] = []
                 for _ in range(args.repeat):
-                    t, wrong = run_suite(items, mode, args.timeout)
+                    t, c, wrong = run_suite(items, mode, args.timeout)
                     times.append(t)
-                med = statistics.median(times)
+                    cpus.append(c)
+                med, cpu = statistics.median(times), statistics.median(cpus)
+                ref = REFERENCE[name]
                 ok = "all correct" if not wrong else f"WRONG: {'; '.join(wrong)}"
-                print(f"{name:<18} {mode:<10} {med:9.3f} {REFERENCE[name]:11.2f} "
-                      f"{med / REFERENCE[name]:6.2f}  {ok}", flush=True)
+                print(f"{name:<18} {mode:<10} {med:7.3f} {cpu:7.3f} {ref:11.2f} "
+                      f"{med / ref:6.2f} {cpu / ref:9.2f}  {ok}", flush=True)
     else:
         print(f"Porcupine histories not found at {PEER}; suites skipped")
 
