@@ -41,7 +41,8 @@ def add_parser(subparsers: Any) -> None:
     where.add_argument("--fleet", metavar="NAME", help="a fleet made by `raftlab fleet up`")
     where.add_argument("--inventory", metavar="FILE", help="an inventory YAML file")
     p.add_argument("--db", default="raftnode", help="raftnode, etcd or package.module:Class")
-    p.add_argument("--workload", default="registers", choices=wl.WORKLOADS)
+    p.add_argument("--workload", default="registers", choices=wl.WORKLOADS + tuple(wl.ALIASES),
+                   help="registers (alias: register) or kv (default registers)")
     p.add_argument("--nemesis", default="partition",
                    help=f"none, all or a comma list of {','.join(nem.PACKAGES)}")
     p.add_argument("--nemesis-interval", type=float, default=10.0, metavar="S",
@@ -80,6 +81,7 @@ def _validate(args: argparse.Namespace) -> list[str]:
     concurrency(args.concurrency, 1)  # the syntax; the node count comes with the fleet
     if args.keys < 1 or args.ops_per_key < 1:
         raise BadInput("--keys and --ops-per-key must be at least 1")
+    args.workload = wl.ALIASES.get(args.workload, args.workload)
     try:
         faults = nem.parse(args.nemesis)
     except ValueError as e:

@@ -19,6 +19,7 @@ from tester.generator import Context, Fn, Generator, Pending, Request, Result
 
 READ_FS = frozenset({"read"})
 WORKLOADS = ("registers", "kv")
+ALIASES = {"register": "registers", "cas-register": "registers"}
 
 
 @dataclass
@@ -111,6 +112,7 @@ def kv(keys: int = 5, ops_per_key: int | None = None) -> Workload:
 
 def make(name: str, keys: int, ops_per_key: int | None) -> Workload:
     """The workload called ``name`` (one of WORKLOADS); ValueError names the choices."""
+    name = ALIASES.get(name, name)
     if name == "registers":
         return registers(keys, ops_per_key)
     if name == "kv":

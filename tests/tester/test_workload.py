@@ -63,3 +63,7 @@ def test_final_reads_read_every_used_key_and_retry_failures():
 def test_unknown_workload_names_the_choices():
     with pytest.raises(ValueError, match="registers, kv"):
         wl.make("bank", 3, None)
+
+
+def test_register_is_an_alias_of_registers():
+    assert wl.make("register", 3, None).name == "registers"
