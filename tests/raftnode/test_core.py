@@ -464,3 +464,21 @@ def test_figure_8_unsafe_commit_old_terms_lets_a_committed_entry_be_overwritten(
 
     with pytest.raises(Violation, match="state-machine-safety|leader-completeness"):
         _figure_8(frozenset({"commit-old-terms"}))
+
+
+def test_granting_a_vote_restarts_the_election_timer():
+    c = core("a")
+    for _ in range(9):
+        c.tick()  # just short of the earliest possible timeout
+    c.step(Message(MSG_VOTE, "b", "a", 1, log_term=0, index=0))
+    assert c.vote == "b"
+    for _ in range(9):
+        c.tick()
+    assert c.role == FOLLOWER and c.election_elapsed == 9  # 18 ticks since boot, 9 since
+
+
+def test_leader_steps_down_when_a_response_carries_a_higher_term():
+    c = core("a")
+    elect(c)
+    c.step(Message(MSG_APPEND_RESP, "b", "a", c.term + 3, index=0, reject=True))
+    assert c.role == FOLLOWER and c.term == 4 and c.leader is None
