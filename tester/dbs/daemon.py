@@ -73,7 +73,11 @@ class Daemon:
 
 
 def wait_until(what: str, fn, timeout: float, interval: float = 0.05):  # type: ignore[no-untyped-def]
-    """Poll ``fn()`` until it returns a truthy value; raise DBError naming ``what`` on timeout."""
+    """Poll ``fn()`` until it returns a truthy value; raise DBError naming ``what`` on timeout.
+
+    Other exceptions from ``fn`` count as "not yet"; a DBError from ``fn`` means "never" and
+    ends the wait at once.
+    """
     deadline = time.monotonic() + timeout
     last_err: Exception | None = None
     while True:
@@ -81,6 +85,8 @@ def wait_until(what: str, fn, timeout: float, interval: float = 0.05):  # type: 
             v = fn()
             if v:
                 return v
+        except DBError:
+            raise
         except Exception as e:  # remembered for the timeout message
             last_err = e
         if time.monotonic() > deadline:

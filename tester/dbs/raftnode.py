@@ -47,6 +47,10 @@ DEFAULT_PORT = 7000
 CTL_SOURCE = Path(__file__).with_name("raftnodectl.sh")
 
 
+class NodeExited(DBError):
+    """A node's raftnode process is not running (it exited, e.g. on bad flags)."""
+
+
 def port_of(node: Node) -> int:
     """The node's raftnode port: inventory var ``raftnode_port``, else 7000."""
     return int(node.var("raftnode_port", DEFAULT_PORT))
@@ -100,8 +104,13 @@ class RaftnodeDB:
             return self._zipapp
 
     def _args(self, opts: dict[str, Any]) -> list[str]:
+        from raftnode.types import UNSAFE_SWITCHES
+
         args: list[str] = []
         for u in list(opts.get("unsafe") or []) + self.unsafe:
+            if u not in UNSAFE_SWITCHES:
+                raise DBError(f"unknown raftnode unsafe switch {u!r} "
+                              f"(known: {', '.join(UNSAFE_SWITCHES)})")
             args += ["--unsafe", u]
         for flag, v in self.timing.items():
             if v is not None:
@@ -197,7 +206,15 @@ class RaftnodeDB:
 
         def agreed() -> str | None:
             sts = self.statuses(nodes)
-            if any(s is None for s in sts):
+            silent = [n for n, s in zip(nodes, sts, strict=True) if s is None]
+            for n in silent:  # a node that exited will never answer: say why at once
+                if n.name in remotes and remotes[n.name].run(
+                        f"{CTL} status", timeout=10, check=False).exit_code == 3:
+                    tail = remotes[n.name].run(f"tail -n 2 {STDOUT_LOG} | cut -c1-300",
+                                               timeout=10, check=False).stdout.strip()
+                    raise NodeExited(f"{n.name}: raftnode is not running: "
+                                     f"{tail or '(no output)'}")
+            if silent:
                 return None
             leaders = {s.get("leader") for s in sts if s}
             if len(leaders) != 1 or None in leaders:
@@ -207,6 +224,8 @@ class RaftnodeDB:
 
         try:
             wait_until("a raftnode leader agreed by every node", agreed, timeout)
+        except NodeExited:
+            raise
         except DBError as e:
             raise DBError(f"{e}; {self._tails(remotes)}") from None
 

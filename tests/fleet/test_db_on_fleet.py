@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tester import control, fleet
+from tester.db import DBError
 from tester.dbs.etcd import EtcdDB
 from tester.dbs.raftnode import RaftnodeDB
 
@@ -194,3 +195,16 @@ def pid_file(db: Any) -> str:
     from tester.dbs import etcd, raftnode
 
     return etcd.DAEMON.pid_file if isinstance(db, EtcdDB) else raftnode.PID_FILE
+
+
+def test_a_node_that_cannot_start_is_reported_with_its_error_not_a_timeout() -> None:
+    skip_unless_root_tools()
+    from tester.dbs.raftnode import NodeExited
+
+    with local_fleet("flbadcfg", 2) as (_f, inv, remotes):
+        db = RaftnodeDB(election_timeout_ms="soon")  # raftnode serve rejects this flag value
+        control.on_all(remotes, lambda r: db.setup(r, r.node, inv.nodes, {}))
+        with pytest.raises(NodeExited, match=r"(?s)n\d: raftnode is not running: .*--election-timeout-ms"):
+            db.wait_ready(remotes, inv.nodes, timeout=60)
+        with pytest.raises(DBError, match="unknown raftnode unsafe switch 'bogus'"):
+            RaftnodeDB(unsafe=["bogus"]).setup(remotes["n1"], inv.node("n1"), inv.nodes, {})
