@@ -110,7 +110,8 @@ class ClientWorker:
         self.read_fs = read_fs
         self.client: Any = None
 
-    def _open(self) -> None:
+    def open(self) -> None:
+        """Connect a fresh client to this worker's node."""
         c = self.db.client(dict(self.cfg.db_opts))
         c.open(self.node)
         self.client = c
@@ -129,7 +130,7 @@ class ClientWorker:
         try:
             if self.client is None:
                 try:
-                    self._open()
+                    self.open()
                 except Exception as e:  # nothing was sent: definitely not applied
                     typ, out, err = "fail", value, f"connect: {type(e).__name__}: {e}"
                     raise _Done() from None
@@ -443,7 +444,7 @@ class Runner:
             }
             for w in self.workers.values():
                 with suppress(Exception):  # a node that cannot be reached now may be later
-                    w._open()
+                    w.open()
         client_gen: gen.Generator = self.workload.generator
         if cfg.rate > 0:
             client_gen = gen.Stagger(1.0 / cfg.rate, client_gen)
