@@ -124,16 +124,17 @@ class RaftnodeDB:
             return
         app = self.zipapp()
         self._setup_args = self._args(opts)
-        remote.run(f"mkdir -p {HOME} /var/lib/raftnode /var/log/raftnode && "
+        remote.run("command -v python3 >/dev/null || "
+                   "{ echo 'python3 is not installed on the node' >&2; exit 1; }; set -e; "
+                   f"mkdir -p {HOME} /var/lib/raftnode /var/log/raftnode; "
                    f"if [ -x {CTL} ] && [ -r {ENV} ]; then {CTL} kill; fi; "
-                   f"rm -rf {DATA} && : > {NODE_LOG} && : > {STDOUT_LOG} && "
-                   f"echo +0 > {CLOCK} && command -v python3 >/dev/null || "
-                   "{ echo 'python3 is not installed on the node' >&2; exit 1; }", timeout=30)
+                   f"rm -rf {DATA}; : > {NODE_LOG}; : > {STDOUT_LOG}; echo +0 > {CLOCK}",
+                   timeout=30)
         remote.put(app, APP, mode=0o755)
         remote.put(CTL_SOURCE, CTL, mode=0o755)
         remote.write(SECRET, self.secret + "\n", mode=0o600)
         cache = int(opts.get("faketime_cache", self.faketime_cache))
-        remote.write(ENV, env_file(node, nodes, self._args(opts), cache))
+        remote.write(ENV, env_file(node, nodes, self._setup_args, cache))
         self.start(remote, node)
 
     def _check_deployed(self, remote: Remote, node: Node) -> None:
