@@ -74,12 +74,45 @@ def _read_json(path: Path, problems: list[str]) -> Any:
     return None
 
 
+_ETCD_BECAME = re.compile(r"^(\w+) became (follower|pre-candidate|candidate|leader) at term (\d+)$")
+_ETCD_LEADER = re.compile(r"^raft\.node: (\w+) (elected|lost) leader (\w+) at term (\d+)$")
+
+
+def _etcd_event(d: dict[str, Any]) -> dict[str, Any] | None:
+    """An etcd (zap JSON) log line as a raftnode-style event, if it is about roles or start.
+
+    ``leader`` holds etcd's member id here; :func:`_read_node_logs` maps ids to node names.
+    """
+    msg, ts = d.get("msg"), d.get("ts")
+    if not isinstance(msg, str) or not isinstance(ts, str):
+        return None
+    try:
+        t = _dt.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+    if msg == "starting an etcd server":
+        return {"ts": t, "event": "started", "term": None}
+    m = _ETCD_BECAME.match(msg)
+    if m:
+        me, role, term = m.groups()
+        return {"ts": t, "event": "role", "role": role, "term": int(term),
+                "leader": me if role == "leader" else None, "_self": me}
+    m = _ETCD_LEADER.match(msg)
+    if m:
+        me, what, leader, term = m.groups()
+        return {"ts": t, "event": "role", "role": None, "term": int(term),
+                "leader": leader if what == "elected" else None, "_self": me}
+    return None
+
+
 def _read_node_logs(nodes_dir: Path) -> tuple[dict[str, list[dict]], dict[str, list[str]]]:
-    """JSON-line events of every node (other lines, e.g. etcd's text logs, are only linked)."""
+    """Events of every node: raftnode's JSON node log, or etcd's JSON log translated to the
+    same role events. Other files (stdout, text logs) are only linked."""
     events: dict[str, list[dict]] = {}
     files: dict[str, list[str]] = {}
     if not nodes_dir.is_dir():
         return events, files
+    member_ids: dict[str, str] = {}  # etcd member id -> node name
     for node_dir in sorted(p for p in nodes_dir.iterdir() if p.is_dir()):
         node = node_dir.name
         files[node] = []
@@ -95,12 +128,29 @@ def _read_node_logs(nodes_dir: Path) -> tuple[dict[str, list[dict]], dict[str, l
                             d = json.loads(line)
                         except ValueError:
                             continue
-                        if isinstance(d, dict) and isinstance(d.get("ts"), (int, float)) and "event" in d:
+                        if not isinstance(d, dict):
+                            continue
+                        if isinstance(d.get("ts"), (int, float)) and "event" in d:
                             evs.append(d)
+                        elif (e := _etcd_event(d)) is not None:
+                            if "_self" in e:
+                                member_ids[e.pop("_self")] = node
+                            evs.append(e)
             except OSError:
                 continue
         evs.sort(key=lambda d: d["ts"])
         events[node] = evs
+    if member_ids:
+        for evs in events.values():
+            role = "follower"
+            for e in evs:
+                if e.get("event") != "role":
+                    continue
+                if e["role"] is None:  # a leader change: the role stays, the leader is known
+                    e["role"] = role
+                role = e["role"]
+                if e.get("leader") in member_ids:
+                    e["leader"] = member_ids[e["leader"]]
     return events, files
 
 

@@ -275,11 +275,11 @@
         var x0 = c.x(s[0]), x1 = Math.max(x0 + 1, c.x(s[1]));
         ctx.fillStyle = ROLE_COL[s[2]] || "#e5e7eb"; ctx.fillRect(x0, y0, x1 - x0, h);
         ctx.strokeStyle = "rgba(255,255,255,.9)"; ctx.beginPath(); ctx.moveTo(x0, y0); ctx.lineTo(x0, y0 + h); ctx.stroke();
-        var label = ({ leader: "leader ", candidate: "cand. ", "pre-candidate": "pre-cand. " }[s[2]] || "") + "T" + (s[3] === null || s[3] === undefined ? "?" : s[3]);
+        var label = ({ leader: "leader ", candidate: "cand. ", "pre-candidate": "pre-cand. " }[s[2]] || "") + (s[3] === null || s[3] === undefined ? "" : "T" + s[3]);
         if (x1 - x0 > ctx.measureText(label).width + 6) {
           ctx.fillStyle = s[2] === "leader" ? "#fff" : "#1f2937"; ctx.fillText(label, x0 + 3, y0 + h / 2 + 4);
         }
-        hits.push([x0, x1, y0, y0 + h, lane.node + ": " + s[2] + " in term " + s[3] + (s[4] ? ", leader " + s[4] : "") + "\n" + fmtSecs(s[0]) + " \u2013 " + fmtSecs(s[1])]);
+        hits.push([x0, x1, y0, y0 + h, lane.node + ": " + s[2] + (s[3] === null || s[3] === undefined ? " (starting)" : " in term " + s[3]) + (s[4] ? ", leader " + s[4] : "") + "\n" + fmtSecs(s[0]) + " \u2013 " + fmtSecs(s[1])]);
         segCount++;
       });
       lane.effects.forEach(function (e) {

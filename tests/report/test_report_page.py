@@ -177,3 +177,33 @@ def test_opening_the_report_at_first_error_selects_the_failing_operation(violati
     assert page.locator(".bar.failing.selected").count() == 1
     assert "CANNOT BE LINEARIZED" in page.inner_text(".lin-detail")
     assert browser.errors == []
+
+
+ETCD_LOG = """\
+{"level":"info","ts":"2025-11-26T14:40:00.100Z","caller":"embed/etcd.go:305","msg":"starting an etcd server","name":"%(name)s"}
+{"level":"info","ts":"2025-11-26T14:40:01.000Z","caller":"raft/raft.go:706","msg":"%(id)s became follower at term 1"}
+%(extra)s"""
+
+
+def test_etcd_logs_become_the_same_timeline_with_member_ids_named(tmp_path):
+    run = make_run(tmp_path, n_ops=40)
+    ids = {"n1": "aa01", "n2": "bb02", "n3": "cc03"}
+    extra = {
+        "n1": '{"level":"info","ts":"2025-11-26T14:40:02.000Z","msg":"aa01 became candidate at term 2"}\n'
+              '{"level":"info","ts":"2025-11-26T14:40:02.010Z","msg":"aa01 became leader at term 2"}\n'
+              '{"level":"info","ts":"2025-11-26T14:40:02.011Z","msg":"raft.node: aa01 elected leader aa01 at term 2"}\n',
+        "n2": '{"level":"info","ts":"2025-11-26T14:40:02.020Z","msg":"raft.node: bb02 elected leader aa01 at term 2"}\n',
+        "n3": 'not json at all\n',
+    }
+    for n in ids:
+        (run / "nodes" / n / "node.log").unlink()
+        (run / "nodes" / n / "etcd.log").write_text(ETCD_LOG % {"name": n, "id": ids[n], "extra": extra[n]})
+    loaded = report.load_run(run)
+    lanes = {lane["node"]: lane["segs"] for lane in report.node_lanes(loaded, report.fault_intervals(
+        [], [], 10**10), 10**10)}
+    roles = {n: [(s[2], s[3], s[4]) for s in segs] for n, segs in lanes.items()}
+    assert roles["n1"] == [("follower", None, None), ("follower", 1, None), ("candidate", 2, None),
+                           ("leader", 2, "n1"), ("leader", 2, "n1")]
+    assert roles["n2"] == [("follower", None, None), ("follower", 1, None), ("follower", 2, "n1")]
+    assert roles["n3"] == [("follower", None, None), ("follower", 1, None)]
+    assert lanes["n1"][0][0] == 100_000  # placed by test.json's start time (14:40:00 UTC)
