@@ -94,6 +94,17 @@ class Model:
         """
         return None
 
+    def state_key(self, ops: Sequence[Operation]) -> Callable[[State], Hashable] | None:
+        """Given a partition's ops, a map from a state to its key in the search's cache
+        (optional; ``None`` means the state itself).
+
+        Two states may share a key only if no sequence of these ops can tell them apart
+        (same legality at every step, and equal states after the first op that differs),
+        e.g. two register values that no read returns and no cas expects. Configurations
+        that differ only in such states are then explored once.
+        """
+        return None
+
     def read_guard(
         self, op: Operation, between: Sequence[Operation]
     ) -> Callable[[State], bool] | None:

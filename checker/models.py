@@ -18,6 +18,7 @@ several registers at once; ``mutex`` checks ``acquire``/``release`` of one lock.
 from __future__ import annotations
 
 import importlib
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -25,6 +26,7 @@ from checker.model import Model, State, _jsonable, _text
 from checker.operation import Operation, freeze
 
 READS = frozenset({"read", "get"})
+_UNOBSERVED = ("<a value no remaining operation can observe>",)
 WRITES = frozenset({"write", "put"})
 
 
@@ -146,6 +148,39 @@ class Register(Model):
         if any(prefix(b) for b in bases):
             return None
         return lambda state: prefix(value_of(state, key))
+
+    def state_key(self, ops: Sequence[Operation]) -> Callable[[State], Any] | None:
+        """Values nobody can observe are all alike: a value is observable if some read
+        returns it or some cas expects it (with appends: if such a value starts with it,
+        since appending can only extend it). An unobservable value stays unobservable
+        under appends, and a write replaces it, so no op can tell two of them apart."""
+        if getattr(self, "partitioned", True) is False:
+            return None
+        seen = set()
+        for o in ops:
+            if o.f in READS and o.ok:
+                seen.add(o.output)
+            elif o.f == "cas":
+                seen.add(o.input[0])
+        if not any(o.f == "append" for o in ops):
+            return lambda v: v if v in seen else _UNOBSERVED
+        if not all(isinstance(w, str | tuple) for w in seen):
+            return None
+        texts = sorted(w for w in seen if isinstance(w, str))
+        seqs = sorted(w for w in seen if isinstance(w, tuple))
+
+        def key(v: Any) -> Any:
+            if v is None or v in seen:
+                return v
+            pool = texts if isinstance(v, str) else seqs if isinstance(v, tuple) else None
+            if pool is None:
+                return v
+            k = bisect_left(pool, v)  # the observed values starting with v sort right here
+            if k < len(pool) and pool[k][: len(v)] == v:
+                return v
+            return _UNOBSERVED
+
+        return key
 
     def prune(self, ops: Sequence[Operation]) -> list[Operation]:
         """Drop info writes and cas whose new value nothing reads and no cas expects.

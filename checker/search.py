@@ -254,7 +254,8 @@ def _search(
             return SearchResult(False, blocking=by_ret[p], prefix=_path(node))
         best = (p, 0)
         best_node = node
-        cache: dict[tuple[int, State], list[int]] = {(lin & okmask, init): [lin & ~okmask]}
+        canon = model.state_key(ops) or _identity
+        cache: dict[tuple[int, Any], list[int]] = {(lin & okmask, canon(init)): [lin & ~okmask]}
         # per op: (length, node) of the longest partial linearization containing it
         longest: dict[int, tuple[int, Any]] = {}
         # frame: [lin, state, p, nxt, nxi, ro, rw, info, candidates, next candidate, node,
@@ -310,7 +311,7 @@ def _search(
                 continue  # a read (waiting, or next to come) can never become legal from here
             okpart = lin2 & okmask
             infopart = lin2 ^ okpart
-            key = (okpart, s2)
+            key = (okpart, canon(s2))
             seen = cache.get(key)
             if seen is None:
                 cache[key] = [infopart]
@@ -406,6 +407,10 @@ def _ops_of(ops: Sequence[Operation], mask: int) -> list[Operation]:
         out.append(ops[low.bit_length() - 1])
         mask ^= low
     return out
+
+
+def _identity(state: State) -> State:
+    return state
 
 
 def _give_up(reason: str, node: Any, by_ret: list[int], p: int | None, steps: int) -> SearchResult:

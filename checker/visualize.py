@@ -406,7 +406,8 @@ white-space:nowrap}
 .lin svg text{font:11px ui-monospace,monospace;pointer-events:none}
 .lin .bar{cursor:pointer}
 .lin .bar rect{stroke-width:1}
-.lin .bar:hover rect,.lin .bar.selected rect{stroke-width:2.5;stroke:#111827}
+.lin .bar:hover rect,.lin .bar.selected rect,.lin .bar:focus rect{stroke-width:2.5;stroke:#111827}
+.lin .bar:focus{outline:none}
 .lin .bar.failing rect{stroke-width:2.5}
 .lin .bar.flash rect{animation:flash 0.5s ease-in-out 3}
 @keyframes flash{50%{fill:#fde047}}
@@ -608,6 +609,9 @@ SCRIPT = r"""
       g.addEventListener("mousemove", function (ev) { showTip(ev, info(i)); });
       g.addEventListener("mouseleave", hideTip);
       g.addEventListener("click", function () { select(i); });
+      g.setAttribute("tabindex", "0");  // reachable by keyboard: Tab, then Enter shows details
+      g.setAttribute("aria-label", "process " + view.procs[o[0]] + ": " + describe(o));
+      g.addEventListener("keydown", function (ev) { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); select(i); } });
       svg.appendChild(g); bars[i] = g;
     });
     if (pts.length) {
