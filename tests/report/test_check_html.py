@@ -73,3 +73,12 @@ def test_a_porcupine_kv_history_without_timestamps_is_drawn_in_history_order(tmp
         assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))
     browser.screenshot("porcupine-kv", full_page=False)
     assert browser.errors == []
+
+
+def test_the_failing_operation_can_be_reached_by_keyboard(tmp_path, browser):
+    ops, _ = make_history(200, seed=8, violate=True)
+    page = browser.open(visualize.write_html(check(ops), ops, tmp_path / "k.html"))
+    page.focus(".bar.failing")
+    page.keyboard.press("Enter")
+    assert "CANNOT BE LINEARIZED" in page.inner_text(".lin-detail")
+    assert "process" in page.get_attribute(".bar.failing", "aria-label")
