@@ -11,7 +11,6 @@ payload is ``{"msgs": [Message dicts]}``: a batch of messages to one peer.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import struct
@@ -41,7 +40,8 @@ class WireError(Exception):
 
 
 def mac(secret: bytes, payload: bytes) -> bytes:
-    return hmac.new(secret, payload, hashlib.sha256).digest()
+    """HMAC-SHA256 of a frame's payload (the one-shot C path: ~10x cheaper than hmac.new)."""
+    return hmac.digest(secret, payload, "sha256")
 
 
 def encode_frame(secret: bytes, msgs: list[Message]) -> bytes:
