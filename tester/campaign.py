@@ -238,6 +238,7 @@ class Entry:
     config: dict[str, Any]
     summary: RunSummary
     seconds: float
+    interrupted: bool = False  # Ctrl-C: the campaign stopped here
 
     @property
     def verdict(self) -> Any:
@@ -254,8 +255,16 @@ def run_campaign(camp: Campaign, run_one: RunOne = run_test,
         label = f"db={cfg['db']} workload={cfg['workload']} nemesis={cfg['nemesis']} seed={cfg['seed']}"
         say(f"[{i}/{len(cells)}] {label} ...")
         t0 = time.monotonic()
+        interrupted = False
         try:
-            summary = summarize(run_one(dict(cfg)))
+            run_dir = run_one(dict(cfg))
+            summary = summarize(run_dir)
+            # the runner turns Ctrl-C into a cleanly stopped run: stop the campaign there too
+            interrupted = _was_interrupted(run_dir)
+        except KeyboardInterrupt:
+            interrupted = True
+            summary = RunSummary(None, cfg["name"], "", "unknown", cfg["db"], cfg["workload"],
+                                 cfg["nemesis"], str(cfg["seed"]), "interrupted (Ctrl-C)")
         except Exception as e:  # one broken run must not stop the gate from reporting
             run_dir = getattr(e, "run_dir", None)
             msg = f"{type(e).__name__}: {e}" if not isinstance(e, RunFailed) else str(e)
@@ -264,12 +273,23 @@ def run_campaign(camp: Campaign, run_one: RunOne = run_test,
                 str(cfg["seed"]), msg)
             summary.verdict = "unknown"
         secs = time.monotonic() - t0
-        entries.append(Entry(cfg, summary, secs))
+        entries.append(Entry(cfg, summary, secs, interrupted))
         tail = f" {summary.error}" if summary.error else ""
         where = f" {summary.dir}" if summary.dir else ""
         say(f"[{i}/{len(cells)}] {label} -> {VERDICT_TEXT[summary.verdict]} "
             f"({secs:.1f} s){where}{tail}")
+        if interrupted:
+            say(f"interrupted: {len(cells) - i} run(s) not started")
+            break
     return entries
+
+
+def _was_interrupted(run_dir: Path) -> bool:
+    try:
+        res = json.loads((Path(run_dir) / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(res, dict) and res.get("interrupted") is True
 
 
 # --------------------------------------------------------------------------- outputs
@@ -360,6 +380,10 @@ def main(path: str, run_one: RunOne = run_test, out: str | None = None,
           f"({', '.join(f'{n} {w.lower()}' for w, n in tally.items())})")
     print(f"index: {index}")
     print(f"junit: {xml}")
+    if any(e.interrupted for e in entries):
+        print("raftlab campaign: interrupted (the index and JUnit file cover the runs so far)",
+              file=sys.stderr)
+        return 130
     return exit_code(verdict)
 
 

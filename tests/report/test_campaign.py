@@ -152,3 +152,28 @@ def test_a_campaign_file_that_is_not_yaml_or_missing_exits_254(tmp_path, capsys)
     assert "not valid YAML" in capsys.readouterr().err
     assert main(["campaign", str(tmp_path / "nope.yml")]) == 254
     assert "no such file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("how", ["exception", "interrupted-run"])
+def test_ctrl_c_stops_the_campaign_but_keeps_the_index_of_runs_so_far(tmp_path, how):
+    doc = {"name": "c", "store": str(tmp_path / "s"), "dbs": ["raftnode"], "workloads": ["registers"],
+           "nemeses": ["partition"], "seeds": 4, "out": str(tmp_path / "o")}
+    fake = fake_runs(tmp_path, {1: True, 2: True, 3: True, 4: True})
+    calls = []
+
+    def run_one(cfg):
+        calls.append(cfg["seed"])
+        if cfg["seed"] == 2:
+            if how == "exception":
+                raise KeyboardInterrupt
+            run = fake(cfg)  # the runner stopped cleanly after Ctrl-C and says so
+            res = json.loads((run / "results.json").read_text())
+            res.update(valid="unknown", interrupted=True)
+            (run / "results.json").write_text(json.dumps(res))
+            return run
+        return fake(cfg)
+
+    assert campaign.main(str(write(tmp_path, doc)), run_one=run_one) == 130
+    assert calls == [1, 2]
+    suite = junit(tmp_path / "o" / "junit.xml")
+    assert suite.get("tests") == "2" and suite.get("errors") == "1"
