@@ -98,7 +98,14 @@ def parse(data: Any, source: str = "<inventory>") -> Inventory:
     _walk(data["all"], "all", {}, hosts, order, source)
     if not order:
         raise InventoryError(f"{source}: the inventory lists no hosts")
-    return Inventory(nodes=[_node(name, hosts[name], source) for name in order])
+    nodes = [_node(name, hosts[name], source) for name in order]
+    seen: dict[tuple[str, int], str] = {}
+    for n in nodes:  # two names for one machine would make faults hit the wrong node
+        other = seen.setdefault((n.host, n.port), n.name)
+        if other != n.name:
+            raise InventoryError(f"{source}: host {n.name!r}, field 'ansible_host': "
+                                 f"{n.host}:{n.port} is already host {other!r}")
+    return Inventory(nodes=nodes)
 
 
 def _walk(group: Any, gname: str, inherited: dict[str, Any], hosts: dict[str, dict[str, Any]],

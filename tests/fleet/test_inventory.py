@@ -98,3 +98,10 @@ def test_older_ansible_ssh_spellings_are_accepted(tmp_path: Path) -> None:
                         " ansible_ssh_user: ops}\n")
     (n1,) = inventory.load(p).nodes
     assert (n1.host, n1.port, n1.user, n1.vars) == ("10.0.0.1", 2200, "ops", {})
+
+
+def test_two_hosts_at_one_address_are_rejected(tmp_path: Path) -> None:
+    p = write(tmp_path, "all:\n  hosts:\n    n1: {ansible_host: 10.0.0.1}\n"
+                        "    n2: {ansible_host: 10.0.0.1}\n")
+    with pytest.raises(InventoryError, match="host 'n2', field 'ansible_host'.*already host 'n1'"):
+        inventory.load(p)
