@@ -132,6 +132,8 @@ def parse_request(line: bytes | str) -> Request:
         doc = json.loads(line)
     except (ValueError, UnicodeDecodeError) as e:
         raise WireError(f"not JSON: {e}") from None
+    except RecursionError:
+        raise WireError("JSON nested too deeply") from None
     if not isinstance(doc, dict):
         raise WireError("request must be a JSON object")
     op = doc.get("op")

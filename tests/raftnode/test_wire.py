@@ -66,6 +66,8 @@ def test_client_parser_names_the_offending_field() -> None:
         wire.parse_request(b'{"op": "put", "key": "k", "value": 1, "client": "c", "seq": "x"}')
     with pytest.raises(wire.WireError, match="HOST:PORT"):
         wire.parse_request(b'{"op": "add-member", "key": "n4", "value": "nope"}')
+    with pytest.raises(wire.WireError, match="nested too deeply"):
+        wire.parse_request(b"[" * 100_000 + b"]" * 100_000)
     req = wire.parse_request(b'{"id": 1, "op": "cas", "key": "k", "expected": null, "value": 2}')
     assert (req.key, req.expected, req.value) == ("k", None, 2)
 
