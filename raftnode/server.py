@@ -731,7 +731,12 @@ class Node:
         except wire.WireError as e:
             answer = wire.bad_request(line, e, self.leader)
         else:
-            answer = await self._serve(req)
+            try:
+                answer = await self._serve(req)
+            except Exception as e:  # noqa: BLE001 - a bug must cost one answer, not the node
+                self.log("error", message=f"request {req.op}: {type(e).__name__}: {e}")
+                status = "fail" if req.op in ("get", "status") else "unknown"
+                answer = wire.response(req.id, status, None, "internal-error", self.leader)
         out.write(answer)
 
     # ---- serving requests ------------------------------------------------------------------
