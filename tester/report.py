@@ -180,17 +180,10 @@ def load_run(run_dir: str | os.PathLike[str]) -> Run:
 # --------------------------------------------------------------------------- configuration
 
 
-def _first(d: dict[str, Any], *names: str, default: Any = None) -> Any:
-    for n in names:
-        if d.get(n) not in (None, ""):
-            return d[n]
-    return default
-
-
 def _name_of(v: Any) -> str:
     """A db/workload/nemesis setting may be a name, a list of names or a dict with a name."""
     if isinstance(v, dict):
-        return str(_first(v, "name", "kind", "type", default=json.dumps(v, sort_keys=True)))
+        return str(v.get("name") or json.dumps(v, sort_keys=True))
     if isinstance(v, (list, tuple)):
         return ",".join(_name_of(x) for x in v) or "none"
     return "" if v is None else str(v)
@@ -198,7 +191,7 @@ def _name_of(v: Any) -> str:
 
 def db_label(test: dict[str, Any]) -> str:
     """The database's name, with any unsafe switches it ran with (they explain a failure)."""
-    name = _name_of(_first(test, "db", "database"))
+    name = _name_of(test.get("db"))
     unsafe = test.get("unsafe")
     if isinstance(unsafe, list) and unsafe:
         return f"{name} (unsafe: {', '.join(map(str, unsafe))})"
@@ -206,10 +199,10 @@ def db_label(test: dict[str, Any]) -> str:
 
 
 def start_wall_time(test: dict[str, Any]) -> float | None:
-    """The wall-clock start of the test (seconds since the epoch), if test.json records it."""
-    v = _first(test, "start_time", "start_wall", "started_at", "start", "wall_start", "time")
+    """The wall-clock start of the test (test.json's ``start_time``: epoch seconds or ISO)."""
+    v = test.get("start_time")
     if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return float(v) / (1e9 if v > 1e14 else 1)
+        return float(v)
     if isinstance(v, str):
         try:
             t = _dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
@@ -223,12 +216,12 @@ def start_wall_time(test: dict[str, Any]) -> float | None:
 
 def node_names(run: Run) -> list[str]:
     names: list[str] = []
-    raw = _first(run.test, "nodes", default=[])
+    raw = run.test.get("nodes") or []
     if isinstance(raw, dict):
         raw = list(raw)
     if isinstance(raw, list):
         for n in raw:
-            name = _first(n, "name", "id", default=None) if isinstance(n, dict) else n
+            name = n.get("name") if isinstance(n, dict) else n
             if isinstance(name, str) and name not in names:
                 names.append(name)
     for n in list(run.node_logs) + list(run.log_files):
@@ -540,12 +533,12 @@ def _fmt_duration(ns: int) -> str:
 def _banner(run: Run, duration_ns: int, first_error: bool) -> str:
     v = run.verdict
     t = run.test
-    name = _first(t, "name", "test", default=run.dir.parent.name)
+    name = t.get("name") or run.dir.parent.name
     facts = [
         ("db", db_label(t)),
-        ("workload", _name_of(_first(t, "workload"))),
-        ("nemesis", _name_of(_first(t, "nemesis", "nemeses", default="none"))),
-        ("seed", _first(t, "seed", default="?")),
+        ("workload", _name_of(t.get("workload"))),
+        ("nemesis", _name_of(t.get("nemesis", "none"))),
+        ("seed", t.get("seed", "?")),
         ("started", _fmt_time(start_wall_time(t))),
         ("duration", _fmt_duration(duration_ns)),
     ]
@@ -818,7 +811,7 @@ def render_report(run: Run) -> str:
         f"<script type=\"application/json\" id=\"report-data\">{visualize.json_for_script(data)}</script>"
         f"<script>{visualize.SCRIPT}</script><script>{_template('report.js')}</script>"
     )
-    name = _first(run.test, "name", "test", default=run.dir.parent.name)
+    name = run.test.get("name") or run.dir.parent.name
     return visualize.page(f"raftlab: {name} {VERDICT_TEXT[run.verdict]}", body,
                 visualize.STYLE + _template("report.css"), scripts)
 
@@ -876,13 +869,13 @@ def summarize(run_dir: str | os.PathLike[str], error: str = "") -> RunSummary:
     ts = start_wall_time(test)
     return RunSummary(
         dir=d,
-        name=str(_first(test, "name", "test", default=d.parent.name)),
+        name=str(test.get("name") or d.parent.name),
         started=_fmt_time(ts) if ts else d.name,
         verdict=verdict_of(res.get("valid")),
         db=db_label(test),
-        workload=_name_of(_first(test, "workload")),
-        nemesis=_name_of(_first(test, "nemesis", "nemeses", default="none")),
-        seed=str(_first(test, "seed", default="")),
+        workload=_name_of(test.get("workload")),
+        nemesis=_name_of(test.get("nemesis", "none")),
+        seed=str(test.get("seed", "")),
         error=error or "; ".join(str(e) for e in res.get("errors") or []),
         bad_keys=sorted((p.label for p in visualize.partitions(res.get("checker"))
                          if p.valid is False), key=natural),
