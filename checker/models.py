@@ -154,8 +154,9 @@ class Register(Model):
         returns it or some cas expects it (with appends: if such a value starts with it,
         since appending can only extend it). An unobservable value stays unobservable
         under appends, and a write replaces it, so no op can tell two of them apart."""
-        if getattr(self, "partitioned", True) is False:
-            return None
+        return self._value_key(ops)
+
+    def _value_key(self, ops: Sequence[Operation]) -> Callable[[State], Any] | None:
         seen = set()
         for o in ops:
             if o.f in READS and o.ok:
@@ -281,6 +282,22 @@ class KV(Register):
         if not ok or v2 == self._initial:
             return ok, state
         return True, tuple(sorted(state + ((key, v2),), key=repr))
+
+    def state_key(self, ops: Sequence[Operation]) -> Callable[[State], Any] | None:
+        if self.partitioned:
+            return self._value_key(ops)
+        groups: dict[Any, list[Operation]] = {}
+        for o in ops:
+            groups.setdefault(o.key, []).append(o)
+        keys = {k: self._value_key(g) for k, g in groups.items()}
+        initial = self._initial
+
+        def key(state: State) -> Any:
+            # per key (ops see only their key's value); a key at its initial value is absent
+            return tuple((k, keys[k](v) if keys.get(k) else v) for k, v in state
+                         if v != initial)
+
+        return key
 
     def describe_state(self, state: State) -> str:
         if self.partitioned:
