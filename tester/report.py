@@ -292,9 +292,14 @@ def per_node_effect(kind: str, value: Any, nodes: set[str]) -> dict[str, str]:
     if value.get("kind") == "strobe":
         return {n: f"clock strobe {_offset(value.get('delta_ms'))}"
                 for n in _names(value.get("nodes"), nodes)}
+    what = kind
+    if isinstance(value.get("probability"), (int, float)):
+        what = f"{kind} {value['probability']:.0%} of packets"
+    elif isinstance(value.get("delay_ms"), (int, float)):
+        what = f"{kind} {_offset(value['delay_ms']).lstrip('+')}"
     for field_, word in (("killed", "killed"), ("paused", "paused"), ("removed", "removed"),
                          ("restarted", "restarted"), ("resumed", "resumed"),
-                         ("added", "added back"), ("nodes", kind)):
+                         ("added", "added back"), ("nodes", what)):
         for n in _names(value.get(field_), nodes):
             out.setdefault(n, word)
     return out
@@ -302,9 +307,12 @@ def per_node_effect(kind: str, value: Any, nodes: set[str]) -> dict[str, str]:
 
 @dataclass
 class Faults:
-    intervals: list[dict[str, Any]]  # {kind, start, end, colour, detail, nodes: {node: text}}
-    points: list[dict[str, Any]]  # {kind, time, colour, detail, nodes}
-    palette: dict[str, str]
+    """The faults of a run, as the plots, the timeline and the fault schedule draw them."""
+
+    # {kind, applying, start, stopping, end (ns), colour, detail, nodes: {node: what it did}}
+    intervals: list[dict[str, Any]]
+    points: list[dict[str, Any]]  # {kind, time, colour, detail, nodes}: one-off actions
+    palette: dict[str, str]  # kind -> colour, in order of first appearance
 
 
 def _nemesis_actions(ops: Iterable[Op]) -> list[tuple[int, int, str, Any, Any]]:

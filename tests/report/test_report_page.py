@@ -207,3 +207,16 @@ def test_etcd_logs_become_the_same_timeline_with_member_ids_named(tmp_path):
     assert roles["n2"] == [("follower", None, None), ("follower", 1, None), ("follower", 2, "n1")]
     assert roles["n3"] == [("follower", None, None), ("follower", 1, None)]
     assert lanes["n1"][0][0] == 100_000  # placed by test.json's start time (14:40:00 UTC)
+
+
+@pytest.mark.parametrize("kind, value, expected", [
+    ("loss", {"target": "one", "nodes": ["n1"], "probability": 0.2}, {"n1": "loss 20% of packets"}),
+    ("delay", {"target": "one", "nodes": ["n2"], "delay_ms": 50}, {"n2": "delay 50 ms"}),
+    ("member", {"removed": "n2"}, {"n2": "removed"}),
+    ("clock", {"kind": "strobe", "nodes": ["n3"], "delta_ms": 250.0}, {"n3": "clock strobe +250 ms"}),
+    ("clock", {"kind": "bump", "offsets_ms": {"n1": -1500.0}}, {"n1": "clock −1.5 s"}),
+    ("partition", {"kind": "bridge", "drops": {"n1": ["n3"], "n3": ["n1"]}},
+     {"n1": "cut off from n3", "n3": "cut off from n1"}),
+])
+def test_each_nemesis_description_becomes_words_per_node(kind, value, expected):
+    assert report.per_node_effect(kind, value, {"n1", "n2", "n3"}) == expected
