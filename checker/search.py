@@ -9,15 +9,23 @@ a depth-first walk over configurations that tries each candidate whose step is l
 backtracks from dead ends; the history is linearizable iff it reaches a configuration in
 which every ``ok`` operation is linearized (``info`` ops left over "never happened").
 
-Three reductions keep it small, none of which weakens the check:
+Reductions keep it small; none of them weakens the check:
 
 * a cache of visited configurations (Lowe's memoisation): a configuration that failed once
-  fails again;
+  fails again; states are cached by ``Model.state_key`` (states no remaining op can tell
+  apart share a key);
 * ``info`` dominance: ``info`` ops are optional and never complete, so a configuration that
   used *more* of them than a visited one with the same ``ok`` ops and state cannot do better;
-  it is skipped;
+  identical ``info`` ops are interchangeable (only the earliest unused one is tried), and
+  one that would not change the state is not tried;
 * read-only ops (``Model.read_only``) are taken as soon as they are legal, without branching:
-  they leave the state unchanged, so taking them early never rules out a linearization.
+  they leave the state unchanged, so taking them early never rules out a linearization;
+* read guards (``Model.read_guard``): a configuration in which a waiting or upcoming read
+  can never become legal is abandoned at once;
+* footprints (``Model.footprint``): only ops sharing the footprint of the op that must
+  complete next are branched on (a persistent-set partial-order reduction);
+* order: steps that make a waiting read legal first, then by earliest completion, then
+  ``info`` ops.
 
 The search honours a deadline (checked every few hundred steps, and by ``SIGALRM`` inside a
 slow model step when run on the main thread) and a memory limit on the process's resident
