@@ -70,6 +70,7 @@ def test_lease_reads_are_clean_while_clocks_stay_inside_the_documented_drift_bou
 def test_every_unsafe_switch_is_caught_within_the_seed_bound(switch):
     runs = scan(range(SEEDS_TO_CATCH), unsafe=frozenset({switch}), jobs=2)
     caught = next(((s, p) for s, p, _ops in runs if p is not None), None)
+    runs.close()  # stop the worker processes
     assert caught is not None, f"{switch} not caught in {SEEDS_TO_CATCH} seeds"
     seed, prop = caught
     r = run_seed(seed, unsafe=frozenset({switch}))  # the replay fails the same way
