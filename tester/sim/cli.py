@@ -79,22 +79,28 @@ def run(args: argparse.Namespace) -> int:
     ops = 0
     seeds = range(args.seed, args.seed + n)
     jobs = 1 if args.trace else args.jobs
-    for i, (seed, prop, seed_ops) in enumerate(scan(seeds, args.nodes, args.steps, unsafe, jobs, args.lease)):
+    runs = scan(seeds, args.nodes, args.steps, unsafe, jobs, args.lease)
+    found: tuple[SimResult, int] | None = None
+    for i, (seed, prop, seed_ops) in enumerate(runs):
         ops += seed_ops
         if args.trace or prop is not None:
             result = run_plan(make_plan(seed, args.nodes, args.steps, unsafe, args.lease))
             if args.trace:
                 sys.stdout.write(result.trace_text())
             if result.violation is not None:
-                if not args.quiet:
-                    print(file=sys.stderr)
-                return _report(args, result, i + 1, time.monotonic() - t0)
+                found = (result, i + 1)
+                break
         now = time.monotonic()
         if not args.quiet and (now - last_progress > 1.0 or i + 1 == n):
             last_progress = now
             rate = (i + 1) / max(now - t0, 1e-9)
             print(f"\rseeds {i + 1}/{n} clean ({rate:.1f} seeds/s, {ops} ops)",
                   end="", file=sys.stderr, flush=True)
+    runs.close()  # stop the workers before shrinking
+    if found is not None:
+        if not args.quiet:
+            print(file=sys.stderr)
+        return _report(args, found[0], found[1], time.monotonic() - t0)
     if not args.quiet:
         print(file=sys.stderr)
     print(f"{n} seeds clean (seeds {args.seed}..{args.seed + n - 1}, {args.nodes} nodes, "
