@@ -100,7 +100,11 @@ def run(args: argparse.Namespace) -> int:
     if found is not None:
         if not args.quiet:
             print(file=sys.stderr)
-        return _report(args, found[0], found[1], time.monotonic() - t0)
+        try:
+            return _report(args, found[0], found[1], time.monotonic() - t0)
+        except BrokenPipeError:  # e.g. piped into head: the verdict still stands
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_INVALID
     if not args.quiet:
         print(file=sys.stderr)
     print(f"{n} seeds clean (seeds {args.seed}..{args.seed + n - 1}, {args.nodes} nodes, "
