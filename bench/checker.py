@@ -187,6 +187,15 @@ def main() -> int:
         print(f"  verdict {r.valid}, checked {r.stats['checked']} ops in "
               f"{r.stats['partitions']} partitions in {took:.2f} s (target < 60 s); "
               f"peak RSS {me:.0f} MB here, {kids:.0f} MB in a worker (target < 2048 MB)")
+        # the same history with one read changed to a value never written: must be caught
+        reads = [o for o in hist if o.type == "ok" and o.f == "read"]
+        reads[len(reads) // 2].value = 99
+        t = time.perf_counter()
+        r = check(hist, load_model("kv"), timeout=args.timeout)
+        took = time.perf_counter() - t
+        bad = [p for p in r.partitions if p.valid is False]
+        print(f"  with one read corrupted: verdict {r.valid} ({len(bad)} invalid key) in "
+              f"{took:.2f} s, explained: {bad[0].violation is not None if bad else False}")
     return 0
 
 

@@ -115,3 +115,14 @@ def test_history_files_of_a_run_folder_is_its_history(tmp_path):
     (run / "raftlab.log").write_text("not a history")
     (tmp_path / "reports" / "t" / "latest").symlink_to(run)
     assert history_files(str(tmp_path / "reports")) == [str(run / "history.jsonl")]
+
+
+def test_bundled_edn_example_checks_and_a_torn_read_of_it_does_not():
+    from checker import check, load_model
+
+    path = "examples/multi-register.edn"
+    hist = load(path)
+    model = load_model("multi-register", {"x": 0, "y": 0})
+    assert hist.format == "edn" and check(hist, model).valid is True
+    text = open(path).read().replace("[[:read :x 2] [:read :y 1]]", "[[:read :x 2] [:read :y 0]]")
+    assert check(parse(text, path), model).valid is False
