@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from checker.edn import EdnError, Reader
@@ -124,5 +126,6 @@ def test_bundled_edn_example_checks_and_a_torn_read_of_it_does_not():
     hist = load(path)
     model = load_model("multi-register", {"x": 0, "y": 0})
     assert hist.format == "edn" and check(hist, model).valid is True
-    text = open(path).read().replace("[[:read :x 2] [:read :y 1]]", "[[:read :x 2] [:read :y 0]]")
+    text = Path(path).read_text().replace("[[:read :x 2] [:read :y 1]]",
+                                          "[[:read :x 2] [:read :y 0]]")
     assert check(parse(text, path), model).valid is False
