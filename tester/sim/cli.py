@@ -148,11 +148,11 @@ def write_run(root: str, result: SimResult) -> Path:
 
 
 def _report(args: argparse.Namespace, result: SimResult, tried: int, took: float) -> int:
+    """Shrink the failure, store it as a run folder, then print what was found."""
     v = result.violation
     assert v is not None
-    plan = result.plan
-    print(f"VIOLATION at seed {plan.seed} after {tried} seed(s) in {took:.1f}s: {v.prop}")
-    print(f"  {v.message}")
+    first = result
+    shrunk_note = ""
     if not args.no_shrink:
         from tester.sim.shrink import shrink
 
@@ -160,21 +160,26 @@ def _report(args: argparse.Namespace, result: SimResult, tried: int, took: float
             if not args.quiet:
                 print(f"\r{msg}    ", end="", file=sys.stderr, flush=True)
 
-        small, sr, runs = shrink(plan, v.prop, progress=progress)
+        small, sr, runs = shrink(result.plan, v.prop, progress=progress)
         if not args.quiet:
             print(file=sys.stderr)
-        print(f"shrunk in {runs} runs: {len(plan.faults)} -> {len(small.faults)} faults, "
-              f"{plan.ops} -> {small.ops} ops")
-        plan, result = small, sr
+        shrunk_note = (f"shrunk in {runs} runs: {len(result.plan.faults)} -> "
+                       f"{len(small.faults)} faults, {result.plan.ops} -> {small.ops} ops")
         if sr.violation is not None:
-            print(f"  shrunk: {sr.violation.message}")
+            shrunk_note += f"\n  shrunk: {sr.violation.message}"
+        result = sr
+    plan = result.plan
+    out = write_run(args.out, result)  # first, so a broken pipe cannot lose it
+    print(f"VIOLATION at seed {plan.seed} after {tried} seed(s) in {took:.1f}s: {v.prop}")
+    print(f"  {first.violation.message if first.violation else ''}")
+    if shrunk_note:
+        print(shrunk_note)
     print("faults:")
     for f in plan.faults:
         print("  " + f.describe())
     print(f"trace (last {TRACE_TAIL} lines):")
     for line in result.trace[-TRACE_TAIL:]:
         print("  " + line)
-    out = write_run(args.out, result)
     print(f"run:     {out}  (history.jsonl: raftlab check --model cas-register; "
           f"raftlab report)")
     print(f"replay:  raftlab sim --seed {plan.seed} --seeds 1 --nodes {args.nodes} "
