@@ -123,6 +123,14 @@ def test_add_then_remove_a_member_while_serving(tmp_path: Path, app: Path) -> No
         assert n4 in r["value"]["voters"]
         assert read(cl, n4, "before") == 1  # caught up as a learner before promotion
         assert any(e["event"] == "membership" for e in cl.events(n4))
+        cl.kill(n4)  # the new voter restarts from its own log, which holds its membership
+        cl.start(n4)
+        put_ok(cl, "n1", "before", 2)
+        deadline = time.monotonic() + 10
+        while (st := cl.status(n4)) is None or st["applied"] < cl.status(cl.wait_leader())["commit"]:
+            assert time.monotonic() < deadline, f"{n4} did not rejoin: {st}"
+            time.sleep(0.05)
+        assert n4 in st["members"]["voters"]
 
         leader = cl.wait_leader()
         with cl.client(n4, timeout=30) as c:
