@@ -32,7 +32,7 @@ from checker.verdict import UNKNOWN, Verdict, worst
 
 #: a history this large (ops to search) is worth worker processes when partitions allow
 PARALLEL_MIN_OPS = 20_000
-#: seconds allowed to compute per-op partial linearizations of an invalid partition
+#: seconds allowed, in all, to compute per-op partial linearizations of invalid partitions
 EXPLAIN_BUDGET_S = 10.0
 
 
@@ -158,11 +158,14 @@ def check(
         outcomes = _search_serial(model, parts, deadline, max_rss, first_violation)
 
     results: list[PartitionResult] = []
+    explain_until = time.monotonic() + EXPLAIN_BUDGET_S
+    if deadline is not None:
+        explain_until = min(explain_until, deadline)
     for part, (sr, took) in zip(parts, outcomes, strict=True):
         pr = PartitionResult(part.key, sr.valid, len(part.ops), took, sr.reason)
         if sr.valid is False:
-            if explain:
-                sr = _with_partials(model, part, sr, deadline, max_rss)
+            if explain and time.monotonic() < explain_until:
+                sr = _with_partials(model, part, sr, explain_until, max_rss)
             pr.violation = _violation(model, part, sr)
         results.append(pr)
     verdict = worst(r.valid for r in results)
@@ -277,14 +280,10 @@ def _search_parallel(
 
 
 def _with_partials(
-    model: Model, part: _Partition, sr: SearchResult, deadline: float | None,
-    max_rss: int | None,
+    model: Model, part: _Partition, sr: SearchResult, until: float, max_rss: int | None,
 ) -> SearchResult:
-    """Search again, recording each op's longest partial linearization (bounded time)."""
-    budget = time.monotonic() + EXPLAIN_BUDGET_S
-    if deadline is not None:
-        budget = min(budget, deadline)
-    again = search(model, part.init, part.ops, budget, max_rss, partials=True)
+    """Search again, recording each op's longest partial linearization (until ``until``)."""
+    again = search(model, part.init, part.ops, until, max_rss, partials=True)
     if again.valid is False:
         return again
     return sr  # ran out of time: keep the first answer, without partials
