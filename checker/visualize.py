@@ -537,13 +537,18 @@ SCRIPT = r"""
     var detail = el("div", "lin-detail", "Hover an operation for its details; click to pin them.");
     var bars = [];
     // linearization points: each at or after its invocation and after the previous point
-    var pts = [], prev = -1;
-    steps.forEach(function (s) {
-      var o = ops[s[0]];
-      var x = Math.max(xs(o) + 3, prev + 4);
-      x = Math.min(x, xe(o) - 2);
-      pts.push([x, 24 + o[0] * ROW + 4]); prev = x;  // on the bar's top edge, clear of its label
-    });
+    function points(path) {
+      var out = [], prev = -1;
+      path.forEach(function (s) {
+        var o = ops[s[0]];
+        if (!o) return;  // a step outside the drawn window
+        var x = Math.min(Math.max(xs(o) + 3, prev + 4), xe(o) - 2);
+        out.push([x, 24 + o[0] * ROW + 4]); prev = x;  // on the bar's top edge, clear of its label
+      });
+      return out;
+    }
+    var pts = points(steps);
+    var prev = pts.length ? pts[pts.length - 1][0] : -1;
     var failX = null;
     if (failIdx !== null && failIdx !== undefined) {
       failX = Math.max(xs(ops[failIdx]) + 3, prev + 4);
@@ -580,7 +585,24 @@ SCRIPT = r"""
       return lines.join("\n");
     }
     var selectedRow = null;
+    // Porcupine's habit: a selected operation shows the longest partial linearization that
+    // contains it, when that is not the prefix already drawn
+    var overlay = null;
+    function showPartial(i) {
+      if (overlay) { overlay.remove(); overlay = null; }
+      var k = ops[i][10];
+      if (k === null || k === undefined || !view.partials[k]) return;
+      var path = view.partials[k];
+      var same = path.length === steps.length && path.every(function (st, n) { return st[0] === steps[n][0]; });
+      if (same) return;
+      var p = points(path);
+      overlay = svgEl("g", { "class": "partial", "pointer-events": "none" });
+      overlay.appendChild(svgEl("polyline", { points: p.map(function (q) { return q[0] + "," + q[1]; }).join(" "), fill: "none", stroke: "#7c3aed", "stroke-width": 1.5, "stroke-dasharray": "4 3" }));
+      p.forEach(function (q) { overlay.appendChild(svgEl("circle", { cx: q[0], cy: q[1], r: 3, fill: "#7c3aed" })); });
+      svg.appendChild(overlay);
+    }
     function select(i) {
+      showPartial(i);
       bars.forEach(function (b) { b.classList.remove("selected"); });
       if (bars[i]) bars[i].classList.add("selected");
       detail.textContent = info(i);

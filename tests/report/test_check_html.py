@@ -82,3 +82,26 @@ def test_the_failing_operation_can_be_reached_by_keyboard(tmp_path, browser):
     page.keyboard.press("Enter")
     assert "CANNOT BE LINEARIZED" in page.inner_text(".lin-detail")
     assert "process" in page.get_attribute(".bar.failing", "aria-label")
+
+
+def test_selecting_an_operation_shows_its_own_longest_partial_linearization(tmp_path, browser, peer_histories):
+    from checker import check, load_model
+    from checker.formats import load
+
+    hist = load(str(peer_histories / "kv" / "c10-bad.txt"))
+    result = check(hist, load_model("kv"), timeout=60).to_dict()
+    views = {}
+    for part in visualize.partitions(result):
+        if part.valid is False:
+            views[part.label] = visualize.view_data(part, hist.ops)
+    # an operation whose longest partial linearization is not the prefix drawn for its key
+    key, row, partial = next(
+        (k, r, v["partials"][r[10]]) for k, v in views.items() for r in v["ops"]
+        if r[10] is not None and [s[0] for s in v["partials"][r[10]]] != [s[0] for s in v["steps"]])
+    page = browser.open(visualize.write_html(result, hist.ops, tmp_path / "p.html"))
+    page.locator(f"#lin-{visualize.anchor(key)} > summary").click()
+    page.locator(f"#lin-{visualize.anchor(key)} .bar[data-index='{row[8]}']").click()
+    assert page.locator(f"#lin-{visualize.anchor(key)} .partial circle").count() == len(partial)
+    assert "longest partial linearization containing it" in page.inner_text(
+        f"#lin-{visualize.anchor(key)} .lin-detail")
+    assert browser.errors == []
