@@ -69,7 +69,8 @@ class LocalCluster:
     # ---- processes ----------------------------------------------------------------------
 
     def command(self, node: str) -> list[str]:
-        head = [self.python, self.zipapp] if self.zipapp else [self.python, "-m", "raftnode.cli"]
+        # -I: a zipapp runs isolated (no PYTHONPATH, no user site), as on a bare node
+        head = [self.python, "-I", self.zipapp] if self.zipapp else [self.python, "-m", "raftnode.cli"]
         peers = self.initial if node not in self.joining else {**self.initial, node: self.addrs[node]}
         d = self.base / node
         cmd = [

@@ -23,7 +23,8 @@ from raftnode.localcluster import FAKETIME_LIB, LocalCluster
 from raftnode.types import MSG_VOTE, Message
 from raftnode.zipapp import build
 
-PYTHON = shutil.which("python3") or "python3"
+# the system's python3 (not this venv's): the zipapp must need nothing but the interpreter
+PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else shutil.which("python3") or "python3"
 
 
 def require_root_tools(*tools: str) -> None:
