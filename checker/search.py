@@ -259,7 +259,12 @@ def _search(
         if p == nok:
             return SearchResult(True, linearization=_path(node))
         if doomed.active and doomed(lin, init, ro, nxt, None, feet):
-            return SearchResult(False, blocking=by_ret[p], prefix=_path(node))
+            result = SearchResult(False, blocking=by_ret[p], prefix=_path(node))
+            if partials:
+                first: dict[int, tuple[int, Any]] = {}
+                _record(first, node)
+                result.partials, result.partial_paths = _flatten(first)
+            return result
         best = (p, 0)
         best_node = node
         canon = model.state_key(ops) or _identity
