@@ -220,3 +220,14 @@ def test_etcd_logs_become_the_same_timeline_with_member_ids_named(tmp_path):
 ])
 def test_each_nemesis_description_becomes_words_per_node(kind, value, expected):
     assert report.per_node_effect(kind, value, {"n1", "n2", "n3"}) == expected
+
+
+def test_a_run_that_died_before_any_operation_still_gets_a_page(tmp_path, browser):
+    run = tmp_path / "t" / "20251126T150000"
+    run.mkdir(parents=True)
+    (run / "test.json").write_text(json.dumps({"name": "t", "db": "raftnode", "nodes": ["n1"]}))
+    (run / "history.jsonl").write_text("")
+    page = browser.open(report.write_report(run))
+    assert page.inner_text(".banner .verdict") == "UNKNOWN"
+    assert page.get_attribute("#latency", "data-points") == "0"
+    assert browser.errors == []
