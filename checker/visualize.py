@@ -340,7 +340,13 @@ FIRST_ERROR_LINK = "<a class=\"first-error\" id=\"first-error\" href=\"#first-er
 
 def write_html(result: Any, ops: list[Op], path: str | os.PathLike[str],
                title: str | None = None) -> Path:
-    """Write the standalone view of ``result`` (the checker's JSON result) for ``ops``."""
+    """Write the standalone view of ``result`` for the history ``ops``.
+
+    ``result`` is a :class:`checker.CheckResult` or its JSON form (``to_dict()``,
+    docs/results.md).
+    """
+    if hasattr(result, "to_dict"):
+        result = result.to_dict()
     out = Path(path)
     out.write_text(render_html(result, list(ops), title or f"raftlab check {out.stem}"),
                    encoding="utf-8")

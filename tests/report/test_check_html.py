@@ -105,3 +105,15 @@ def test_selecting_an_operation_shows_its_own_longest_partial_linearization(tmp_
     assert "longest partial linearization containing it" in page.inner_text(
         f"#lin-{visualize.anchor(key)} .lin-detail")
     assert browser.errors == []
+
+
+def test_write_html_takes_the_check_result_object_too(tmp_path):
+    from checker import check as run_check
+    from checker import load_model
+
+    ops, _ = make_history(120, seed=9, violate=True)
+    client = [op for op in ops if op.process != "nemesis"]
+    result = run_check(client, load_model("cas-register"), timeout=30)
+    a = visualize.write_html(result, ops, tmp_path / "a.html", title="t").read_text()
+    b = visualize.write_html(result.to_dict(), ops, tmp_path / "b.html", title="t").read_text()
+    assert a == b and "NOT LINEARIZABLE" in visualize.SCRIPT
