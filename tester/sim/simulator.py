@@ -117,8 +117,8 @@ def make_plan(seed: int, nodes: int = 3, ops: int = 200,
             arg = rng.choice((0.25, 0.5, 2.0, 3.0, 5.0))
         elif kind == "skew-partition-leader":
             arg = rng.choice((0.1, 0.2, 0.5))
-        elif kind == "clock-jump":
-            arg = float(rng.randint(5, 40))
+        elif kind == "clock-jump":  # forward, or backward (the clock stalls until it is back)
+            arg = float(rng.randint(5, 40) * rng.choice((1, -1)))
         elif kind == "loss":
             arg = rng.choice((0.2, 0.5, 0.9))
         if lease and kind in ("clock-rate", "skew-partition-leader", "clock-jump"):
@@ -205,6 +205,7 @@ class Simulation:
         self.paused: dict[str, list[tuple[str, Any]]] = {}
         self.cut: set[tuple[str, str]] = set()
         self.burst_loss = 0.0
+        self.stalled: dict[str, int] = {}  # node -> ticks its clock still owes after a jump back
         self.values = 0
         self.stats = {"events": 0, "messages": 0, "faults": 0, "ops": 0}
         # Like Jepsen's workers, each client starts bound to one node, round robin.
@@ -344,6 +345,7 @@ class Simulation:
             self._restart(nid)
         for nid in self.cluster.ids:
             self.rate[nid] = 1.0
+        self.stalled.clear()
         return self.now + SETTLE_MS
 
     def _final_checks(self) -> None:
@@ -386,6 +388,9 @@ class Simulation:
         if nid in self.paused:
             self.paused[nid].append(("tick", None))
             return
+        if self.stalled.get(nid):
+            self.stalled[nid] -= 1
+            return
         node = self.cluster.nodes[nid]
         node.core.tick()
         if node.core.has_ready():
@@ -395,6 +400,7 @@ class Simulation:
         if nid not in self.cluster.down:
             return
         self.cluster.start(nid)
+        self.stalled.pop(nid, None)  # a new process measures elapsed time afresh
         self.node_log.append((self.now, nid, {"event": "started"}))
         self._log(f"{nid} restarted term={self.cluster.nodes[nid].core.term}")
         self._schedule_tick(nid)
@@ -494,10 +500,14 @@ class Simulation:
             v = ids[p % n]
             node = self._node(v)
             if node is not None and v not in self.paused:
-                for _ in range(int(f.arg)):
-                    node.core.tick()
-                self._send(node.process())
-                self._log(f"fault clock-jump {v} +{int(f.arg)} ticks")
+                if f.arg > 0:
+                    for _ in range(int(f.arg)):
+                        node.core.tick()
+                    self._send(node.process())
+                else:
+                    # elapsed monotonic time goes negative: no ticks until it catches up
+                    self.stalled[v] = self.stalled.get(v, 0) + int(-f.arg)
+                self._log(f"fault clock-jump {v} {int(f.arg):+d} ticks")
         elif f.kind == "loss":
             self.burst_loss = f.arg
             self._log(f"fault loss {f.arg:g}")
