@@ -116,4 +116,4 @@ def test_write_html_takes_the_check_result_object_too(tmp_path):
     result = run_check(client, load_model("cas-register"), timeout=30)
     a = visualize.write_html(result, ops, tmp_path / "a.html", title="t").read_text()
     b = visualize.write_html(result.to_dict(), ops, tmp_path / "b.html", title="t").read_text()
-    assert a == b and "NOT LINEARIZABLE" in visualize.SCRIPT
+    assert a == b and a.count("\"anchor\"") == 1  # the one bad key is drawn
