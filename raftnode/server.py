@@ -86,6 +86,8 @@ class EventLog:
 
     def __init__(self, node_id: str, path: str | None):
         self.node_id = node_id
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._f = open(path, "a", buffering=1) if path else sys.stderr  # noqa: SIM115
 
     def __call__(self, event: str, **fields: Any) -> None:
@@ -870,21 +872,22 @@ def _write_result(req: wire.Request, result: Any) -> Any:
 
 
 async def _main(cfg: NodeConfig) -> int:
-    node = Node(cfg)
     try:
-        await node.start()
-    except CorruptLog as e:
-        node.log("error", message=str(e))
-        print(f"raftnode {cfg.id}: {e}", file=sys.stderr)
-        node.log.close()
-        return 1
-    except OSError as e:
-        node.log("error", message=str(e))
+        node = Node(cfg)
+    except OSError as e:  # log file or data directory not usable
         print(f"raftnode {cfg.id}: cannot start: {e}", file=sys.stderr)
+        return 1
+    try:
+        if cfg.pid_file:  # first, so that a node stuck in recovery can still be killed by it
+            Path(cfg.pid_file).parent.mkdir(parents=True, exist_ok=True)
+            Path(cfg.pid_file).write_text(f"{os.getpid()}\n")
+        await node.start()
+    except (CorruptLog, OSError) as e:
+        msg = str(e) if isinstance(e, CorruptLog) else f"cannot start: {e}"
+        node.log("error", message=msg)
+        print(f"raftnode {cfg.id}: {msg}", file=sys.stderr)
         node.log.close()
         return 1
-    if cfg.pid_file:
-        Path(cfg.pid_file).write_text(f"{os.getpid()}\n")
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, node._request_stop, "signal")
