@@ -1,0 +1,6 @@
+"""Deterministic simulation of raftnode's real Raft core (``raftlab sim``; see docs/sim.md).
+
+``cluster`` drives cores like the server does, ``simulator`` runs one seeded fault schedule,
+``invariants`` checks Raft's safety properties, ``shrink`` reduces a failing schedule and
+``cli`` is the command.
+"""
