@@ -609,6 +609,11 @@ def _perf_html(run: Run) -> str:
     for k, label in (("0.5", "p50"), ("0.95", "p95"), ("0.99", "p99"), ("1", "max")):
         if isinstance(q.get(k), (int, float)):
             cells.append((f"{label} latency", f"{q[k]:,.2f} ms"))
+    checked = res.get("checker") if isinstance(res.get("checker"), dict) else {}
+    if isinstance(checked.get("time_s"), (int, float)):
+        model = checked.get("model")
+        cells.append((f"to check{f' ({model})' if isinstance(model, str) else ''}",
+                      f"{checked['time_s']:,.2f} s"))
     if not cells:
         return ""
     return "<div class=\"cards perf\">" + "".join(
