@@ -7,7 +7,9 @@ nodes, add and remove a member; and that peers without the secret are refused.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -271,22 +273,42 @@ def test_unsafe_ack_before_sync_loses_acknowledged_writes_on_kill_9(tmp_path: Pa
         assert len(acked) == 100 and lost, "ack-before-sync kept every write"
 
 
+CLIENT_IP = "127.0.0.2"  # loopback source address whose traffic a partition lets through
+
+
+@contextlib.contextmanager
+def isolated(cl: LocalCluster, node: str):
+    """iptables: cut ``node``'s port off from its peers (clients from CLIENT_IP still reach it)."""
+    require_root_tools("iptables")
+    port = cl.addrs[node].rsplit(":", 1)[1]
+    rules = [["-i", "lo", "-p", "tcp", "--dport", port, "!", "-s", CLIENT_IP, "-j", "DROP"],
+             ["-i", "lo", "-p", "tcp", "--sport", port, "!", "-d", CLIENT_IP, "-j", "DROP"]]
+    added = []
+    try:
+        for r in rules:
+            subprocess.run(["iptables", "-w", "-I", "INPUT", *r], check=True)
+            added.append(r)
+        yield
+    finally:
+        for r in added:
+            subprocess.run(["iptables", "-w", "-D", "INPUT", *r], check=False)
+
+
+def request_from_client_ip(cl: LocalCluster, node: str, req: dict) -> dict:
+    host, port = wire.parse_addr(cl.addrs[node])
+    with socket.create_connection((host, port), timeout=10, source_address=(CLIENT_IP, 0)) as s:
+        s.sendall(json.dumps(req).encode() + b"\n")
+        return json.loads(s.makefile().readline())
+
+
 @pytest.mark.e2e
 def test_partitioned_leader_is_replaced_and_rejoins_soon_after_the_heal(tmp_path: Path) -> None:
-    require_root_tools("iptables")
     with LocalCluster(tmp_path, 3) as cl:
         old = cl.wait_leader()
-        port = cl.addrs[old].rsplit(":", 1)[1]
-        rules = [["-i", "lo", "-p", "tcp", f"--{d}", port, "-j", "DROP"] for d in ("dport", "sport")]
-        try:
-            for r in rules:  # cut every connection to the leader's port (both directions)
-                subprocess.run(["iptables", "-w", "-I", "INPUT", *r], check=True)
+        with isolated(cl, old):
             new = cl.wait_leader(among=[n for n in cl.addrs if n != old], timeout=20)
             put_ok(cl, new, "during", 1)
             time.sleep(2)  # long enough for TCP to back off its retransmissions
-        finally:
-            for r in rules:
-                subprocess.run(["iptables", "-w", "-D", "INPUT", *r], check=False)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             st, lead = cl.status(old), cl.status(new)
@@ -297,3 +319,19 @@ def test_partitioned_leader_is_replaced_and_rejoins_soon_after_the_heal(tmp_path
         else:
             raise AssertionError(f"{old} did not rejoin within 5 s of the heal: {cl.status(old)}")
         assert any(e["event"] == "check_quorum_lost" for e in cl.events(old))
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("unsafe", [(), ("local-reads",)], ids=["safe", "local-reads"])
+def test_isolated_old_leader_serves_stale_reads_only_with_local_reads(tmp_path: Path, unsafe) -> None:
+    with LocalCluster(tmp_path, 3, unsafe=unsafe) as cl:
+        old = cl.wait_leader()
+        put_ok(cl, old, "k", "before")
+        with isolated(cl, old):
+            new = cl.wait_leader(among=[n for n in cl.addrs if n != old], timeout=20)
+            put_ok(cl, new, "k", "after")
+            r = request_from_client_ip(cl, old, {"id": 1, "op": "get", "key": "k"})
+        if unsafe:
+            assert (r["status"], r["value"]) == ("ok", "before")  # a stale read the tester must catch
+        else:
+            assert r["status"] == "fail", r  # ReadIndex cannot confirm leadership: no stale value
