@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -18,6 +19,8 @@ from checker.model import Model
 from checker.models import MODELS, infer_model, load_model
 from checker.operation import pair
 from checker.verdict import EXIT_BAD_INPUT, exit_code, worst
+
+SHOW_ALL_PARTITIONS = 20  # list every partition's verdict up to this many
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -49,6 +52,24 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="print one JSON document (docs/results.md) instead of text")
     p.set_defaults(func=run)
     return p
+
+
+class _Stdout:
+    """Printing that survives a closed pipe (``raftlab check ... | head``): the checking
+    goes on and the exit code is still the verdict's."""
+
+    closed = False
+
+    @classmethod
+    def print(cls, text: str = "") -> None:
+        if cls.closed:
+            return
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:
+            cls.closed = True
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # no second error when Python exits
 
 
 def _fail(message: str) -> int:
@@ -96,11 +117,10 @@ def run(args: argparse.Namespace) -> int:
         "errors": errors,
     }
     if args.json:
-        json.dump({"valid": verdict, "histories": entries, "summary": summary}, sys.stdout,
-                  default=str)
-        sys.stdout.write("\n")
+        _Stdout.print(json.dumps({"valid": verdict, "histories": entries, "summary": summary},
+                                 default=str))
     else:
-        print(f"{summary['histories']} histories: {summary['valid']} linearizable, "
+        _Stdout.print(f"{summary['histories']} histories: {summary['valid']} linearizable, "
               f"{summary['invalid']} not, {summary['unknown']} unknown, {errors} unreadable"
               f" -> {_word(verdict) if not errors else 'bad input'}")
     return EXIT_BAD_INPUT if errors else exit_code(verdict)
@@ -153,7 +173,7 @@ def _print_entry(entry: dict[str, Any], result: CheckResult | None) -> None:
         return
     st = result.stats
     why = f" ({result.reason})" if result.reason else ""
-    print(f"{path}: {_word(result.valid)}{why} [{entry['format']}, model {result.model}, "
+    _Stdout.print(f"{path}: {_word(result.valid)}{why} [{entry['format']}, model {result.model}, "
           f"{st['invokes']} ops: {st['ok']} ok, {st['fail']} fail, {st['info']} info; "
           f"{st['partitions']} partition(s); {result.time_s:.3f} s]")
     parts = result.partitions
@@ -161,12 +181,13 @@ def _print_entry(entry: dict[str, Any], result: CheckResult | None) -> None:
         counts = {True: 0, False: 0, "unknown": 0}
         for p in parts:
             counts[p.valid] += 1
-        print(f"  partitions: {counts[True]} linearizable, {counts[False]} not, "
+        _Stdout.print(f"  partitions: {counts[True]} linearizable, {counts[False]} not, "
               f"{counts['unknown']} unknown")
-        for p in parts:
-            if p.valid is not True:
+        for p in parts:  # every key when there are few, else the ones not linearizable
+            if p.valid is not True or len(parts) <= SHOW_ALL_PARTITIONS:
                 reason = f" ({p.reason})" if p.reason else ""
-                print(f"  key {json.dumps(p.key, default=str)}: {_word(p.valid)}{reason}")
+                _Stdout.print(f"  key {json.dumps(p.key, default=str)}: {_word(p.valid)}{reason} "
+                      f"[{p.ops} ops, {p.time_s:.3f} s]")
     for p in result.violations:
         _print_violation(p.key, p.violation, len(parts) > 1)
 
@@ -178,15 +199,16 @@ def _print_violation(key: Any, v: dict[str, Any] | None, keyed: bool) -> None:
     bad = ops.get(v["op"])
     label = f"key {json.dumps(key, default=str)}: " if keyed else ""
     if bad is not None:
-        print(f"  {label}cannot linearize op {bad['id']}: process {bad['process']} "
+        _Stdout.print(f"  {label}cannot linearize op {bad['id']}: process {bad['process']} "
               f"{bad['text']} (invoked at index {bad['invoke']['index']}"
               + (f", completed at index {bad['complete']['index']})" if bad["complete"]
                  else ")"))
-    print(f"  longest linearizable prefix ({len(v['prefix'])} ops), from "
+    _Stdout.print(f"  longest linearizable prefix ({len(v['prefix'])} ops), from "
           f"{v['initial_state']['text']}:")
     shown = v["prefix"][-20:]
     if len(v["prefix"]) > len(shown):
-        print(f"    ... {len(v['prefix']) - len(shown)} earlier steps")
+        _Stdout.print(f"    ... {len(v['prefix']) - len(shown)} earlier steps")
     for st in shown:
         o = ops[st["op"]]
-        print(f"    op {o['id']:>5} p{o['process']:<4} {o['text']:<40} -> {st['state']['text']}")
+        _Stdout.print(f"    op {o['id']:>5} p{o['process']:<4} {o['text']:<40} "
+                      f"-> {st['state']['text']}")

@@ -99,3 +99,14 @@ def test_one_bad_history_still_checks_the_others(tmp_path):
     assert doc["histories"][0]["valid"] is True
     err = doc["histories"][1]["error"]
     assert err["line"] == 2 and "in flight" in err["message"]
+
+
+def test_output_piped_into_a_closed_pipe_keeps_the_verdicts_exit_code(peer_histories):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tester.cli", "check", str(peer_histories / "jepsen")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.read(10)
+    proc.stdout.close()  # like `| head -c 10`
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1
+    assert "Traceback" not in err
