@@ -310,7 +310,7 @@ class Clock(Fault):
     def start(self, env: Env) -> dict[str, Any]:
         spec, nodes = self._targets(env)
         kind = env.rng.choice(self.opts.get("clock_kinds", ["bump", "bump", "strobe"]))
-        max_ms = float(self.opts.get("clock_max_ms", 10_000))
+        max_ms = float(self.opts.get("clock_max_ms", 300_000))  # up to 5 minutes
         if kind == "bump":
             choices = self.opts.get("clock_offsets_ms")  # e.g. [-5000, -2000]: fixed bumps
             offsets = {nd.name: round(env.rng.choice(choices) if choices
