@@ -42,6 +42,10 @@ from checker.models import KV  # noqa: E402
 
 PEER = ROOT.parent / "shared" / "peer-histories" / "porcupine"
 REFERENCE = {"etcd": 0.58, "kv partitioned": 0.18, "kv unpartitioned": 5.3}
+# single histories Porcupine's benchmark names: (file, partitioned, seconds)
+NOTABLE = [("jepsen/etcd_002.log", True, 0.26), ("jepsen/etcd_007.log", True, 0.17),
+           ("kv/c50-ok.txt", True, 0.17), ("kv/c10-ok.txt", False, 2.6),
+           ("kv/c10-bad.txt", False, 2.7)]
 
 
 def etcd_expected() -> dict[str, bool]:
@@ -156,7 +160,7 @@ def main() -> int:
         all_suites = suites()
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
               "(wall times suffer when the machine is shared; CPU time less so)")
-        print(f"{'suite':<18} {'mode':<10} {'wall s':>7} {'cpu s':>7} {'Porcupine s':>11} "
+        print(f"{'suite':<21} {'mode':<10} {'wall s':>7} {'cpu s':>7} {'Porcupine s':>11} "
               f"{'ratio':>6} {'cpu ratio':>9}  verdicts")
         for name, items in all_suites.items():
             for mode in ("porcupine", "full"):
@@ -169,8 +173,26 @@ def main() -> int:
                 med, cpu = statistics.median(times), statistics.median(cpus)
                 ref = REFERENCE[name]
                 ok = "all correct" if not wrong else f"WRONG: {'; '.join(wrong)}"
-                print(f"{name:<18} {mode:<10} {med:7.3f} {cpu:7.3f} {ref:11.2f} "
+                print(f"{name:<21} {mode:<10} {med:7.3f} {cpu:7.3f} {ref:11.2f} "
                       f"{med / ref:6.2f} {cpu / ref:9.2f}  {ok}", flush=True)
+        print(f"{'history':<21} {'mode':<10} {'wall s':>7} {'cpu s':>7} {'Porcupine s':>11} "
+              f"{'ratio':>6} {'cpu ratio':>9}")
+        for rel, part, ref in NOTABLE:
+            hist = load(PEER / rel)
+            if rel.startswith("kv"):
+                model = KV(hist.default_initial, partitioned=part)
+            else:
+                model = load_model("cas-register")
+            walls, cpus = [], []
+            for _ in range(args.repeat):
+                t, c = time.perf_counter(), time.process_time()
+                check(hist, model, timeout=args.timeout, explain=False, first_violation=True)
+                walls.append(time.perf_counter() - t)
+                cpus.append(time.process_time() - c)
+            med, cpu = statistics.median(walls), statistics.median(cpus)
+            label = Path(rel).name + ("" if part else " (1 part.)")
+            print(f"{label:<21} {'porcupine':<10} {med:7.3f} {cpu:7.3f} {ref:11.2f} "
+                  f"{med / ref:6.2f} {cpu / ref:9.2f}")
     else:
         print(f"Porcupine histories not found at {PEER}; suites skipped")
 
