@@ -960,9 +960,10 @@ class RaftCore:
 
     def has_ready(self) -> bool:
         """Cheap check whether ready() would return anything (the simulator's fast path)."""
+        last = self.log[-1].index if self.log else self.snap_index
         if (self._msgs or self._read_states or self._read_failures or self._events
                 or self._snapshot_out is not None or self.commit > self.applied
-                or self._unstable_from <= self.last_index() or self.reads_unsent):
+                or self._unstable_from <= last or self.reads_unsent):
             return True
         hs, soft = self._prev_hs, self._prev_soft
         if (hs.term != self.term or hs.vote != self.vote or hs.commit != self.commit
@@ -970,7 +971,7 @@ class RaftCore:
                 or soft.leader != self.leader):
             return True
         if self.role == LEADER:
-            last, window = self.last_index(), self.cfg.max_inflight
+            window = self.cfg.max_inflight
             for pr in self.prs.values():
                 if (pr.next <= last and pr.state != SNAPSHOTTING
                         and not (pr.state == PROBE and pr.paused)

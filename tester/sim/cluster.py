@@ -152,7 +152,9 @@ class SimNode:
         """Handle Readys until none is left; returns the messages to send."""
         out: list[Message] = []
         core = self.core
-        while core.has_ready():
+        if not core.has_ready():
+            return out
+        while True:
             rd = core.ready()
             if rd.snapshot is not None or rd.entries or rd.hard_state is not None:
                 self.disk.save(rd.snapshot, rd.entries, rd.hard_state)
@@ -184,7 +186,8 @@ class SimNode:
             core.advance(rd)
             if self.compact_every and self.applied - core.snap_index >= self.compact_every:
                 core.compact(self.applied, self.sm.snapshot())
-        return out
+            if not core.has_ready():
+                return out
 
     def _apply(self, e: Entry) -> None:
         if e.index <= self.applied:

@@ -237,25 +237,30 @@ class Simulation:
         self.inv.on_ready(node, rd)
 
     def _send(self, msgs: list[Message]) -> None:
-        net, plan = self.net, self.plan
+        if not msgs:
+            return
+        net, plan, cut, push, now = self.net, self.plan, self.cut, self._push, self.now
+        rand, uniform = net.random, net.uniform
+        loss, burst, reorder, dup, max_delay = (plan.loss, self.burst_loss, plan.reorder,
+                                                plan.dup, plan.max_delay)
+        self.stats["messages"] += len(msgs)
         for m in msgs:
-            self.stats["messages"] += 1
-            if (m.src, m.dst) in self.cut:
+            if cut and (m.src, m.dst) in cut:
                 continue
-            if net.random() < plan.loss or (self.burst_loss and net.random() < self.burst_loss):
+            if rand() < loss or (burst and rand() < burst):
                 continue
-            delay = net.uniform(0.2, plan.max_delay)
-            if plan.reorder and net.random() < plan.reorder:
-                delay += net.uniform(5, 40)
-            self._push(self.now + delay, "msg", m)
-            if plan.dup and net.random() < plan.dup:
-                self._push(self.now + delay + net.uniform(0, 20), "msg", m)
+            delay = uniform(0.2, max_delay)
+            if reorder and rand() < reorder:
+                delay += uniform(5, 40)
+            push(now + delay, "msg", m)
+            if dup and rand() < dup:
+                push(now + delay + uniform(0, 20), "msg", m)
 
     def _schedule_tick(self, nid: str) -> None:
         inc = self.cluster.incarnation[nid]
-        core = self.cluster.nodes[nid].core
         # A server that was never a member only waits to be contacted: tick it rarely.
-        idle = 10 if not core.membership.voters else 1
+        idle = 10 if nid == self.spare and not self.cluster.nodes[nid].core.membership.voters \
+            else 1
         self._push(self.now + idle * TICK_MS / self.rate[nid], "tick", (nid, inc))
 
     # ---------------------------------------------------------------- run
