@@ -114,6 +114,21 @@ def test_ack_before_sync_is_caught_when_every_node_is_killed(local_fleet, tmp_pa
     assert_caught(out)
 
 
+def test_volatile_vote_is_caught_by_election_safety_when_every_node_restarts(
+        local_fleet, tmp_path):
+    out = run(local_fleet, tmp_path, unsafe=["volatile-vote"], nemesis=["kill"],
+              nemesis_opts={"targets": ["all"]})
+    assert out.valid is False
+    bad = out.results["elections"]["violations"]
+    assert bad and len(bad[0]["leaders"]) >= 2  # two nodes led the same term
+
+
+def test_safe_raftnode_keeps_one_leader_per_term_when_every_node_restarts(local_fleet, tmp_path):
+    out = run(local_fleet, tmp_path, nemesis=["kill"], nemesis_opts={"targets": ["all"]})
+    assert out.valid is True, (out.results["elections"], out.results["checker"].get("reason"))
+    assert out.results["elections"]["valid"] is True and out.results["elections"]["terms"] >= 2
+
+
 #: isolate the leader, then stall its clock 6 s behind: with lease-no-drift it keeps serving
 #: reads from its lease while the majority elects a new leader and writes
 STALLED_LEADER = dict(
