@@ -50,7 +50,7 @@ def test_model_without_the_historys_operation_is_bad_input(tmp_path, capsys):
              {"type": "ok", "process": 99, "f": "read", "value": 3}]
     p = tmp_path / "h.jsonl"
     p.write_text("\n".join(json.dumps(r) for r in rows))
-    code = main(["check", str(p), "--model", "checker_helpers:Counter", "--timeout", "0.3"])
+    code = main(["check", str(p), "--model", "tests.checker.checker_helpers:Counter", "--timeout", "0.3"])
     # the Counter model has no 'write': that is bad input, caught before searching
     assert code == 254
     assert "has no operation 'write'" in capsys.readouterr().err
@@ -63,7 +63,7 @@ def test_users_model_by_import_path_and_timeout_exits_2(tmp_path):
              {"type": "ok", "process": 99, "f": "read", "value": -1}]
     p = tmp_path / "h.jsonl"
     p.write_text("\n".join(json.dumps(r) for r in rows))
-    assert main(["check", str(p), "--model", "checker_helpers:Counter", "--timeout", "0.5"]) == 2
+    assert main(["check", str(p), "--model", "tests.checker.checker_helpers:Counter", "--timeout", "0.5"]) == 2
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from checker_helpers import history
+from tests.checker.checker_helpers import history
 
 from checker import check, load_model
 from checker.models import KV

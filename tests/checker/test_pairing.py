@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from checker_helpers import history
+from tests.checker.checker_helpers import history
 
 from checker.formats import parse
 from checker.history import HistoryError

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from checker_helpers import Counter, concurrent_adds, history
+from tests.checker.checker_helpers import Counter, concurrent_adds, history
 
 from checker import Model, check, load_model
 from checker.formats import load
