@@ -14,7 +14,7 @@ SUBNET = "10.213.10.0/24"
 
 def skip_unless_root_tools(*extra: str) -> None:
     """Skip unless root with the fleet's tools; sshd lives in /usr/sbin, often not on PATH."""
-    from conftest import require_root_tools
+    from tests.conftest import require_root_tools
 
     require_root_tools()
     missing = fleet.missing_tools(extra)
