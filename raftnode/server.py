@@ -135,9 +135,7 @@ class Node:
         self.role = "follower"
         self.term = 0
         self.leader: str | None = None
-        self.commit = 0
         self.applied = 0
-        self.applied_term = 0
         self.membership: Membership = Membership(voters=dict(cfg.peers))  # as applied
         self.membership_changed = asyncio.Event()
         self.snapshot_index = 0
@@ -166,7 +164,6 @@ class Node:
         if rec.snapshot is not None:
             self.sm.restore(rec.snapshot.data)
             self.applied = self.snapshot_index = rec.snapshot.index
-            self.applied_term = rec.snapshot.term
             self._set_membership(rec.snapshot.membership)
         self.core = self._make_core(Membership(voters=voters), rec)
         self.durable_vote = (rec.hard_state.term, rec.hard_state.vote)
@@ -371,7 +368,6 @@ class Node:
             await self._persist(hs, rd.entries)
         self.durable_index = self.storage.last_index()
         if hs is not None:
-            self.commit = max(self.commit, hs.commit)
             self.durable_vote = (hs.term, hs.vote)
         self._send(late)
         if rd.snapshot is not None and rd.snapshot.index > self.applied:
@@ -418,8 +414,6 @@ class Node:
     def _install_snapshot(self, snap: Snapshot) -> None:
         self.sm.restore(snap.data)
         self.applied = self.snapshot_index = snap.index
-        self.applied_term = snap.term
-        self.commit = max(self.commit, snap.index)
         self._set_membership(snap.membership)
         for index in [i for i in self.proposals if i <= snap.index]:
             _, fut = self.proposals.pop(index)
@@ -435,7 +429,6 @@ class Node:
         elif e.kind == CONFIG:
             self._set_membership(Membership.from_dict(e.data))
         self.applied = e.index
-        self.applied_term = e.term
         pending = self.proposals.pop(e.index, None)
         if pending is not None:
             term, fut = pending
