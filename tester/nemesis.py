@@ -474,6 +474,9 @@ class Nemesis:
     faults: dict[str, Fault] = field(default_factory=dict)
     active: set[str] = field(default_factory=set)
     opts: dict[str, Any] = field(default_factory=dict)
+    #: one action at a time: the final heal waits for an action in flight (e.g. after Ctrl-C)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    closed: bool = False
 
     @classmethod
     def build(cls, env: Env, names: list[str], opts: dict[str, Any] | None = None) -> Nemesis:
@@ -506,6 +509,12 @@ class Nemesis:
         time.sleep(min(float(req.get("delay_s") or 0.0), 10.0))
         action, name = req["f"].split("-", 1)
         fault = self.faults[name]
+        with self.lock:
+            if self.closed:  # healed for good: no new fault after the final heal
+                return "info", None, "nemesis closed"
+            return self._perform(fault, action, name)
+
+    def _perform(self, fault: Fault, action: str, name: str) -> tuple[str, Any, Any]:
         try:
             if action == "start":
                 value = fault.start(self.env)
@@ -517,11 +526,22 @@ class Nemesis:
         except Unsupported as e:
             return "info", {"unsupported": str(e)}, "unsupported"
         except Exception as e:  # a failed fault is recorded, not fatal to the test
-            log.warning("nemesis %s failed: %s", req["f"], e)
+            log.warning("nemesis %s-%s failed: %s", action, name, e)
             return "info", None, f"{type(e).__name__}: {e}"
 
     def heal_all(self) -> dict[str, Any]:
-        """Undo every package's fault on every node, whatever happened before. Never raises."""
+        """Undo every package's fault on every node, whatever happened before. Never raises.
+
+        Waits (bounded) for an action in flight, and refuses every later one."""
+        locked = self.lock.acquire(timeout=90)
+        try:
+            self.closed = True
+            return self._heal_all()
+        finally:
+            if locked:
+                self.lock.release()
+
+    def _heal_all(self) -> dict[str, Any]:
         errors: dict[str, list[str]] = {}
         healers = dict(self.faults)
         for n in ("partition", "loss", "clock", "pause", "kill"):

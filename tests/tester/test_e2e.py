@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -147,6 +151,33 @@ def test_safe_raftnode_is_valid_when_the_isolated_leader_clock_stalls(local_flee
     out = run(local_fleet, tmp_path, **STALLED_LEADER)
     assert out.valid is True, out.results["checker"].get("reason")
     assert_clean(local_fleet)
+
+
+def test_ctrl_c_mid_run_heals_the_fleet_and_keeps_the_partial_history(local_fleet, tmp_path):
+    inv, remotes = local_fleet
+    cmd = [sys.executable, "-m", "tester.cli", "test", "--fleet", NAME, "--nemesis",
+           "partition,pause,loss", "--nemesis-interval", "1", "--nemesis-targets", "majority",
+           "--time-limit", "60", "--seed", "5", "--store", str(tmp_path), "--op-timeout", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    history = tmp_path / "raftnode-registers" / "latest" / "history.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until faults are in force
+        if history.exists() and '"start-pause"' in history.read_text():
+            break
+        time.sleep(0.5)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 2, err[-2000:]
+    run_dir = history.parent
+    saved = json.loads((run_dir / "results.json").read_text())
+    assert saved["interrupted"] is True and saved["stats"]["ok"] > 0
+    assert "step db-teardown: done" in (run_dir / "raftlab.log").read_text()
+    assert_clean(local_fleet)
+    for nd in inv.nodes:  # nothing left stopped (SIGSTOP) and the database is down
+        ps = remotes[nd.name].run("ps -eo stat=,args= | grep '[r]aftnode.pyz serve' || true",
+                                  timeout=20).stdout
+        assert ps.strip() == "", (nd.name, ps)
 
 
 def test_etcd_is_valid_under_partitions(local_fleet, tmp_path):
