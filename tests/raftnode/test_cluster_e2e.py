@@ -8,7 +8,6 @@ nodes, add and remove a member; and that peers without the secret are refused.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import shutil
@@ -24,19 +23,10 @@ from raftnode import wire
 from raftnode.localcluster import FAKETIME_LIB, LocalCluster
 from raftnode.types import MSG_VOTE, Message
 from raftnode.zipapp import build
+from tests.conftest import require_root_tools
 
 # the system's python3 (not this venv's): the zipapp must need nothing but the interpreter
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else shutil.which("python3") or "python3"
-
-
-def require_root_tools(*tools: str) -> None:
-    """tests/conftest.py's helper, loaded by path: ``import conftest`` may find another one."""
-    path = Path(__file__).resolve().parents[1] / "conftest.py"
-    spec = importlib.util.spec_from_file_location("raftlab_tests_conftest", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    mod.require_root_tools(*tools)
 
 
 @pytest.fixture(scope="module")
