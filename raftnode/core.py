@@ -927,32 +927,53 @@ class RaftCore:
                 self.reads_pending.append((self.round + 1, self.commit, ctxs))
                 self._broadcast_heartbeat()
             self._flush_replication()
-        rd = Ready()
+        # Built in one constructor call (no default factories, no attribute writes after):
+        # ready() runs once per message or tick that changes anything.
+        term, vote, commit = self.term, self.vote, self.commit
+        hs = None
         prev = self._prev_hs
-        if prev.term != self.term or prev.vote != self.vote or prev.commit != self.commit:
-            rd.hard_state = self._prev_hs = HardState(self.term, self.vote, self.commit)
-        if self._unstable_from <= self.last_index():
-            rd.entries = self.entries_from(self._unstable_from, self.last_index())
-        self._unstable_from = self.last_index() + 1
-        if self._snapshot_out is not None:
-            rd.snapshot, self._snapshot_out = self._snapshot_out, None
-        if self._msgs:
-            rd.messages, self._msgs = self._msgs, []
-        if self.commit > self.applied:
-            rd.committed = self.entries_from(self.applied + 1, self.commit)
-            self.applied = self.commit
-        if self._read_states:
-            rd.read_states, self._read_states = self._read_states, []
-        if self._read_failures:
-            rd.read_failures, self._read_failures = self._read_failures, []
+        if prev.term != term or prev.vote != vote or prev.commit != commit:
+            hs = self._prev_hs = HardState(term, vote, commit)
+        last = self.log[-1].index if self.log else self.snap_index
+        entries = (self.entries_from(self._unstable_from, last)
+                   if self._unstable_from <= last else [])
+        self._unstable_from = last + 1
+        snap = self._snapshot_out
+        if snap is not None:
+            self._snapshot_out = None
+        msgs = self._msgs
+        if msgs:
+            self._msgs = []
+        else:
+            msgs = []
+        if commit > self.applied:
+            committed = self.entries_from(self.applied + 1, commit)
+            self.applied = commit
+        else:
+            committed = []
+        read_states = self._read_states
+        if read_states:
+            self._read_states = []
+        else:
+            read_states = []
+        read_failures = self._read_failures
+        if read_failures:
+            self._read_failures = []
+        else:
+            read_failures = []
+        soft = None
         ps = self._prev_soft
-        if ps.role != self.role or ps.term != self.term or ps.leader != self.leader:
-            rd.soft_state = self._prev_soft = SoftState(self.role, self.term, self.leader)
-            self._events.append({"event": "role", "role": self.role, "term": self.term,
+        if ps.role != self.role or ps.term != term or ps.leader != self.leader:
+            soft = self._prev_soft = SoftState(self.role, term, self.leader)
+            self._events.append({"event": "role", "role": self.role, "term": term,
                                  "leader": self.leader})
-        if self._events:
-            rd.events, self._events = self._events, []
-        return rd
+        events = self._events
+        if events:
+            self._events = []
+        else:
+            events = []
+        return Ready(hs, entries, snap, msgs, committed, read_states, read_failures, soft,
+                     events)
 
     def advance(self, ready: Ready) -> None:
         """Acknowledge a Ready. Its effects are already accounted for when it was built."""

@@ -19,12 +19,17 @@ from typing import Any
 MAX_SESSIONS = 10_000  # oldest sessions (by last use) are expired beyond this
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _copy(v: Any) -> Any:
     """A deep copy of a JSON value (cheaper than copy.deepcopy for the common scalars)."""
+    if type(v) in _SCALARS:
+        return v
     if isinstance(v, dict):
-        return {k: _copy(x) for k, x in v.items()}
+        return {k: x if type(x) in _SCALARS else _copy(x) for k, x in v.items()}
     if isinstance(v, list):
-        return [_copy(x) for x in v]
+        return [x if type(x) in _SCALARS else _copy(x) for x in v]
     return v
 
 

@@ -150,15 +150,17 @@ class SimNode:
 
     def process(self) -> list[Message]:
         """Handle Readys until none is left; returns the messages to send."""
-        out: list[Message] = []
         core = self.core
         if not core.has_ready():
-            return out
+            return []
+        out: list[Message] = []
+        disk, on_ready, apply = self.disk, self.hooks.on_ready, self._apply
         while True:
             rd = core.ready()
             if rd.snapshot is not None or rd.entries or rd.hard_state is not None:
-                self.disk.save(rd.snapshot, rd.entries, rd.hard_state)
-            out.extend(rd.messages)
+                disk.save(rd.snapshot, rd.entries, rd.hard_state)
+            if rd.messages:
+                out.extend(rd.messages)
             if rd.snapshot is not None and rd.snapshot.index > self.applied:
                 self.sm.restore(rd.snapshot.data)
                 self.applied = rd.snapshot.index
@@ -166,14 +168,16 @@ class SimNode:
                     _t, req = self.proposals.pop(i)
                     req.on_done("unknown", None, "superseded-by-snapshot")
             for e in rd.committed:
-                self._apply(e)
-            for rs in rd.read_states:
-                reqs = self.reads.pop(rs.context, None)
-                if reqs:
-                    self.read_ready.append((rs.index, reqs))
-            for rf in rd.read_failures:
-                for req in self.reads.pop(rf.context, None) or ():
-                    req.on_done("fail", None, "not-leader:" + (rf.leader or ""))
+                apply(e)
+            if rd.read_states:
+                for rs in rd.read_states:
+                    reqs = self.reads.pop(rs.context, None)
+                    if reqs:
+                        self.read_ready.append((rs.index, reqs))
+            if rd.read_failures:
+                for rf in rd.read_failures:
+                    for req in self.reads.pop(rf.context, None) or ():
+                        req.on_done("fail", None, "not-leader:" + (rf.leader or ""))
             if self.read_ready:
                 self._release_reads()
             if rd.soft_state is not None and rd.soft_state.role != LEADER:
@@ -181,8 +185,8 @@ class SimNode:
                 for _i, (_t, req) in sorted(self.proposals.items()):
                     req.on_done("unknown", None, "leadership-lost")
                 self.proposals.clear()
-            if self.hooks.on_ready is not None:
-                self.hooks.on_ready(self, rd)
+            if on_ready is not None:
+                on_ready(self, rd)
             core.advance(rd)
             if self.compact_every and self.applied - core.snap_index >= self.compact_every:
                 core.compact(self.applied, self.sm.snapshot())
