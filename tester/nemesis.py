@@ -295,13 +295,34 @@ def _offset_text(ms: float) -> str:
     return f"{'+' if ms >= 0 else '-'}{abs(ms) / 1000:.3f}"
 
 
+NTP_SERVICES = ("chrony", "chronyd", "ntp", "ntpd", "ntpsec", "systemd-timesyncd")
+
+
+def system_clock_command(ms: float) -> str:
+    """Shell for a real VM: stop NTP, then set the system clock to the control node's time
+    plus ``ms``; ``ms == 0`` resets it and starts NTP again. Never for a local fleet: its
+    nodes share one kernel clock with the control node."""
+    target = time.time() + ms / 1000.0
+    ntp = " ".join(NTP_SERVICES)
+    if ms == 0:
+        return (f"date -u -s @{target:.3f} >/dev/null && "
+                f"for s in {ntp}; do systemctl start $s 2>/dev/null; done; true")
+    return (f"for s in {ntp}; do systemctl stop $s 2>/dev/null; done; "
+            f"date -u -s @{target:.3f} >/dev/null")
+
+
 class Clock(Fault):
     name = "clock"
 
     def _write(self, env: Env, nd: Any, ms: float) -> None:
+        if self.opts.get("system_clock"):
+            env.sh(nd, system_clock_command(ms))
+            return
         self._write_text(env, nd, _offset_text(ms))
 
     def _write_text(self, env: Env, nd: Any, text: str) -> None:
+        if self.opts.get("system_clock"):
+            raise Unsupported(f"{nd.name}: a clock rate needs libfaketime, not the system clock")
         path = env.db.clock_file(nd)
         if not path:
             raise Unsupported(f"{nd.name}: the database has no clock file (libfaketime)")

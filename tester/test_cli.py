@@ -101,6 +101,9 @@ def _validate(args: argparse.Namespace) -> list[str]:
             args.nemesis_opts[key.strip()] = json.loads(raw)
         except ValueError as e:
             raise BadInput(f"--nemesis-opt {item!r}: {e}") from None
+    if args.nemesis_opts.get("system_clock") and args.fleet:
+        raise BadInput("--nemesis-opt system_clock=true: a local fleet shares this machine's "
+                       "clock; use it with --inventory on real VMs")
     if args.unsafe:
         from raftnode.types import UNSAFE_SWITCHES
 

@@ -123,3 +123,15 @@ def test_together_schedule_starts_all_faults_then_stops_them_all():
     assert [op["f"] for _, _, op in ops] == [
         "start-clock", "start-partition", "stop-partition", "stop-clock",
         "start-clock", "start-partition", "stop-partition", "stop-clock"]
+
+
+def test_system_clock_mode_stops_ntp_sets_the_clock_and_resets_it():
+    e, _, fleet = env(3)
+    n = nem.Nemesis.build(e, ["clock"], {"system_clock": True, "clock_kinds": ["bump"],
+                                         "targets": ["one"], "clock_offsets_ms": [5000]})
+    _, value, err = n.invoke({"f": "start-clock"})
+    (node,) = value["offsets_ms"]
+    cmds = fleet.remotes[node].commands
+    assert "systemctl stop $s" in cmds[-1] and "chrony" in cmds[-1] and "date -u -s @" in cmds[-1]
+    n.invoke({"f": "stop-clock"})
+    assert all("systemctl start" in r.commands[-1] for r in fleet.remotes.values())

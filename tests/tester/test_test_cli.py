@@ -58,3 +58,9 @@ def test_an_unreachable_node_is_a_clear_error(capsys, tmp_path):
     inv.write_text("all:\n  hosts:\n    n1: {ansible_host: 127.0.0.1, ansible_port: 1}\n")
     code, err = run(capsys, "--inventory", str(inv))
     assert code == 254 and "cannot reach" in err and "n1" in err and "Traceback" not in err
+
+
+def test_system_clock_is_refused_on_a_local_fleet(capsys):
+    code, err = run(capsys, "--fleet", "x", "--nemesis", "clock", "--nemesis-opt",
+                    "system_clock=true")
+    assert code == 254 and "shares this machine's clock" in err
