@@ -798,8 +798,10 @@ class RaftCore:
             pr.paused = True
 
     def _flush_replication(self) -> None:
-        for p in self.prs:
-            self._send_append(p)
+        up_to_date = self.last_index() + 1
+        for p, pr in self.prs.items():
+            if pr.next != up_to_date:  # a peer whose next is our end has nothing to send
+                self._send_append(p)
 
     def _broadcast_heartbeat(self) -> None:
         self.round += 1

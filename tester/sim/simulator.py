@@ -410,8 +410,10 @@ class Simulation:
             self.stalled[nid] -= 1
             return
         node = cl.nodes[nid]
-        node.core.tick()
-        self._send(node.process())  # process() returns at once when there is no Ready
+        core = node.core
+        core.tick()
+        if core.has_ready():  # most ticks only count towards a timeout
+            self._send(node.process())
 
     def _restart(self, nid: str) -> None:
         if nid not in self.cluster.down:
