@@ -355,7 +355,7 @@ class Simulation:
         self.burst_loss = 0.0
         for nid in list(self.paused):
             self._resume(nid)
-        for nid in list(self.cluster.down):
+        for nid in sorted(self.cluster.down):  # not set order: it varies between processes
             self._restart(nid)
         for nid in self.cluster.ids:
             self.rate[nid] = 1.0
