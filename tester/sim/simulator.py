@@ -234,7 +234,8 @@ class Simulation:
             if ev.get("event") in ("membership", "snapshot", "check_quorum_lost",
                                    "removed_step_down", "committed_entry_conflict"):
                 self._log(f"{node.id} {ev}")
-        self.inv.on_ready(node, rd)
+        if ss is not None:  # the invariants look at leadership changes only
+            self.inv.on_ready(node, rd)
 
     def _send(self, msgs: list[Message]) -> None:
         if not msgs:
@@ -242,9 +243,10 @@ class Simulation:
         # The hottest path of a seed: the queue push is inlined (same sequence numbers as
         # ``_push``, so the order of events -- and the trace -- is unchanged).
         net, plan, cut, now, q = self.net, self.plan, self.cut, self.now, self._q
-        rand, uniform = net.random, net.uniform
+        rand = net.random  # uniform(a, b) is a + (b - a) * random(): inlined, same floats
         loss, burst, reorder, dup, max_delay = (plan.loss, self.burst_loss, plan.reorder,
                                                 plan.dup, plan.max_delay)
+        spread = max_delay - 0.2
         self.stats["messages"] += len(msgs)
         seq = self._seq
         for m in msgs:
@@ -252,14 +254,14 @@ class Simulation:
                 continue
             if rand() < loss or (burst and rand() < burst):
                 continue
-            delay = uniform(0.2, max_delay)
+            delay = 0.2 + spread * rand()
             if reorder and rand() < reorder:
-                delay += uniform(5, 40)
+                delay += 5 + 35 * rand()
             seq += 1
             heappush(q, (now + delay, seq, "msg", m))
             if dup and rand() < dup:
                 seq += 1
-                heappush(q, (now + delay + uniform(0, 20), seq, "msg", m))
+                heappush(q, (now + delay + (0 + 20 * rand()), seq, "msg", m))
         self._seq = seq
 
     def _schedule_tick(self, nid: str) -> None:
