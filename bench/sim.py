@@ -3,7 +3,9 @@
 Prints simulated seeds per second and client ops per second (200 ops a seed, the checker
 included) for 3 and 5 nodes, on one process and on two, and the median number of seeds
 ``raftlab sim --unsafe NAME`` needs to catch each unsafe switch (over several disjoint seed
-ranges). Usage: ``.venv/bin/python bench/sim.py [--seeds 200] [--samples 5]``.
+ranges). Each speed figure is the median of ``--repeat`` runs (the machine is shared: wall
+clock swings, CPU per seed is the steadier figure). Usage:
+``.venv/bin/python bench/sim.py [--seeds 200] [--repeat 3] [--samples 5]``.
 """
 
 from __future__ import annotations
@@ -41,12 +43,15 @@ def seeds_to_catch(switch: str, start: int, limit: int = 2000) -> int | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=200, help="seeds per speed measurement")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per speed figure (median)")
     ap.add_argument("--samples", type=int, default=5, help="seed ranges per unsafe switch")
     args = ap.parse_args()
-    print(f"speed: {args.seeds} seeds x 200 client ops, checker included")
+    print(f"speed: {args.seeds} seeds x 200 client ops, checker included, median of "
+          f"{args.repeat} run(s)")
     for nodes in (3, 5):
         for jobs in (1, 2):
-            sps, ops, cpu = speed(nodes, args.seeds, jobs)
+            runs = [speed(nodes, args.seeds, jobs) for _ in range(max(1, args.repeat))]
+            sps, ops, cpu = (statistics.median(r[i] for r in runs) for i in range(3))
             extra = f", {cpu / args.seeds * 1000:.1f} ms CPU/seed" if jobs == 1 else ""
             print(f"  {nodes} nodes, {jobs} process(es): {sps:7.1f} seeds/s  {ops:9.0f} ops/s"
                   f"  ({sps / TARGET_SEEDS_PER_S:.2f}x the {TARGET_SEEDS_PER_S:.0f} seeds/s "
