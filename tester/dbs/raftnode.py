@@ -80,8 +80,11 @@ class RaftnodeDB:
     def __init__(self, deploy: bool = True, unsafe: list[str] | tuple[str, ...] = (),
                  secret: str | None = None, faketime_cache: int = 1,
                  tick_ms: int | None = None, election_timeout_ms: str | None = None,
-                 heartbeat_ms: int | None = None, zipapp: str | Path | None = None, **_: Any):
+                 heartbeat_ms: int | None = None, zipapp: str | Path | None = None,
+                 client_retries: bool = True, **_: Any):
         self.deploy = deploy
+        self.client_retries = client_retries
+        self._nodes: list[Node] = []
         self.unsafe = list(unsafe)
         self.secret = secret or secrets.token_hex(32)
         self.faketime_cache = faketime_cache
@@ -119,6 +122,7 @@ class RaftnodeDB:
 
     def setup(self, remote: Remote, node: Node, nodes: list[Node], opts: dict[str, Any]) -> None:
         """Install and start a fresh member (or, with deploy=False, check the running one)."""
+        self._nodes = list(nodes)  # where clients may retry
         if not self.deploy:
             self._check_deployed(remote, node)
             return
@@ -284,44 +288,111 @@ class RaftnodeDB:
         self._request_any(others, "add-member", 30, key=node.name, value=addr_of(node))
 
     def client(self, opts: dict[str, Any]) -> RaftnodeClient:
-        return RaftnodeClient()
+        """A client that retries a request on the cluster's other nodes (see RaftnodeClient)."""
+        retries = bool(opts.get("client_retries", self.client_retries))
+        return RaftnodeClient(self._nodes if retries else None, retries=retries)
+
+
+#: definite failures that say nothing about the operation itself (this attempt reached no
+#: leader, its log entry was overwritten, or a read got no answer): another attempt may work
+NOT_APPLIED = frozenset({"not-leader", "connection-refused", "connection-lost", "stopping",
+                         "superseded", "timeout", "membership-busy"})
 
 
 class RaftnodeClient:
-    """read/write/cas/delete on one raftnode server, with Jepsen's ok/fail/info semantics."""
+    """read/write/cas/delete against raftnode, retrying like a real client library.
 
-    def __init__(self) -> None:
-        self._c: Any = None
+    Jepsen's ok/fail/info semantics over an operation, not over one request: when a request's
+    connection breaks, times out, or the server cannot tell whether it was applied, the same
+    request -- same session ``client`` and ``seq`` -- is sent again, to the next node of the
+    cluster, until one attempt gives a definite answer or the operation's ``timeout`` runs out
+    (then a write is ``info``). raftnode's sessions make such a retry exactly-once; with the
+    unsafe ``no-sessions`` switch a retry applies the write twice, which the history shows (a
+    cas that happened twice answers ``cas-mismatch``, so a read sees a value written by a
+    failed cas). Each attempt gets a third of the operation's time.
+    """
+
+    def __init__(self, nodes: list[Node] | None = None, retries: bool = True,
+                 attempts_per_timeout: int = 3):
+        self.nodes = list(nodes or [])
+        self.retries = retries
+        self.attempts_per_timeout = attempts_per_timeout
+        self.client_id = secrets.token_hex(6)
+        self._seq = 0
+        self._home: Node | None = None
+        self._c: Any = None  # the connection to the home node
 
     def open(self, node: Node) -> None:
         from raftnode.client import Client
 
-        self._c = Client(addr_of(node), timeout=5.0)
+        self._home = node
+        if all(n.name != node.name for n in self.nodes):
+            self.nodes.insert(0, node)
+        self._c = Client(addr_of(node), timeout=5.0, client_id=self.client_id)
 
     def close(self) -> None:
         if self._c is not None:
             self._c.close()
             self._c = None
 
+    def _targets(self) -> list[Node]:
+        """The home node first, then the others in ring order after it."""
+        assert self._home is not None
+        names = [n.name for n in self.nodes]
+        i = names.index(self._home.name)
+        return self.nodes[i:] + self.nodes[:i]
+
+    def _request(self, node: Node, fields: dict[str, Any], timeout: float) -> dict[str, Any]:
+        from raftnode.client import Client
+
+        assert self._home is not None
+        if node.name == self._home.name:
+            if self._c is None:
+                self._c = Client(addr_of(node), timeout=5.0, client_id=self.client_id)
+            self._c.timeout = timeout  # bounds the connect too
+            return self._c.request(timeout=timeout, **fields)
+        with Client(addr_of(node), timeout=timeout, client_id=self.client_id) as c:
+            return c.request(timeout=timeout, **fields)
+
     def invoke(self, f: str, key: Any, value: Any, timeout: float) -> tuple[str, Any, Any]:
-        if self._c is None:
+        if self._home is None:
             raise RuntimeError("invoke before open")
         k = str(key)
         if f == "read":
-            r = self._c.request("get", key=k, timeout=timeout)
+            fields: dict[str, Any] = {"op": "get", "key": k}
         elif f == "write":
-            r = self._c.request("put", key=k, value=value, timeout=timeout)
+            fields = {"op": "put", "key": k, "value": value}
         elif f == "cas":
             old, new = value
-            r = self._c.request("cas", key=k, expected=old, value=new, timeout=timeout)
+            fields = {"op": "cas", "key": k, "expected": old, "value": new}
         elif f == "delete":
-            r = self._c.request("delete", key=k, timeout=timeout)
+            fields = {"op": "delete", "key": k}
         else:
             return "fail", value, f"unsupported f {f!r}"
-        status, err = r.get("status"), r.get("error")
-        if status == "ok":
-            return "ok", (r.get("value") if f == "read" else value), None
-        if status == "fail":
-            return "fail", value, err or "fail"
-        # unknown: a read changed nothing, so it definitely did not happen
-        return ("fail" if f == "read" else "info"), value, err or "unknown"
+        if f != "read":  # one session seq per operation, shared by all of its attempts
+            self._seq += 1
+            fields.update(client=self.client_id, seq=self._seq)
+        deadline = time.monotonic() + timeout
+        per_attempt = max(0.1, timeout / self.attempts_per_timeout) if self.retries else timeout
+        targets = self._targets() if self.retries else [self._home]
+        maybe_applied = False
+        attempt, err = 0, "timeout"
+        while True:
+            left = deadline - time.monotonic()
+            if attempt and (left <= 0.01 or not self.retries):
+                break
+            node = targets[attempt % len(targets)]
+            attempt += 1
+            r = self._request(node, fields, max(0.01, min(per_attempt, left)))
+            status, err = r.get("status"), r.get("error") or r.get("status") or "unknown"
+            if status == "ok":
+                return "ok", (r.get("value") if f == "read" else value), None
+            if status == "fail" and err not in NOT_APPLIED:
+                return "fail", value, err  # the state machine's own answer, e.g. cas-mismatch
+            if status != "fail":
+                maybe_applied = True  # unknown: this attempt may yet be applied
+            if attempt % len(targets) == 0:
+                time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))  # a full round
+        if f == "read" or not maybe_applied:
+            return "fail", value, err
+        return "info", value, err

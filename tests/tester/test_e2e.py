@@ -153,6 +153,23 @@ def test_safe_raftnode_is_valid_when_the_isolated_leader_clock_stalls(local_flee
     assert_clean(local_fleet)
 
 
+#: partitions and packet loss break or delay requests in flight: the client resends the same
+#: request (same session seq) to another node while the first copy may still be applied
+RETRIED_REQUESTS = dict(nemesis=["partition", "loss"], nemesis_interval=1.0, concurrency=20)
+
+
+def test_no_sessions_is_caught_when_clients_retry_through_partitions_and_loss(
+        local_fleet, tmp_path):
+    out = run(local_fleet, tmp_path, unsafe=["no-sessions"], **RETRIED_REQUESTS)
+    assert_caught(out)
+
+
+def test_safe_raftnode_applies_retried_requests_once(local_fleet, tmp_path):
+    out = run(local_fleet, tmp_path, **RETRIED_REQUESTS)
+    assert out.valid is True, (out.valid, out.run_dir, out.results["checker"].get("reason"))
+    assert_clean(local_fleet)
+
+
 def test_ctrl_c_mid_run_heals_the_fleet_and_keeps_the_partial_history(local_fleet, tmp_path):
     inv, remotes = local_fleet
     cmd = [sys.executable, "-m", "tester.cli", "test", "--fleet", NAME, "--nemesis",
