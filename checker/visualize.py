@@ -338,6 +338,16 @@ def render_html(result: Any, ops: list[Op], title: str = "raftlab check") -> str
 FIRST_ERROR_LINK = "<a class=\"first-error\" id=\"first-error\" href=\"#first-error\">Jump to first error</a>"
 
 
+def html_path(target: str | os.PathLike[str], history: str | os.PathLike[str],
+              many: bool) -> Path:
+    """Where ``raftlab check --html TARGET`` draws ``history``: TARGET itself, or with several
+    histories TARGET's name plus the history's (``out.html`` -> ``out-etcd_002.html``)."""
+    t = Path(target)
+    if not many:
+        return t
+    return t.with_name(f"{t.stem}-{Path(history).stem}{t.suffix or '.html'}")
+
+
 def write_html(result: Any, ops: list[Op], path: str | os.PathLike[str],
                title: str | None = None) -> Path:
     """Write the standalone view of ``result`` for the history ``ops``.

@@ -117,3 +117,9 @@ def test_write_html_takes_the_check_result_object_too(tmp_path):
     a = visualize.write_html(result, ops, tmp_path / "a.html", title="t").read_text()
     b = visualize.write_html(result.to_dict(), ops, tmp_path / "b.html", title="t").read_text()
     assert a == b and a.count("\"anchor\"") == 1  # the one bad key is drawn
+
+
+def test_several_histories_get_one_page_each_next_to_the_target():
+    assert visualize.html_path("out/check.html", "h/a.jsonl", many=False).as_posix() == "out/check.html"
+    assert visualize.html_path("out/check.html", "h/etcd_002.log", many=True).as_posix() == \
+        "out/check-etcd_002.html"
