@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from tests.checker.checker_helpers import history
-
 from checker import check, load_model
 from checker.models import KV
+from tests.checker.checker_helpers import history
 
 
 def verdict(model: str, *rows, initial=None):

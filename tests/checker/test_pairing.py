@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from tests.checker.checker_helpers import history
 
 from checker.formats import parse
 from checker.history import HistoryError
 from checker.operation import pair
+from tests.checker.checker_helpers import history
 
 
 def test_invoke_while_in_flight_names_file_and_line():

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import time
 
-from tests.checker.checker_helpers import Counter, concurrent_adds, history
-
 from checker import Model, check, load_model
 from checker.formats import load
+from tests.checker.checker_helpers import Counter, concurrent_adds, history
 
 
 def test_violation_names_the_op_and_the_longest_prefix_with_states(tmp_path):
