@@ -476,6 +476,10 @@ class Node:
                 await self._client_session(first, reader, writer)
         except (OSError, ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            # Shutdown cancels open connections. Finishing normally instead of re-raising keeps
+            # asyncio's stream callback (Python 3.11) from printing a traceback at every stop.
+            pass
         finally:
             writer.close()
             if task is not None:
