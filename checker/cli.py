@@ -50,6 +50,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="stop at the first invalid partition (others reported as skipped)")
     p.add_argument("--json", action="store_true",
                    help="print one JSON document (docs/results.md) instead of text")
+    p.add_argument("--html", metavar="FILE",
+                   help="also draw each history's violations as a self-contained HTML page "
+                   "(several histories: FILE-<history>.html)")
     p.set_defaults(func=run)
     return p
 
@@ -100,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         if not found:
             return _fail(f"{path}: no history files (.jsonl, .edn, .log, .txt) in this directory")
         files.extend(found)
+    args.html_many = len(files) > 1
 
     entries: list[dict[str, Any]] = []
     for path in files:
@@ -141,6 +145,11 @@ def _check_one(
         entry["error"] = {"path": e.path or path, "line": e.line, "message": e.reason}
         return entry, None
     entry.update(result.to_dict())
+    if getattr(args, "html", None):
+        from checker import visualize
+
+        visualize.write_html(result, hist.ops,
+                             visualize.html_path(args.html, path, args.html_many))
     return entry, result
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from synthetic import check, make_history
 
 from checker import visualize
@@ -123,3 +125,24 @@ def test_several_histories_get_one_page_each_next_to_the_target():
     assert visualize.html_path("out/check.html", "h/a.jsonl", many=False).as_posix() == "out/check.html"
     assert visualize.html_path("out/check.html", "h/etcd_002.log", many=True).as_posix() == \
         "out/check-etcd_002.html"
+
+
+def test_raftlab_check_html_draws_the_violation_of_a_history_file(tmp_path, browser):
+    import shutil
+
+    from tester.cli import main
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "cas-register-invalid.jsonl"
+    out = tmp_path / "check.html"
+    assert main(["check", str(example), "--html", str(out)]) == 1
+    page = browser.open(out)
+    assert page.inner_text(".banner .verdict") == "INVALID"
+    page.click("#first-error")
+    assert "CANNOT BE LINEARIZED" in page.inner_text(".lin-detail")
+    assert browser.errors == []
+    both = tmp_path / "two"
+    both.mkdir()
+    for name in ("a.jsonl", "b.jsonl"):
+        shutil.copy(example, both / name)
+    assert main(["check", str(both), "--html", str(tmp_path / "many.html")]) == 1
+    assert (tmp_path / "many-a.html").exists() and (tmp_path / "many-b.html").exists()
