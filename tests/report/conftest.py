@@ -8,7 +8,6 @@ uncaught exceptions so tests can assert there are none. Screenshots go to test-a
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,14 +17,6 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-sys.path.insert(0, str(HERE))  # synthetic.py, memruns.py
-# tests/ is on sys.path (for tests/conftest.py), where tests/checker and tests/tester would
-# shadow the real packages as namespace packages: put the project first.
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-for _name in ("checker", "tester"):
-    if _name in sys.modules and getattr(sys.modules[_name], "__file__", None) is None:
-        del sys.modules[_name]
 ARTIFACTS = ROOT / "test-artifacts" / "report"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -61,19 +52,6 @@ class Page:
         else:
             self.page.screenshot(path=str(out), full_page=full_page)
         return out
-
-
-def require_root_tools(*tools: str) -> None:
-    """The suite's shared skip for end-to-end tests (tests/conftest.py), loaded by path because
-    this directory's own conftest shadows the module name."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("raftlab_root_conftest",
-                                                  ROOT / "tests" / "conftest.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    mod.require_root_tools(*tools)
 
 
 @pytest.fixture(scope="session")

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from memruns import run_one as memdb_run_one
-from synthetic import make_run
 
 from tester import campaign
 from tester.cli import build_parser, main
+from tests.report.memruns import run_one as memdb_run_one
+from tests.report.synthetic import make_run
 
 
 def write(tmp_path: Path, doc: dict | str) -> Path:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from synthetic import check, make_history
-
 from checker import visualize
+from tests.report.synthetic import check, make_history
 
 
 def test_standalone_view_of_a_violation_renders_and_jumps_to_the_error(tmp_path, browser):

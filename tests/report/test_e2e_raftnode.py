@@ -17,7 +17,7 @@ FLEET, SUBNET = "rp1", "10.213.30.0/24"
 
 @pytest.fixture(scope="module")
 def real_raftnode_run(tmp_path_factory):
-    from tests.report.conftest import require_root_tools
+    from tests.conftest import require_root_tools
 
     require_root_tools("ip", "sshd", "ssh-keygen", "unshare", "iptables")
     from tester import fleet

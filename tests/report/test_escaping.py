@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 
-from synthetic import check, make_run
-
 from checker import visualize
 from checker.history import read_jsonl
 from tester import report
+from tests.report.synthetic import check, make_run
 
 HOSTILE = '</script><img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>\u2028&amp;'
 

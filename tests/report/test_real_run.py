@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from memruns import run_one
 
 from checker.history import read_jsonl
+from tests.report.memruns import run_one
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from synthetic import check, make_run
 
 from checker.history import read_jsonl
 from tester import report
+from tests.report.synthetic import check, make_run
 
 
 @pytest.fixture(scope="module")

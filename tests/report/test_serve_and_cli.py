@@ -7,10 +7,10 @@ import urllib.error
 import urllib.request
 
 import pytest
-from synthetic import make_run
 
 from tester import serve
 from tester.cli import main
+from tests.report.synthetic import make_run
 
 
 def result(valid):
