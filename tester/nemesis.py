@@ -369,63 +369,54 @@ class Clock(Fault):
         return [e for e in (self.stop(env)["errors"] or []) if "no clock file" not in e]
 
 
-class Kill(Fault):
-    name = "kill"
+class _ProcessFault(Fault):
+    """A fault done to the database process on target nodes and undone on the same nodes.
+
+    Subclasses name the DB adapter's methods for the fault and its undoing (``kill``/``start``,
+    ``pause``/``resume``) and the words the history uses for them.
+    """
+
+    do: str  # DB method that applies the fault
+    undo: str  # DB method that undoes it
+    done_word: str  # history field listing the nodes hit
+    undone_word: str  # history field listing the nodes restored
 
     def __init__(self, opts: dict[str, Any]):
         super().__init__(opts)
-        self.down: set[str] = set()
+        self.affected: set[str] = set()
 
     def start(self, env: Env) -> dict[str, Any]:
         spec, nodes = self._targets(env)
 
-        def kill(nd: Any) -> None:
-            self.down.add(nd.name)
-            env.db.kill(env.remotes[nd.name], nd)
+        def apply(nd: Any) -> None:
+            self.affected.add(nd.name)
+            getattr(env.db, self.do)(env.remotes[nd.name], nd)
 
-        errors = env.each(nodes, kill)
-        return {"target": spec, "killed": [n.name for n in nodes], "errors": errors or None}
+        errors = env.each(nodes, apply)
+        return {"target": spec, self.done_word: [n.name for n in nodes], "errors": errors or None}
 
     def stop(self, env: Env) -> dict[str, Any]:
-        nodes = [n for n in env.nodes if n.name in self.down]
+        nodes = [n for n in env.nodes if n.name in self.affected]
 
-        def restart(nd: Any) -> None:
-            env.db.start(env.remotes[nd.name], nd)
-            self.down.discard(nd.name)
+        def restore(nd: Any) -> None:
+            getattr(env.db, self.undo)(env.remotes[nd.name], nd)
+            self.affected.discard(nd.name)
 
-        errors = env.each(nodes, restart)
-        return {"restarted": [n.name for n in nodes], "errors": errors or None}
+        errors = env.each(nodes, restore)
+        return {self.undone_word: [n.name for n in nodes], "errors": errors or None}
 
     def heal(self, env: Env) -> list[str]:
         return self.stop(env)["errors"] or []
 
 
-class Pause(Fault):
+class Kill(_ProcessFault):
+    name = "kill"
+    do, undo, done_word, undone_word = "kill", "start", "killed", "restarted"
+
+
+class Pause(_ProcessFault):
     name = "pause"
-
-    def __init__(self, opts: dict[str, Any]):
-        super().__init__(opts)
-        self.paused: set[str] = set()
-
-    def start(self, env: Env) -> dict[str, Any]:
-        spec, nodes = self._targets(env)
-
-        def pause(nd: Any) -> None:
-            self.paused.add(nd.name)
-            env.db.pause(env.remotes[nd.name], nd)
-
-        errors = env.each(nodes, pause)
-        return {"target": spec, "paused": [n.name for n in nodes], "errors": errors or None}
-
-    def stop(self, env: Env) -> dict[str, Any]:
-        nodes = [n for n in env.nodes if n.name in self.paused]
-
-        def resume(nd: Any) -> None:
-            env.db.resume(env.remotes[nd.name], nd)
-            self.paused.discard(nd.name)
-
-        errors = env.each(nodes, resume)
-        return {"resumed": [n.name for n in nodes], "errors": errors or None}
+    do, undo, done_word, undone_word = "pause", "resume", "paused", "resumed"
 
     def heal(self, env: Env) -> list[str]:
         # SIGCONT everyone: harmless where nothing is paused, and catches a pause we lost track of
