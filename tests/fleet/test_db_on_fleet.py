@@ -141,10 +141,11 @@ def test_paused_leader_is_replaced_and_resumes(cluster) -> None:  # type: ignore
         t, _v, err = c.invoke("write", "x", 1, 0.5)
         assert (t, err) == ("info", "timeout")  # a timed-out write may still happen
         c.close()
-        c = db.client({})  # a retrying client resends the request to the next node
-        c.open(inv.node(old))
-        assert c.invoke("write", "x", 2, 3) == ("ok", 2, None)
-        c.close()
+        if db.name == "raftnode":  # its client retries (sessions make that safe); etcd's doesn't
+            c = db.client({})  # a retrying client resends the request to the next node
+            c.open(inv.node(old))
+            assert c.invoke("write", "x", 2, 3) == ("ok", 2, None)
+            c.close()
     finally:
         db.resume(remotes[old], inv.node(old))
     db.wait_ready(remotes, inv.nodes, timeout=20)
