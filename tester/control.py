@@ -94,16 +94,23 @@ class Remote:
                  accept_new: bool = False, timeout: float = 10.0):
         self.node = node
         self.name = node.name
+        self._known_hosts = Path(known_hosts) if known_hosts else None
+        self._accept_new = accept_new
+        self._timeout = timeout
         self._sftp: paramiko.SFTPClient | None = None
         self._sftp_lock = threading.Lock()
+        self._connect_lock = threading.Lock()
+        self._client = self._connect()
+
+    def _connect(self) -> paramiko.SSHClient:
+        node, kh, timeout = self.node, self._known_hosts, self._timeout
         client = paramiko.SSHClient()
-        kh = Path(known_hosts) if known_hosts else None
         if kh is not None and kh.exists():
             client.load_host_keys(str(kh))
         elif kh is None:
             client.load_system_host_keys()
         client.set_missing_host_key_policy(
-            _AcceptNew(kh) if accept_new else paramiko.RejectPolicy())
+            _AcceptNew(kh) if self._accept_new else paramiko.RejectPolicy())
         t0 = time.monotonic()
         try:
             client.connect(
@@ -129,9 +136,28 @@ class Remote:
         transport = client.get_transport()
         if transport is not None:  # small request/response packets: don't wait on Nagle
             transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._client = client
         log.info("%s: connected to %s@%s:%d in %.0f ms", node.name, node.user, node.host,
                  node.port, (time.monotonic() - t0) * 1000)
+        return client
+
+    def _transport(self) -> paramiko.Transport:
+        """The live transport, reconnecting once if a fault (or the network) closed it.
+
+        A fault run can cut or starve the control connection itself; healing must still reach
+        the node afterwards, so a dead connection is replaced rather than given up on.
+        """
+        with self._connect_lock:
+            transport = self._client.get_transport()
+            if transport is None or not transport.is_active():
+                log.warning("%s: SSH connection was closed; reconnecting", self.name)
+                self._client.close()
+                with self._sftp_lock:
+                    self._sftp = None
+                self._client = self._connect()
+                transport = self._client.get_transport()
+                if transport is None or not transport.is_active():
+                    raise Unreachable(self.name, "SSH connection is closed")
+            return transport
 
     def run(self, cmd: str, timeout: float = 60.0, check: bool = True,
             stdin: str | None = None) -> Result:
@@ -141,10 +167,7 @@ class Remote:
         t0 = time.monotonic()
         log.info("%s: $ %s", self.name, cmd)
         try:
-            transport = self._client.get_transport()
-            if transport is None or not transport.is_active():
-                raise Unreachable(self.name, "SSH connection is closed")
-            chan = transport.open_session(timeout=timeout)
+            chan = self._transport().open_session(timeout=timeout)
         except (paramiko.SSHException, OSError) as e:
             raise Unreachable(self.name, f"cannot open an SSH session: {e}") from None
         out, err = bytearray(), bytearray()
@@ -189,6 +212,7 @@ class Remote:
         return res
 
     def _sftp_client(self) -> paramiko.SFTPClient:
+        self._transport()  # reconnect first (it takes the sftp lock to drop a stale client)
         with self._sftp_lock:
             if self._sftp is None:
                 self._sftp = self._client.open_sftp()

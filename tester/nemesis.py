@@ -215,9 +215,16 @@ class Loss(Fault):
         spec, nodes = self._targets(env)
         p = float(self.opts.get("loss", 0.2))
         chain = CHAINS["loss"]
-        cmd = (f"{_chain_setup(chain)}; iptables -w -A {chain} -m statistic --mode random "
-               f"--probability {p} -j DROP")
-        errors = env.each(nodes, lambda nd: env.sh(nd, cmd))
+
+        def cmd(nd: Any) -> str:
+            # The control node's SSH channel is the test harness, not the system under test:
+            # losing its packets would only keep the final heal from reaching the node.
+            return (f"{_chain_setup(chain)}; "
+                    f"iptables -w -A {chain} -p tcp --dport {nd.port} -j RETURN; "
+                    f"iptables -w -A {chain} -m statistic --mode random "
+                    f"--probability {p} -j DROP")
+
+        errors = env.each(nodes, lambda nd: env.sh(nd, cmd(nd)))
         return {"target": spec, "nodes": [n.name for n in nodes], "probability": p,
                 "errors": errors or None}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -222,3 +223,25 @@ def test_upload_download_and_logged_commands(tmp_path: Path, caplog) -> None:  #
     assert "n1: $ echo out; echo err >&2; exit 3" in logged
     assert "n1: exit 3 in" in logged and "stderr: err" in logged
     assert "n1: uploaded" in logged and "n1: downloaded" in logged
+
+
+def test_a_dropped_control_connection_is_reestablished(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    """A fault can cut the control node's own SSH connection; healing must still get through."""
+    skip_unless_root_tools()
+    import logging
+
+    caplog.set_level(logging.INFO, logger="raftlab.control")
+    with local_fleet("flre", 1) as (_f, _inv, remotes):
+        r = remotes["n1"]
+        before = r.run("echo $PPID").stdout.strip()
+        # kill the sshd process that serves this connection: the TCP connection goes down
+        r.run("kill -9 $PPID", check=False, timeout=5)
+        deadline = time.monotonic() + 10
+        while r._client.get_transport().is_active() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert r.run("echo back").stdout == "back\n"
+        assert r.run("echo $PPID").stdout.strip() != before
+        src = tmp_path / "f"
+        src.write_text("x")
+        r.put(src, "/opt/raftnode/f")  # uploads reconnect too
+    assert "n1: SSH connection was closed; reconnecting" in caplog.text
