@@ -178,8 +178,25 @@ class Fault:
         return spec, pick_targets(env, spec)
 
 
-class Partition(Fault):
+class _ChainFault(Fault):
+    """A network fault made of iptables rules in one raftlab chain on each node: stopping it
+    flushes the chain everywhere, healing removes the chain altogether."""
+
+    healed: str  # what the history says was healed
+
+    def stop(self, env: Env) -> dict[str, Any]:
+        chain = CHAINS[self.name]
+        errors = env.each(env.nodes,
+                          lambda nd: env.sh(nd, f"iptables -w -F {chain} 2>/dev/null; true"))
+        return {"healed": self.healed, "errors": errors or None}
+
+    def heal(self, env: Env) -> list[str]:
+        return env.each(env.nodes, lambda nd: env.sh(nd, _chain_remove(CHAINS[self.name])))
+
+
+class Partition(_ChainFault):
     name = "partition"
+    healed = "network"
 
     def start(self, env: Env) -> dict[str, Any]:
         kind = env.rng.choice(self.opts.get("partitions", list(PARTITION_KINDS)))
@@ -199,17 +216,11 @@ class Partition(Fault):
         return {"kind": kind, "drops": {k: sorted(v) for k, v in drops.items() if v},
                 "errors": errors or None}
 
-    def stop(self, env: Env) -> dict[str, Any]:
-        chain = CHAINS["partition"]
-        errors = env.each(env.nodes, lambda nd: env.sh(nd, f"iptables -w -F {chain} 2>/dev/null; true"))
-        return {"healed": "network", "errors": errors or None}
-
-    def heal(self, env: Env) -> list[str]:
-        return env.each(env.nodes, lambda nd: env.sh(nd, _chain_remove(CHAINS["partition"])))
 
 
-class Loss(Fault):
+class Loss(_ChainFault):
     name = "loss"
+    healed = "loss"
 
     def start(self, env: Env) -> dict[str, Any]:
         spec, nodes = self._targets(env)
@@ -228,13 +239,6 @@ class Loss(Fault):
         return {"target": spec, "nodes": [n.name for n in nodes], "probability": p,
                 "errors": errors or None}
 
-    def stop(self, env: Env) -> dict[str, Any]:
-        chain = CHAINS["loss"]
-        errors = env.each(env.nodes, lambda nd: env.sh(nd, f"iptables -w -F {chain} 2>/dev/null; true"))
-        return {"healed": "loss", "errors": errors or None}
-
-    def heal(self, env: Env) -> list[str]:
-        return env.each(env.nodes, lambda nd: env.sh(nd, _chain_remove(CHAINS["loss"])))
 
 
 class Delay(Fault):
