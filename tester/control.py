@@ -87,6 +87,9 @@ class _AcceptNew(paramiko.MissingHostKeyPolicy):
                 f.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
 
 
+MAX_SESSIONS = 8  # concurrent commands per node; the SFTP channel is one more
+
+
 class Remote:
     """One SSH connection to one node; thread-safe for concurrent ``run`` calls."""
 
@@ -100,6 +103,9 @@ class Remote:
         self._sftp: paramiko.SFTPClient | None = None
         self._sftp_lock = threading.Lock()
         self._connect_lock = threading.Lock()
+        # sshd refuses an 11th channel on one connection (MaxSessions 10 by default): parallel
+        # fault actions and heals on one node queue here instead of failing.
+        self._sessions = threading.BoundedSemaphore(MAX_SESSIONS)
         self._client = self._connect()
 
     def _connect(self) -> paramiko.SSHClient:
@@ -166,10 +172,17 @@ class Remote:
             cmd = f"sudo -n sh -c {shlex.quote(cmd)}"
         t0 = time.monotonic()
         log.info("%s: $ %s", self.name, cmd)
+        if not self._sessions.acquire(timeout=timeout):
+            raise CommandTimeout(self.name, f"no free SSH session within {timeout:g} s: "
+                                            f"{_short(cmd)}")
         try:
             chan = self._transport().open_session(timeout=timeout)
         except (paramiko.SSHException, OSError) as e:
+            self._sessions.release()
             raise Unreachable(self.name, f"cannot open an SSH session: {e}") from None
+        except BaseException:
+            self._sessions.release()
+            raise
         out, err = bytearray(), bytearray()
         try:
             chan.exec_command(cmd)
@@ -203,6 +216,7 @@ class Remote:
             code = chan.recv_exit_status()
         finally:
             chan.close()
+            self._sessions.release()
         res = Result(self.name, cmd, out.decode(errors="replace"), err.decode(errors="replace"),
                      code, time.monotonic() - t0)
         log.info("%s: exit %d in %.0f ms%s%s", self.name, code, res.elapsed * 1000,

@@ -586,6 +586,11 @@ class Nemesis:
             t.start()
         for t in ts:
             t.join(120)
+        # Heals are idempotent: one that failed on a transient error (a busy or briefly
+        # unreachable node) gets a second try, one package at a time, before it is reported.
+        for n in sorted(errors):
+            del errors[n]
+            heal(n)
         if "member" in healers:
             heal("member")
         self.active.clear()

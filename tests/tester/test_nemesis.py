@@ -135,3 +135,21 @@ def test_system_clock_mode_stops_ntp_sets_the_clock_and_resets_it():
     assert "systemctl stop $s" in cmds[-1] and "chrony" in cmds[-1] and "date -u -s @" in cmds[-1]
     n.invoke({"f": "stop-clock"})
     assert all("systemctl start" in r.commands[-1] for r in fleet.remotes.values())
+
+
+def test_heal_all_retries_a_heal_that_failed_once():
+    e, db, _ = env(3)
+    n = nem.Nemesis.build(e, ["pause"], {"targets": ["all"]})
+    n.invoke({"f": "start-pause"})
+    real_resume, calls = db.resume, []
+
+    def flaky_resume(remote, node):  # the first attempt on n1 hits a transient SSH error
+        calls.append(node.name)
+        if calls.count("n1") == 1 and node.name == "n1":
+            raise RuntimeError("n1: SSH connection is closed")
+        real_resume(remote, node)
+
+    db.resume = flaky_resume
+    res = n.heal_all()
+    assert res["errors"] is None and not db.paused
+    assert calls.count("n1") == 2
