@@ -50,25 +50,17 @@ def bench_memdb(seconds: float, clients: int, repeat: int) -> list[float]:
 
 
 def bench_raftnode(seconds: float, clients: int, repeat: int) -> list[float]:
-    from tester import control, fleet, inventory
+    from tester import fleet
     from tester.db import load_db
 
     name = "tsb"
-    fleet.down(name)
-    remotes = {}
-    try:
-        f = fleet.up(name, nodes=5, subnet="10.213.20.0/24")
-        inv = inventory.load(f.inventory)
-        remotes = control.connect(inv.nodes, inv.known_hosts)
+    with fleet.session(name, nodes=5, subnet="10.213.20.0/24") as (_f, inv, remotes):
         rates = []
         for _ in range(repeat):
             with tempfile.TemporaryDirectory() as store:
                 rates.append(one_run(load_db("raftnode"), inv.nodes, remotes, seconds, clients,
                                      store))
         return rates
-    finally:
-        control.close_all(remotes)
-        fleet.down(name)
 
 
 def main() -> None:

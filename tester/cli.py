@@ -1,8 +1,8 @@
 """The ``raftlab`` command: one entry point, one module per subcommand.
 
 Each subcommand module exposes ``add_parser(subparsers)`` which registers its parser and sets
-``func`` (taking the parsed args, returning an exit code). Modules are imported lazily-but-all
-here so ``raftlab --help`` lists every subcommand.
+``func`` (taking the parsed args, returning an exit code). Every module is imported here so
+``raftlab --help`` lists every subcommand.
 """
 
 from __future__ import annotations
@@ -40,13 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for modname in SUBCOMMANDS.values():
-        try:
-            mod = importlib.import_module(modname)
-        except ModuleNotFoundError as e:
-            if e.name and modname.startswith(e.name):
-                continue  # subcommand not built yet
-            raise
-        mod.add_parser(sub)
+        importlib.import_module(modname).add_parser(sub)
     return parser
 
 

@@ -20,10 +20,12 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tester import inventory as inv
 
@@ -306,6 +308,28 @@ def _cmdline(pid: int) -> str:
     except OSError:
         return "?"
     return raw.replace(b"\0", b" ").decode(errors="replace").strip()
+
+
+@contextmanager
+def session(name: str, nodes: int = 5, subnet: str = DEFAULT_SUBNET
+            ) -> Iterator[tuple[Fleet, inv.Inventory, dict[str, Any]]]:
+    """A fresh fleet with SSH connections to every node, removed afterwards whatever happens.
+
+    Leftovers of an earlier, killed run under the same name are removed first. Tests and
+    benchmarks use this so that no fleet outlives them.
+    """
+    from tester import control  # paramiko is only needed once a fleet is driven
+
+    down(name)
+    remotes: dict[str, Any] = {}
+    try:
+        f = up(name, nodes=nodes, subnet=subnet)
+        inventory = inv.load(f.inventory)
+        remotes = control.connect(inventory.nodes, inventory.known_hosts)
+        yield f, inventory, remotes
+    finally:
+        control.close_all(remotes)
+        down(name)
 
 
 def down(name: str = DEFAULT_NAME, log: Callable[[str], None] = lambda s: None) -> list[str]:

@@ -21,26 +21,16 @@ import random
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from tester.inventory import Node
 
 MODES = ("correct", "stale-reads", "lost-writes")
 
 
-@dataclass
-class FakeNode:
-    """Looks like ``tester.inventory.Node`` to the tester."""
-
-    name: str
-    host: str
-    port: int = 22
-    user: str = "root"
-    key_file: str | None = None
-    vars: dict[str, Any] = field(default_factory=dict)
-
-
-def fake_nodes(n: int = 5) -> list[FakeNode]:
-    return [FakeNode(f"n{i}", f"10.99.0.{i + 1}") for i in range(1, n + 1)]
+def fake_nodes(n: int = 5) -> list[Node]:
+    return [Node(f"n{i}", f"10.99.0.{i + 1}") for i in range(1, n + 1)]
 
 
 @dataclass
@@ -53,7 +43,7 @@ class RunResult:
 class FakeRemote:
     """A node's command runner: records commands; knows iptables, tc netem and clock files."""
 
-    def __init__(self, node: FakeNode, fleet: FakeFleet):
+    def __init__(self, node: Node, fleet: FakeFleet):
         self.node, self.fleet = node, fleet
         self.commands: list[str] = []
         self.files: dict[str, str] = {}
@@ -147,9 +137,9 @@ class MemClient:
 
     def __init__(self, db: MemDB, latency: float):
         self.db, self.latency = db, latency
-        self.node: FakeNode | None = None
+        self.node: Node | None = None
 
-    def open(self, node: FakeNode) -> None:
+    def open(self, node: Node) -> None:
         if node.name in self.db.killed:
             raise ConnectionRefusedError(f"{node.name}: connection refused")
         self.node = node

@@ -25,17 +25,9 @@ def skip_unless_root_tools(*extra: str) -> None:
 @contextlib.contextmanager
 def local_fleet(name: str, nodes: int) -> Iterator[tuple[fleet.Fleet, inventory.Inventory,
                                                           dict[str, control.Remote]]]:
-    """A fleet that is removed in ``finally``, whatever happens (also leftovers beforehand)."""
-    fleet.down(name)
-    remotes: dict[str, control.Remote] = {}
-    try:
-        f = fleet.up(name, nodes=nodes, subnet=SUBNET)
-        inv = inventory.load(f.inventory)
-        remotes = control.connect(inv.nodes, inv.known_hosts)
-        yield f, inv, remotes
-    finally:
-        control.close_all(remotes)
-        fleet.down(name)
+    """A fleet on this suite's subnet, removed afterwards whatever happens."""
+    with fleet.session(name, nodes=nodes, subnet=SUBNET) as made:
+        yield made
 
 
 @pytest.fixture

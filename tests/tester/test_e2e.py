@@ -29,16 +29,8 @@ TOOLS = ("ip", "sshd", "ssh-keygen", "unshare", "iptables", "python3")
 @pytest.fixture(scope="module")
 def local_fleet() -> Iterator[tuple[inventory.Inventory, dict[str, control.Remote]]]:
     require_root_tools(*TOOLS)
-    fleet.down(NAME)
-    remotes: dict[str, control.Remote] = {}
-    try:
-        f = fleet.up(NAME, nodes=5, subnet=SUBNET)
-        inv = inventory.load(f.inventory)
-        remotes = control.connect(inv.nodes, inv.known_hosts)
+    with fleet.session(NAME, nodes=5, subnet=SUBNET) as (_f, inv, remotes):
         yield inv, remotes
-    finally:
-        control.close_all(remotes)
-        fleet.down(NAME)
 
 
 def run(local_fleet, tmp_path, db: str = "raftnode", db_kw: dict[str, Any] | None = None,
