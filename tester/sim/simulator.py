@@ -42,7 +42,7 @@ FLUSH_MS = 60.0  # the ack-before-sync flush timer
 CLIENT_TIMEOUT_MS = 120.0
 ATTEMPTS = 5  # tries per client op (same session seq) before it is given up as info
 TIMEOUTS = 3  # ... of which at most this many may time out (a stuck worker moves on)
-SETTLE_MS = 500.0  # after the last op: heal everything and let the cluster converge
+SETTLE_MS = 500.0  # after the last op: heal everything; the cluster gets at most this to converge
 MAX_SIM_MS = 600_000.0  # a seed's clients must be done within 10 simulated minutes
 OPS_PER_S = 150.0  # the clients' total request rate (simulated time)
 LOG_CHECK_EVERY = 500  # events between log-matching checks
@@ -215,6 +215,7 @@ class Simulation:
         self.finished_clients = sum(1 for n in self.per_client if n == 0)
         self.think_ms = plan.clients * 1000.0 / OPS_PER_S  # Jepsen's stagger: a total rate
         self.settling = False
+        self.horizon = MAX_SIM_MS  # the run ends at the first event after this
 
     # ---------------------------------------------------------------- plumbing
 
@@ -283,7 +284,7 @@ class Simulation:
         if "ack-before-sync" in self.plan.unsafe:
             self._push(FLUSH_MS, "flush", None)
         for c in self.clients:
-            self._push(self.crng.uniform(0, 2 * self.think_ms), "client", c.idx)
+            self._push(self.crng.uniform(0, 2 * self.think_ms), "client", c)
         violation: Violation | None = None
         try:
             self._loop()
@@ -309,48 +310,38 @@ class Simulation:
     def _loop(self) -> None:
         q = self._q
         events = 0
-        end_at: float | None = None
-        deliver, tick = self._deliver, self._tick
+        handlers = {
+            "msg": self._deliver, "tick": self._tick, "client": self._client_next,
+            "creq": self._client_request, "fwd": self._client_request,
+            "cresp": self._client_response, "ctimeout": self._client_timeout,
+            "retry": self._client_attempt, "fault": self._fault, "undo": self._undo,
+            "flush": self._flush,
+        }
+        if self.finished_clients == len(self.clients):
+            self._settle()
         while q:
             at, _s, kind, data = heappop(q)
-            if end_at is not None and at > end_at:
-                break
-            if end_at is None and at > MAX_SIM_MS:
-                end_at = self._settle()  # clients stuck for good: stop the run all the same
+            if at > self.horizon:
+                if self.settling:
+                    break
+                self._settle()  # clients stuck for good: stop the run all the same
                 self._log("clients did not finish in time")
             self.now = at
             events += 1
-            if kind == "msg":
-                deliver(data)
-            elif kind == "tick":
-                tick(data)
-            elif kind == "client":
-                self._client_next(self.clients[data])
-            elif kind in ("creq", "fwd"):
-                self._client_request(*data)
-            elif kind == "cresp":
-                self._client_response(*data)
-            elif kind == "ctimeout":
-                self._client_timeout(*data)
-            elif kind == "retry":
-                self._client_attempt(self.clients[data])
-            elif kind == "fault":
-                self._fault(data)
-            elif kind == "undo":
-                self._undo(*data)
-            elif kind == "flush":
-                for d in self.cluster.disks.values():
-                    d.flush()
-                self._push(self.now + FLUSH_MS, "flush", None)
+            handlers[kind](data)
             if events % LOG_CHECK_EVERY == 0:
                 self._check_logs()
-            if end_at is None and self.finished_clients == len(self.clients):
-                end_at = self._settle()
         self.stats["events"] = events
 
-    def _settle(self) -> float:
+    def _flush(self, _data: None) -> None:
+        for d in self.cluster.disks.values():
+            d.flush()
+        self._push(self.now + FLUSH_MS, "flush", None)
+
+    def _settle(self) -> None:
         """All ops done: heal every fault and give the cluster time to converge."""
         self.settling = True
+        self.horizon = self.now + SETTLE_MS
         self._log("settle: heal all faults")
         self._nemesis("heal-all", None)
         self.cut.clear()
@@ -362,7 +353,31 @@ class Simulation:
         for nid in self.cluster.ids:
             self.rate[nid] = 1.0
         self.stalled.clear()
-        return self.now + SETTLE_MS
+
+    def _converged(self) -> bool:
+        """One leader whose log is committed in its own term and matched by every member.
+
+        Settling ends here rather than after a fixed time: nothing after this point can
+        change what the final checks look at until the next fault, and there is none."""
+        cl = self.cluster
+        leaders = [n for n in cl.nodes.values() if n.core.role == LEADER and n.id not in cl.down]
+        if len(leaders) != 1:
+            return False
+        core = leaders[0].core
+        last = core.last_index()
+        if core.commit != last or core.term_at(last) != core.term or leaders[0].applied != last:
+            return False
+        m = core.membership
+        for nid in (*m.voters, *m.learners):
+            if nid == core.id:
+                continue
+            if nid in cl.down:
+                return False
+            other = cl.nodes[nid]
+            if (other.applied != last or other.core.last_index() != last
+                    or other.core.term_at(last) != core.term):
+                return False
+        return True
 
     def _final_checks(self) -> None:
         self._check_logs()
@@ -416,6 +431,9 @@ class Simulation:
         core.tick()
         if core.has_ready():  # most ticks only count towards a timeout
             self._send(node.process())
+        if self.settling and self._converged():
+            self._log("settle: converged")
+            self.horizon = -1.0  # stop before the next event
 
     def _restart(self, nid: str) -> None:
         if nid not in self.cluster.down:
@@ -555,7 +573,8 @@ class Simulation:
         half = max(1, n // 2)
         return [set(rot[:half]), set(rot[half:])]
 
-    def _undo(self, what: str, arg: Any) -> None:
+    def _undo(self, data: tuple[str, Any]) -> None:
+        what, arg = data
         self._nemesis(f"undo-{what}", sorted(arg) if isinstance(arg, list) else None)
         if what == "heal":
             self.cut -= arg
@@ -649,11 +668,11 @@ class Simulation:
             cmd["client"] = f"c{c.process}"
             cmd["seq"] = op["seq"]
         self._push(self.now + self.crng.uniform(0.1, 1.0), "creq",
-                   (c.idx, c.deadline_id, c.guess, cmd))
+                   (c.idx, c.deadline_id, c.guess, cmd, False))
         self._push(self.now + CLIENT_TIMEOUT_MS, "ctimeout", (c.idx, c.deadline_id))
 
-    def _client_request(self, idx: int, attempt: int, nid: str, cmd: dict[str, Any],
-                        forwarded: bool = False) -> None:
+    def _client_request(self, data: tuple[int, int, str, dict[str, Any], bool]) -> None:
+        idx, attempt, nid, cmd, forwarded = data
         node = self._node(nid)
         if node is None:
             return  # connection refused: the client times out
@@ -682,8 +701,8 @@ class Simulation:
         node.submit(req)
         self._send(node.process())
 
-    def _client_response(self, idx: int, attempt: int, nid: str, status: str, value: Any,
-                         error: str | None) -> None:
+    def _client_response(self, data: tuple[int, int, str, str, Any, str | None]) -> None:
+        idx, attempt, _nid, status, value, error = data
         c = self.clients[idx]
         if status == "fail" and error and error.startswith("not-leader"):
             c.maybe_applied.discard(attempt)  # refused before appending: never applied
@@ -701,7 +720,8 @@ class Simulation:
         else:
             self._retry(c, error or "unknown")
 
-    def _client_timeout(self, idx: int, attempt: int) -> None:
+    def _client_timeout(self, data: tuple[int, int]) -> None:
+        idx, attempt = data
         c = self.clients[idx]
         if c.op is None or attempt != c.deadline_id:
             return
@@ -713,7 +733,7 @@ class Simulation:
         if c.attempt < ATTEMPTS and c.timeouts < TIMEOUTS:
             c.deadline_id += 1  # answers to the abandoned attempt are ignored
             wait = self.crng.uniform(20, 60) if backoff else self.crng.uniform(1, 10)
-            self._push(self.now + wait, "retry", c.idx)
+            self._push(self.now + wait, "retry", c)
             return
         f = c.op["f"]
         if f == "read" or not c.maybe_applied:
@@ -732,8 +752,10 @@ class Simulation:
             c.process += len(self.clients)  # Jepsen: a crashed process continues as a new one
         if c.done >= self.per_client[c.idx]:
             self.finished_clients += 1
+            if self.finished_clients == len(self.clients) and not self.settling:
+                self._settle()
         else:
-            self._push(self.now + self.crng.uniform(0, 2 * self.think_ms), "client", c.idx)
+            self._push(self.now + self.crng.uniform(0, 2 * self.think_ms), "client", c)
 
 
 def run_seed(seed: int, nodes: int = 3, ops: int = 200, unsafe: frozenset[str] = frozenset(),
