@@ -19,7 +19,16 @@ from tester.cli import main as raftlab
 from tester.sim.cluster import SimDisk
 from tester.sim.invariants import Invariants, Violation
 from tester.sim.shrink import shrink
-from tester.sim.simulator import make_plan, run_plan, run_seed, scan
+from tester.sim.simulator import (
+    SETTLE_MS,
+    Fault,
+    Plan,
+    Simulation,
+    make_plan,
+    run_plan,
+    run_seed,
+    scan,
+)
 
 SEEDS_TO_CATCH = 2000  # the bound issue 4 sets for every unsafe switch
 
@@ -72,6 +81,23 @@ def test_after_an_info_the_worker_continues_as_a_new_process():
             assert infos[0].process not in later
             return
     pytest.fail("no info op in 20 seeds")
+
+
+def test_settling_stops_once_the_restarted_cluster_has_converged():
+    # Every node is down when the clients finish: the settle phase restarts them, they must
+    # elect a leader and all hold and apply its log before the run stops -- well before the
+    # 500 ms upper bound, which would be idle time.
+    plan = Plan(seed=3, ops=60, faults=(Fault(300.0, "kill-all", 5000.0),))
+    sim = Simulation(plan, check_history=False)
+    result = sim.run()
+    assert result.violation is None
+    settle = next(float(line.split()[0]) for line in result.trace if "settle: heal" in line)
+    assert result.trace[-1].endswith("settle: converged")
+    assert settle < sim.now < settle + SETTLE_MS
+    nodes = [sim.cluster.nodes[n] for n in sim.ids]
+    leaders = [n for n in nodes if n.core.role == "leader"]
+    assert len(leaders) == 1
+    assert {n.applied for n in nodes} == {leaders[0].core.commit}
 
 
 @pytest.mark.slow
