@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Any
 
-from checker.formats import FORMATS, History, history_files, load
+from checker.formats import FORMATS, History, history_files, load, split_independent
 from checker.history import HistoryError
 from checker.linearizability import CheckResult, check
 from checker.model import Model
@@ -44,6 +44,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--max-memory", type=float, metavar="GB",
                    help="give up when the checker's memory exceeds GB: verdict unknown "
                    "(default: half the available memory, at most 8)")
+    p.add_argument("--independent", action="store_true",
+                   help="Jepsen independent workloads: split each client value [k v] into "
+                   "key k and value v, and check every key on its own")
     p.add_argument("--no-partition", action="store_true",
                    help="kv: check all keys together as one state (slow; for validation)")
     p.add_argument("--first-violation", action="store_true",
@@ -136,6 +139,8 @@ def _check_one(
     entry: dict[str, Any] = {"path": path, "format": None, "error": None, "valid": "unknown"}
     try:
         hist = load(path, args.format)
+        if getattr(args, "independent", False):
+            hist = split_independent(hist)
         entry["format"] = hist.format
         model = _model_for(hist, args, initial)
         limit = int(args.max_memory * (1 << 30)) if args.max_memory else None

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from checker.edn import EdnError, Reader
@@ -118,6 +118,32 @@ def _parse_edn(text: str, path: str | None, fmt: str) -> History:
         hist.default_model = "kv"
         hist.default_initial = ""
     return hist
+
+
+def split_independent(hist: History) -> History:
+    """Jepsen's ``independent`` workloads write ``:value [k v]``: make ``k`` the record's key.
+
+    Then each key is checked on its own, as Jepsen's independent checker does. Nemesis records
+    are kept as they are; a client record whose value is not a ``[key value]`` pair (or a
+    ``#jepsen.independent.Tuple{:key k :value v}``), or that already has a key, is bad input
+    naming its line."""
+    ops = []
+    for op, line in zip(hist.ops, hist.lines, strict=True):
+        if op.is_nemesis:
+            ops.append(op)
+            continue
+        v = op.value
+        if isinstance(v, dict) and set(v) == {"key", "value"}:
+            v = [v["key"], v["value"]]
+        if op.key is not None or not isinstance(v, list) or len(v) != 2:
+            if op.key is not None:
+                what = f"a record that has a key already ({op.key!r})"
+            else:
+                what = f"a vector of {len(v)}" if isinstance(v, list) else _kind(v)
+            raise HistoryError(f"--independent: expected :value [key value], got {what}",
+                               hist.path, line)
+        ops.append(replace(op, key=v[0], value=v[1]))
+    return replace(hist, ops=ops)
 
 
 def _looks_like_porcupine_kv(ops: list[Op]) -> bool:

@@ -110,3 +110,35 @@ def test_output_piped_into_a_closed_pipe_keeps_the_verdicts_exit_code(peer_histo
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 1
     assert "Traceback" not in err
+
+
+_INDEPENDENT = """\
+{:type :invoke, :f :write, :value [1 5], :process 0, :time 0}
+{:type :ok, :f :write, :value [1 5], :process 0, :time 10}
+{:type :invoke, :f :write, :value [2 7], :process 1, :time 20}
+{:type :ok, :f :write, :value [2 7], :process 1, :time 30}
+{:type :invoke, :f :read, :value [1 nil], :process 0, :time 40}
+{:type :ok, :f :read, :value [1 5], :process 0, :time 50}
+{:type :info, :f :kill, :value nil, :process :nemesis, :time 55}
+{:type :invoke, :f :read, :value #jepsen.independent.Tuple{:key 2 :value nil}, :process 1,
+ :time 60}
+{:type :ok, :f :read, :value #jepsen.independent.Tuple{:key 2 :value 5}, :process 1, :time 70}
+"""
+
+
+def test_independent_splits_jepsen_key_value_tuples_and_checks_each_key(tmp_path, capsys):
+    path = tmp_path / "history.edn"
+    path.write_text(_INDEPENDENT)
+    assert main(["check", str(path), "--model", "cas-register", "--independent",
+                 "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    keys = {str(p["key"]): p["valid"] for p in doc["histories"][0]["partitions"]}
+    assert keys == {"1": True, "2": False}
+
+
+def test_independent_on_a_value_that_is_no_pair_exits_254_naming_the_line(tmp_path, capsys):
+    path = tmp_path / "history.edn"
+    path.write_text(_INDEPENDENT.replace(":value [1 nil]", ":value 3"))
+    assert main(["check", str(path), "--independent"]) == 254
+    out = capsys.readouterr()
+    assert f"{path}:5: --independent: expected :value [key value], got int 3" in out.out + out.err
