@@ -775,6 +775,8 @@ class RaftCore:
 
     def _send_append(self, peer: str, probe_empty: bool = False) -> None:
         pr = self.prs[peer]
+        if not probe_empty and pr.next == self.last_index() + 1:
+            return  # nothing new for this peer: every ack lands here (same as the checks below)
         state = pr.state
         if state == SNAPSHOTTING or (state == PROBE and pr.paused):
             return
@@ -927,8 +929,9 @@ class RaftCore:
         sent = self.round_sent.get(confirmed)
         if sent is not None:
             self.read_index_lease = max(self.read_index_lease, sent + self.cfg.lease_ticks())
-        for r in [r for r in self.round_sent if r < confirmed]:
-            del self.round_sent[r]
+        if self.round_sent:  # lease mode only
+            for r in [r for r in self.round_sent if r < confirmed]:
+                del self.round_sent[r]
         while self.reads_pending and self.reads_pending[0][0] <= confirmed:
             _r, index, ctxs = self.reads_pending.popleft()
             for c in ctxs:
@@ -951,9 +954,10 @@ class RaftCore:
         prev = self._prev_hs
         if prev.term != term or prev.vote != vote or prev.commit != commit:
             hs = self._prev_hs = HardState(term, vote, commit)
-        last = self.log[-1].index if self.log else self.snap_index
-        entries = (self.entries_from(self._unstable_from, last)
-                   if self._unstable_from <= last else [])
+        log, off = self.log, self.snap_index + 1  # entries_from(lo, hi) inlined below
+        last = log[-1].index if log else off - 1
+        unstable = self._unstable_from
+        entries = log[unstable - off :] if unstable <= last else []
         self._unstable_from = last + 1
         snap = self._snapshot_out
         if snap is not None:
@@ -964,7 +968,7 @@ class RaftCore:
         else:
             msgs = []
         if commit > self.applied:
-            committed = self.entries_from(self.applied + 1, commit)
+            committed = log[self.applied + 1 - off : commit - off + 1]
             self.applied = commit
         else:
             committed = []
@@ -998,17 +1002,18 @@ class RaftCore:
 
     def has_ready(self) -> bool:
         """Cheap check whether ready() would return anything (the simulator's fast path)."""
-        last = self.log[-1].index if self.log else self.snap_index
         if (self._msgs or self._read_states or self._read_failures or self._events
                 or self._snapshot_out is not None or self.commit > self.applied
-                or self._unstable_from <= last or self.reads_unsent):
+                or self.reads_unsent):
             return True
-        hs, soft = self._prev_hs, self._prev_soft
-        if (hs.term != self.term or hs.vote != self.vote or hs.commit != self.commit
-                or soft.role != self.role or soft.term != self.term
-                or soft.leader != self.leader):
+        last = self.log[-1].index if self.log else self.snap_index
+        if self._unstable_from <= last:
             return True
-        if self.role == LEADER:
+        hs, soft, term, role = self._prev_hs, self._prev_soft, self.term, self.role
+        if (hs.term != term or hs.vote != self.vote or hs.commit != self.commit
+                or soft.role != role or soft.term != term or soft.leader != self.leader):
+            return True
+        if role == LEADER:
             window = self.cfg.max_inflight
             for pr in self.prs.values():
                 if (pr.next <= last and pr.state != SNAPSHOTTING
