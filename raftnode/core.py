@@ -266,11 +266,13 @@ class RaftCore:
 
     def term_at(self, index: int) -> int | None:
         """The term of the entry at ``index``; None if compacted away or beyond the log."""
-        if index == self.snap_index:
+        snap = self.snap_index
+        if index == snap:
             return self.snap_term
-        if index < self.snap_index or index > self.last_index():
+        off = index - snap - 1  # the log holds snap+1.. contiguously: no last_index() call
+        if off < 0 or off >= len(self.log):
             return None
-        return self.log[index - self.snap_index - 1].term
+        return self.log[off].term
 
     def entry(self, index: int) -> Entry:
         return self.log[index - self.snap_index - 1]
@@ -695,15 +697,17 @@ class RaftCore:
     # ------------------------------------------------------------------ follower side
 
     def _handle_append(self, m: Message) -> None:
+        # Responses are built with positional arguments (type, src, dst, term, log_term,
+        # index): a follower answers every append, and keywords cost more than the rest.
         if m.index < self.commit:
-            self._send(Message(MSG_APPEND_RESP, self.id, m.src, self.term, index=self.commit))
+            self._msgs.append(Message(MSG_APPEND_RESP, self.id, m.src, self.term, 0, self.commit))
             return
         if self.term_at(m.index) != m.log_term:
             self._send(Message(MSG_APPEND_RESP, self.id, m.src, self.term, index=m.index,
                                reject=True, reject_hint=self._reject_hint(m.index)))
             return
-        new: list[Entry] = []
-        for i, e in enumerate(m.entries):
+        entries = m.entries
+        for i, e in enumerate(entries):
             have = self.term_at(e.index)
             if have == e.term:
                 continue
@@ -711,13 +715,12 @@ class RaftCore:
                 if e.index <= self.commit:
                     self._events.append({"event": "committed_entry_conflict", "index": e.index})
                 self._truncate_from(e.index)
-            new = m.entries[i:]
+            self._append(entries[i:])  # a slice: the log never shares the message's list
             break
-        self._append(list(new))
-        last_new = m.index + len(m.entries)
+        last_new = m.index + len(entries)
         if m.commit > self.commit:
             self._commit_to(min(m.commit, last_new))
-        self._send(Message(MSG_APPEND_RESP, self.id, m.src, self.term, index=last_new))
+        self._msgs.append(Message(MSG_APPEND_RESP, self.id, m.src, self.term, 0, last_new))
 
     def _reject_hint(self, index: int) -> int:
         """Fast backtracking: the next index the leader should try for this follower."""
@@ -732,10 +735,13 @@ class RaftCore:
         return max(i, 1)
 
     def _handle_heartbeat(self, m: Message) -> None:
+        last = self.last_index()
         if m.commit > self.commit:
-            self._commit_to(min(m.commit, self.last_index()))
-        self._send(Message(MSG_HEARTBEAT_RESP, self.id, m.src, self.term, context=m.context,
-                           index=self.last_index()))
+            self._commit_to(min(m.commit, last))
+        # Positional (type, src, dst, term, log_term, index, entries, commit, reject,
+        # reject_hint, snapshot, context): the most frequent message after appends.
+        self._msgs.append(Message(MSG_HEARTBEAT_RESP, self.id, m.src, self.term, 0, last, [], 0,
+                                  False, 0, None, m.context))
 
     def _handle_snapshot(self, m: Message) -> None:
         s = m.snapshot
@@ -769,9 +775,12 @@ class RaftCore:
 
     def _send_append(self, peer: str, probe_empty: bool = False) -> None:
         pr = self.prs[peer]
-        if pr.state == SNAPSHOTTING or (pr.state == PROBE and pr.paused):
+        if not probe_empty and pr.next == self.last_index() + 1:
+            return  # nothing new for this peer: every ack lands here (same as the checks below)
+        state = pr.state
+        if state == SNAPSHOTTING or (state == PROBE and pr.paused):
             return
-        if pr.state == REPLICATE and len(pr.inflight) >= self.cfg.max_inflight:
+        if state == REPLICATE and len(pr.inflight) >= self.cfg.max_inflight:
             return
         prev = pr.next - 1
         prev_term = self.term_at(prev)
@@ -784,13 +793,19 @@ class RaftCore:
             pr.next = self.last_index() + 1  # beyond our log: start from our end
             prev, prev_term = pr.next - 1, self.last_term()
         last = self.last_index()
-        if pr.next > last and not probe_empty:
+        nxt = pr.next
+        if nxt > last and not probe_empty:
             return
-        hi = min(last, pr.next + self.cfg.max_batch - 1)
-        ents = self.entries_from(pr.next, hi) if pr.next <= last else []
-        self._send(Message(MSG_APPEND, self.id, peer, self.term, log_term=prev_term,
-                           index=prev, entries=ents, commit=self.commit))
-        if pr.state == REPLICATE:
+        if nxt <= last:
+            hi = min(last, nxt + self.cfg.max_batch - 1)
+            ents = self.log[nxt - self.snap_index - 1 : hi - self.snap_index]  # entries_from
+        else:
+            ents = []
+        # Positional (type, src, dst, term, log_term, index, entries, commit): the leader's
+        # most frequent message.
+        self._msgs.append(Message(MSG_APPEND, self.id, peer, self.term, prev_term, prev, ents,
+                                  self.commit))
+        if state == REPLICATE:
             if ents:
                 pr.next = hi + 1
                 pr.inflight.append(hi)
@@ -807,9 +822,11 @@ class RaftCore:
         self.round += 1
         if self.lease_mode:
             self.round_sent[self.round] = self.now
+        nid, term, commit, rnd, msgs = self.id, self.term, self.commit, self.round, self._msgs
         for p, pr in self.prs.items():
-            self._send(Message(MSG_HEARTBEAT, self.id, p, self.term,
-                               commit=min(pr.match, self.commit), context=self.round))
+            # Positional (..., entries, commit, reject, reject_hint, snapshot, context).
+            msgs.append(Message(MSG_HEARTBEAT, nid, p, term, 0, 0, [], min(pr.match, commit),
+                                False, 0, None, rnd))
         self._advance_reads()
 
     def _step_leader(self, m: Message) -> None:
@@ -912,8 +929,9 @@ class RaftCore:
         sent = self.round_sent.get(confirmed)
         if sent is not None:
             self.read_index_lease = max(self.read_index_lease, sent + self.cfg.lease_ticks())
-        for r in [r for r in self.round_sent if r < confirmed]:
-            del self.round_sent[r]
+        if self.round_sent:  # lease mode only
+            for r in [r for r in self.round_sent if r < confirmed]:
+                del self.round_sent[r]
         while self.reads_pending and self.reads_pending[0][0] <= confirmed:
             _r, index, ctxs = self.reads_pending.popleft()
             for c in ctxs:
@@ -936,9 +954,10 @@ class RaftCore:
         prev = self._prev_hs
         if prev.term != term or prev.vote != vote or prev.commit != commit:
             hs = self._prev_hs = HardState(term, vote, commit)
-        last = self.log[-1].index if self.log else self.snap_index
-        entries = (self.entries_from(self._unstable_from, last)
-                   if self._unstable_from <= last else [])
+        log, off = self.log, self.snap_index + 1  # entries_from(lo, hi) inlined below
+        last = log[-1].index if log else off - 1
+        unstable = self._unstable_from
+        entries = log[unstable - off :] if unstable <= last else []
         self._unstable_from = last + 1
         snap = self._snapshot_out
         if snap is not None:
@@ -949,7 +968,7 @@ class RaftCore:
         else:
             msgs = []
         if commit > self.applied:
-            committed = self.entries_from(self.applied + 1, commit)
+            committed = log[self.applied + 1 - off : commit - off + 1]
             self.applied = commit
         else:
             committed = []
@@ -983,17 +1002,18 @@ class RaftCore:
 
     def has_ready(self) -> bool:
         """Cheap check whether ready() would return anything (the simulator's fast path)."""
-        last = self.log[-1].index if self.log else self.snap_index
         if (self._msgs or self._read_states or self._read_failures or self._events
                 or self._snapshot_out is not None or self.commit > self.applied
-                or self._unstable_from <= last or self.reads_unsent):
+                or self.reads_unsent):
             return True
-        hs, soft = self._prev_hs, self._prev_soft
-        if (hs.term != self.term or hs.vote != self.vote or hs.commit != self.commit
-                or soft.role != self.role or soft.term != self.term
-                or soft.leader != self.leader):
+        last = self.log[-1].index if self.log else self.snap_index
+        if self._unstable_from <= last:
             return True
-        if self.role == LEADER:
+        hs, soft, term, role = self._prev_hs, self._prev_soft, self.term, self.role
+        if (hs.term != term or hs.vote != self.vote or hs.commit != self.commit
+                or soft.role != role or soft.term != term or soft.leader != self.leader):
+            return True
+        if role == LEADER:
             window = self.cfg.max_inflight
             for pr in self.prs.values():
                 if (pr.next <= last and pr.state != SNAPSHOTTING

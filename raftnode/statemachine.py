@@ -33,6 +33,13 @@ def _copy(v: Any) -> Any:
     return v
 
 
+def _copy_result(r: dict[str, Any]) -> dict[str, Any]:
+    """``_copy`` for a result (status, value, error): only the value may be a container."""
+    v = r["value"]
+    return {"status": r["status"], "value": v if type(v) in _SCALARS else _copy(v),
+            "error": r["error"]}
+
+
 def _ok(value: Any = None) -> dict[str, Any]:
     return {"status": "ok", "value": value, "error": None}
 
@@ -82,7 +89,7 @@ class KVStateMachine:
             if s is not None:
                 if seq == s[0]:
                     s[2] = index
-                    return _copy(s[1])  # a retry: answer as the first time
+                    return _copy_result(s[1])  # a retry: answer as the first time
                 if seq < s[0]:
                     return _fail("stale-request")
         result = self._execute(command)
@@ -91,7 +98,7 @@ class KVStateMachine:
             if len(self.sessions) > self.max_sessions:
                 oldest = min(self.sessions, key=lambda c: (self.sessions[c][2], c))
                 del self.sessions[oldest]
-        return _copy(result)
+        return _copy_result(result)
 
     def _execute(self, c: dict[str, Any]) -> dict[str, Any]:
         op, key = c.get("op"), c.get("key")

@@ -74,7 +74,10 @@ class SimDisk:
             keep = max(0, first - base - 1)
             if keep < len(self.entries):
                 del self.entries[keep:]  # an entry at a stored index replaces it and the rest
-            self.entries.extend(e for e in entries if e.index > base)
+            if first > base:  # the usual case: a Ready's entries are contiguous from first
+                self.entries.extend(entries)
+            else:
+                self.entries.extend(e for e in entries if e.index > base)
         if hard is not None:
             if self.volatile_vote:
                 hard = HardState(0, None, hard.commit)
@@ -157,30 +160,25 @@ class SimNode:
         disk, on_ready, apply = self.disk, self.hooks.on_ready, self._apply
         while True:
             rd = core.ready()
-            if rd.snapshot is not None or rd.entries or rd.hard_state is not None:
-                disk.save(rd.snapshot, rd.entries, rd.hard_state)
-            if rd.messages:
-                out.extend(rd.messages)
-            if rd.snapshot is not None and rd.snapshot.index > self.applied:
-                self.sm.restore(rd.snapshot.data)
-                self.applied = rd.snapshot.index
-                for i in [i for i in self.proposals if i <= rd.snapshot.index]:
-                    _t, req = self.proposals.pop(i)
-                    req.on_done("unknown", None, "superseded-by-snapshot")
-            for e in rd.committed:
-                apply(e)
-            if rd.read_states:
-                for rs in rd.read_states:
-                    reqs = self.reads.pop(rs.context, None)
-                    if reqs:
-                        self.read_ready.append((rs.index, reqs))
-            if rd.read_failures:
-                for rf in rd.read_failures:
-                    for req in self.reads.pop(rf.context, None) or ():
-                        req.on_done("fail", None, "not-leader:" + (rf.leader or ""))
+            # Half the Readys carry only messages: each step below tests its field first.
+            msgs = rd.messages
+            if msgs:
+                # The Ready's own list (fresh from the core, never mutated here): no copy.
+                out = out + msgs if out else msgs
+            snap = rd.snapshot
+            if snap is not None or rd.entries or rd.hard_state is not None:
+                disk.save(snap, rd.entries, rd.hard_state)
+                if snap is not None and snap.index > self.applied:
+                    self._restore(snap)
+            if rd.committed:
+                for e in rd.committed:
+                    apply(e)
+            if rd.read_states or rd.read_failures:
+                self._take_reads(rd)
             if self.read_ready:
                 self._release_reads()
-            if rd.soft_state is not None and rd.soft_state.role != LEADER:
+            soft = rd.soft_state
+            if soft is not None and soft.role != LEADER:
                 # Leadership lost: proposals may or may not commit.
                 for _i, (_t, req) in sorted(self.proposals.items()):
                     req.on_done("unknown", None, "leadership-lost")
@@ -192,6 +190,24 @@ class SimNode:
                 core.compact(self.applied, self.sm.snapshot())
             if not core.has_ready():
                 return out
+
+    def _restore(self, snap: Snapshot) -> None:
+        """A snapshot beyond what is applied replaces the state machine."""
+        self.sm.restore(snap.data)
+        self.applied = snap.index
+        for i in [i for i in self.proposals if i <= snap.index]:
+            _t, req = self.proposals.pop(i)
+            req.on_done("unknown", None, "superseded-by-snapshot")
+
+    def _take_reads(self, rd: Ready) -> None:
+        """Confirmed reads wait for the applied index; refused ones fail at once."""
+        for rs in rd.read_states:
+            reqs = self.reads.pop(rs.context, None)
+            if reqs:
+                self.read_ready.append((rs.index, reqs))
+        for rf in rd.read_failures:
+            for req in self.reads.pop(rf.context, None) or ():
+                req.on_done("fail", None, "not-leader:" + (rf.leader or ""))
 
     def _apply(self, e: Entry) -> None:
         if e.index <= self.applied:
