@@ -152,16 +152,17 @@ def _search(
     max_rss: int | None,
     partials: bool,
 ) -> SearchResult:
-    n = len(ops)
-    by_ret = sorted((i for i in range(n) if ops[i].ret is not None), key=lambda i: ops[i].ret)
+    # ok ops and info ops, each in invoke order; window_*[p]: how many of them were invoked
+    # before the completion of the p-th ok op (by completion order), i.e. may go next
+    ok_order: list[int] = []
+    info_order: list[int] = []
+    for i, o in enumerate(ops):
+        (info_order if o.ret is None else ok_order).append(i)
+    by_ret = sorted(ok_order, key=lambda i: ops[i].ret)
     nok = len(by_ret)
     okmask = 0
     for i in by_ret:
         okmask |= 1 << i
-    # ok ops and info ops, each in invoke order; window_*[p]: how many of them were invoked
-    # before the completion of the p-th ok op (by completion order), i.e. may go next
-    ok_order = [i for i in range(n) if ops[i].ret is not None]
-    info_order = [i for i in range(n) if ops[i].ret is None]
     ok_calls = [ops[i].call for i in ok_order]
     info_calls = [ops[i].call for i in info_order]
     rets = [ops[i].ret for i in by_ret]
@@ -171,12 +172,18 @@ def _search(
     # of each class is tried (it is available whenever a later one is)
     klass = {i: (ops[i].f, ops[i].key, ops[i].input) for i in info_order}
     read_only = [model.read_only(o) for o in ops]
+    # admitting ok ops is slicing: read-only ones and the others, each in invoke order, and
+    # ro_upto[k]: how many of the first k ok ops are read-only
+    ro_order = tuple(i for i in ok_order if read_only[i])
+    rw_order = tuple(i for i in ok_order if not read_only[i])
+    ro_upto = [0]
+    for i in ok_order:
+        ro_upto.append(ro_upto[-1] + read_only[i])
+    info_tuple = tuple(info_order)
     step = model.step
-    feet = [model.footprint(o) for o in ops]
-    if any(f is None for f in feet):
-        feet = []
+    feet = _footprints(model, ops)
     doomed = _Guards(model, ops, read_only, feet, ok_order)
-    retpos = [o.ret if o.ret is not None else 0 for o in ops].__getitem__
+    retpos = [o.ret if o.ret is not None else 0 for o in ops]
 
     # A configuration carries the ops invoked so far but not linearized, split into
     # read-only ok ops (taken as soon as legal), other ok ops and info ops, plus ``nxt``, the
@@ -198,9 +205,9 @@ def _search(
                 p += 1
             w = window_ok[p]
             if nxt < w:
-                new = ok_order[nxt:w]
-                todo += [i for i in new if read_only[i]]
-                rw = rw + tuple(i for i in new if not read_only[i])
+                a, b = ro_upto[nxt], ro_upto[w]
+                todo += ro_order[a:b]
+                rw += rw_order[nxt - a:w - b]
                 nxt = w
             if not todo:
                 break
@@ -217,7 +224,7 @@ def _search(
                 break
         wi = window_info[p]
         if nxi < wi:
-            info = info + tuple(info_order[nxi:wi])
+            info += info_tuple[nxi:wi]
             nxi = wi
         return lin, p, nxt, nxi, tuple(stay), rw, info, node
 
@@ -238,19 +245,23 @@ def _search(
         for i in rw:
             legal, s2 = step(state, ops[i])
             if legal:
-                near = ro if not feet else [r for r in ro if feet[r] == feet[i]]
-                enables = any(step(s2, ops[r])[0] for r in near)
-                scored.append((not enables, retpos(i), i, s2))
+                enables = False
+                for r in (ro if not feet else [r for r in ro if feet[r] == feet[i]]):
+                    if step(s2, ops[r])[0]:
+                        enables = True
+                        break
+                scored.append((not enables, retpos[i], i, s2))
         scored.sort()
         out = [(i, s2) for _, _, i, s2 in scored]
-        seen = set()
-        for i in info:
-            c = klass[i]
-            if c not in seen:
-                seen.add(c)
-                legal, s2 = step(state, ops[i])
-                if legal and s2 != state:  # an info op with no effect here is never better
-                    out.append((i, s2))
+        if info:
+            seen = set()
+            for i in info:
+                c = klass[i]
+                if c not in seen:
+                    seen.add(c)
+                    legal, s2 = step(state, ops[i])
+                    if legal and s2 != state:  # an info op with no effect here is never better
+                        out.append((i, s2))
         return out
 
     steps = 0
@@ -306,9 +317,11 @@ def _search(
             rw = frame[6]
             info = frame[7]
             if is_ok:
-                rw = tuple(x for x in rw if x != i)
+                at = rw.index(i)
+                rw = rw[:at] + rw[at + 1:]
             else:
-                info = tuple(x for x in info if x != i)
+                at = info.index(i)
+                info = info[:at] + info[at + 1:]
             lin2, p2, nxt2, nxi2, ro2, rw2, info2, node2 = settle(
                 frame[0] | (1 << i), s2, frame[2], frame[3], frame[4], frame[5], rw, info,
                 (frame[10], i, s2), feet[i] if feet else None)
@@ -411,6 +424,16 @@ class _Guards:
             if g is not None and not g(state):
                 return True
         return False
+
+
+def _footprints(model: Model, ops: Sequence[Operation]) -> list[Any]:
+    """Each op's footprint, or ``[]`` when some op has none (then no reduction applies).
+
+    Models that do not define footprints are not asked once per op."""
+    if type(model).footprint is Model.footprint:
+        return []
+    feet = [model.footprint(o) for o in ops]
+    return [] if any(f is None for f in feet) else feet
 
 
 def _ops_of(ops: Sequence[Operation], mask: int) -> list[Operation]:
