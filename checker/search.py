@@ -380,20 +380,24 @@ class _Guards:
         if not self.active:
             return
         self.model, self.ops = model, ops
-        # sweep ops by invoke order, keeping per footprint the mask of state-changing ops
-        # invoked so far; read r takes the mask as it stands when r completes
-        events = sorted([(o.call, 1, i) for i, o in enumerate(ops)]
-                        + [(o.ret, 0, i) for i, o in enumerate(ops)
-                           if read_only[i] and o.ret is not None])
-        running: dict[Any, int] = {}
+        # per footprint, the state-changing ops by invoke order and prefix[k], the mask of
+        # the first k of them: a read takes the prefix of those invoked before it completed
+        groups: dict[Any, list[tuple[int, int]]] = {}
+        for i, o in enumerate(ops):
+            if not read_only[i]:
+                groups.setdefault(feet[i] if feet else None, []).append((o.call, i))
+        sweep: dict[Any, tuple[list[int], list[int]]] = {}
+        for f, members in groups.items():
+            members.sort()
+            prefix = [0]
+            for _, i in members:
+                prefix.append(prefix[-1] | (1 << i))
+            sweep[f] = ([c for c, _ in members], prefix)
         self.before: dict[int, int] = {}
-        for _, is_call, i in events:
-            f = feet[i] if feet else None
-            if is_call:
-                if not read_only[i]:
-                    running[f] = running.get(f, 0) | (1 << i)
-            else:
-                self.before[i] = running.get(f, 0)
+        for i, o in enumerate(ops):
+            if read_only[i] and o.ret is not None:
+                got = sweep.get(feet[i] if feet else None)
+                self.before[i] = got[1][bisect_left(got[0], o.ret)] if got else 0
         # ahead[k]: the next few reads at or after position k of ok_order
         ahead: list[tuple[int, ...]] = [()] * (len(ok_order) + 1)
         nxt: tuple[int, ...] = ()
@@ -411,19 +415,20 @@ class _Guards:
 
         Skipping a read is always safe (this only prunes): with footprints, waiting reads
         of a footprint other than ``changed`` are not looked at again."""
-        memo = self.memo
+        memo, before = self.memo, self.before
         if changed is not None:
             waiting = [r for r in waiting if feet[r] == changed]
         for r in (*waiting, *self.ahead[nxt]):
-            m = self.before[r] & ~lin
-            key = (r, m)
-            if key in memo:
-                g = memo[key]
-            else:
-                g = memo[key] = self.model.read_guard(self.ops[r], _ops_of(self.ops, m))
+            key = (r, before[r] & ~lin)
+            g = memo.get(key, _MISSING)
+            if g is _MISSING:
+                g = memo[key] = self.model.read_guard(self.ops[r], _ops_of(self.ops, key[1]))
             if g is not None and not g(state):
                 return True
         return False
+
+
+_MISSING: Any = object()  # not in a memo yet (None is a memoised "no guard")
 
 
 def _footprints(model: Model, ops: Sequence[Operation]) -> list[Any]:
