@@ -85,6 +85,9 @@ class Register(Model):
         return op.f in READS
 
     def validate(self, op: Operation) -> str | None:
+        f = op.f
+        if f != "cas" and f != "append" and self.functions is not None and f in self.functions:
+            return None  # the usual case (every op is validated): no value shape to check
         msg = super().validate(op)
         if msg is None and op.f == "cas":
             v = op.input
@@ -194,8 +197,8 @@ class Register(Model):
         without it is legal too. With ``append`` present the value is observable through
         later appends, so nothing is dropped.
         """
-        if any(o.f == "append" for o in ops):
-            return list(ops)
+        if all(o.status != "info" for o in ops) or any(o.f == "append" for o in ops):
+            return list(ops)  # nothing to drop
         kept = list(ops)
         while True:
             seen: set[tuple[Any, Any]] = set()

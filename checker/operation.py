@@ -26,7 +26,7 @@ def freeze(v: Any) -> Any:
     """JSON-ish value -> hashable value (lists become tuples, dicts sorted item tuples)."""
     t = type(v)
     if t is list or t is tuple:
-        return tuple([freeze(x) for x in v])
+        return tuple([freeze(x) if type(x) in _CONTAINERS else x for x in v])
     if t is dict:
         return tuple(sorted(((k, freeze(x)) for k, x in v.items()), key=repr))
     return v
