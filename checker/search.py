@@ -167,11 +167,11 @@ def _in_completion_order(model: Model, init: State, ops: Sequence[Operation]
     path: list[Step] = []
     taken: set[int] = set()
     pending: list[int] = []  # invoked before the current completion, not yet taken
-    admitted = 0
+    admitted, n = 0, len(ops)
     for ret, x in sorted((o.ret, i) for i, o in enumerate(ops) if o.ret is not None):
         if x in taken:
             continue  # taken early, to make an earlier completion legal
-        while admitted < len(ops) and ops[admitted].call < ret:
+        while admitted < n and ops[admitted].call < ret:
             pending.append(admitted)
             admitted += 1
         try:
