@@ -85,9 +85,6 @@ class Register(Model):
         return op.f in READS
 
     def validate(self, op: Operation) -> str | None:
-        f = op.f
-        if f != "cas" and f != "append" and self.functions is not None and f in self.functions:
-            return None  # the usual case (every op is validated): no value shape to check
         msg = super().validate(op)
         if msg is None and op.f == "cas":
             v = op.input
