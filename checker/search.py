@@ -166,26 +166,31 @@ def _in_completion_order(model: Model, init: State, ops: Sequence[Operation]
     state = init
     path: list[Step] = []
     taken: set[int] = set()
-    pending: list[int] = []  # invoked before the current completion, not yet taken
+    # invoked before the current completion, not yet taken, in invoke order (a dict, so
+    # that taking one costs the same however many info ops stay pending)
+    pending: dict[int, None] = {}
     admitted, n = 0, len(ops)
+    budget = 4 * n + 64  # steps for trying pending ops: linear time, whatever the history
     for ret, x in sorted((o.ret, i) for i, o in enumerate(ops) if o.ret is not None):
         if x in taken:
             continue  # taken early, to make an earlier completion legal
         while admitted < n and ops[admitted].call < ret:
-            pending.append(admitted)
+            pending[admitted] = None
             admitted += 1
-        try:
-            pending.remove(x)
-        except ValueError:  # completed before its invoke: not a history to take shortcuts on
-            return None
+        if x not in pending:
+            return None  # completed before its invoke: not a history to take shortcuts on
+        del pending[x]
         legal, after = step(state, ops[x])
         if not legal:
+            budget -= len(pending)
+            if budget < 0:  # too many pending ops (e.g. many info ops): leave it to the search
+                return None
             for w in pending:
                 took, mid = step(state, ops[w])
                 if took and mid != state:  # (an op that changes nothing cannot help)
                     legal, after = step(mid, ops[x])
                     if legal:
-                        pending.remove(w)
+                        del pending[w]  # (the loop stops here)
                         taken.add(w)
                         path.append((w, mid))
                         break
