@@ -28,6 +28,7 @@ States must be hashable and immutable (ints, strings, tuples): the search keeps 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, ClassVar
@@ -165,5 +166,12 @@ def _text(v: Any) -> str:
     if isinstance(v, tuple | list):
         return "[" + " ".join(_text(x) for x in v) + "]"
     if isinstance(v, str):
-        return json.dumps(v)
+        return _quoted(v)
     return str(v)
+
+
+@functools.lru_cache(maxsize=4096)
+def _quoted(s: str) -> str:
+    """A string as JSON text, memoised: an explanation describes the same keys and values
+    over and over."""
+    return json.dumps(s)

@@ -28,6 +28,7 @@ from checker.operation import Operation, freeze
 READS = frozenset({"read", "get"})
 _UNOBSERVED = ("<a value no remaining operation can observe>",)
 WRITES = frozenset({"write", "put"})
+_MISSING: Any = object()  # not in a memo yet (None is a memoised "no guard")
 
 
 def register_step(value: Any, op: Operation, joined: dict[Any, Any] | None = None
@@ -111,24 +112,26 @@ class Register(Model):
             return None
         key, want = op.key, op.output
         bases = set()
-        words = set()
+        appends = False
         for o in between:
             if o.key != key:
                 continue
             f = o.f
             if f == "append":
-                words.add(o.input)
+                appends = True
             elif f in WRITES:
                 bases.add(o.input)
             elif f == "cas":
                 bases.add(o.input[1])
             elif f == "delete":
                 bases.add(None)
-        # the guard depends only on these: build each distinct one once
-        memo_key = (key, want, frozenset(bases), bool(words))
-        if memo_key not in self._guards:
-            self._guards[memo_key] = self._register_guard(key, want, bases, bool(words))
-        return self._guards[memo_key]
+        # the guard depends only on these (without appends, only on whether some op sets
+        # the value read): build each distinct one once
+        memo_key = (key, want, frozenset(bases) if appends else want in bases, appends)
+        guard = self._guards.get(memo_key, _MISSING)
+        if guard is _MISSING:
+            guard = self._guards[memo_key] = self._register_guard(key, want, bases, appends)
+        return guard
 
     def _register_guard(self, key: Any, want: Any, bases: set[Any], appends: bool
                         ) -> Callable[[State], bool] | None:
@@ -191,8 +194,8 @@ class Register(Model):
         without it is legal too. With ``append`` present the value is observable through
         later appends, so nothing is dropped.
         """
-        if any(o.f == "append" for o in ops):
-            return list(ops)
+        if all(o.status != "info" for o in ops) or any(o.f == "append" for o in ops):
+            return list(ops)  # nothing to drop
         kept = list(ops)
         while True:
             seen: set[tuple[Any, Any]] = set()

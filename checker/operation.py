@@ -16,14 +16,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from checker.history import HistoryError, Op
+from checker.history import NEMESIS, HistoryError, Op
+
+#: the types :func:`freeze` rebuilds; any other value is already hashable as it is
+_CONTAINERS = frozenset({list, tuple, dict})
 
 
 def freeze(v: Any) -> Any:
     """JSON-ish value -> hashable value (lists become tuples, dicts sorted item tuples)."""
     t = type(v)
     if t is list or t is tuple:
-        return tuple([freeze(x) for x in v])
+        return tuple([freeze(x) if type(x) in _CONTAINERS else x for x in v])
     if t is dict:
         return tuple(sorted(((k, freeze(x)) for k, x in v.items()), key=repr))
     return v
@@ -86,14 +89,17 @@ def pair(
     position counted from 1. Returns every client operation (``fail`` ones included, so they
     can be counted and drawn), ordered by invoke.
     """
+    # This loop runs once per record of every history checked (the simulator checks
+    # thousands of small ones), so it avoids per-record calls: values are frozen inline
+    # unless they are containers, and an Operation is built from positional arguments.
     out: list[Operation] = []
     inflight: dict[Any, Operation] = {}
     for pos, op in enumerate(ops):
-        if op.is_nemesis:
-            continue
-        line = lines[pos] if lines is not None else pos + 1
         proc = op.process
+        if proc == NEMESIS:
+            continue
         if op.type == "invoke":
+            line = lines[pos] if lines is not None else pos + 1
             prev = inflight.get(proc)
             if prev is not None:
                 raise HistoryError(
@@ -103,10 +109,12 @@ def pair(
                     path,
                     line,
                 )
+            key, value = op.key, op.value
             o = Operation(
-                id=len(out), process=proc, f=op.f, key=freeze(op.key), input=freeze(op.value),
-                output=None, status="info", call=pos, ret=None, invoke=op, complete=None,
-                line=line,
+                len(out), proc, op.f,
+                freeze(key) if type(key) in _CONTAINERS else key,
+                freeze(value) if type(value) in _CONTAINERS else value,
+                None, "info", pos, None, op, None, line,
             )
             out.append(o)
             inflight[proc] = o
@@ -117,27 +125,30 @@ def pair(
                 f"{op.type} for process {proc} ({op.f!r}) without an invoke in flight "
                 "(expected an invoke first)",
                 path,
-                line,
+                lines[pos] if lines is not None else pos + 1,
             )
         if op.f != o.f:
             raise HistoryError(
                 f"completion f {op.f!r} does not match process {proc}'s invoke {o.f!r} on line "
                 f"{o.line}",
                 path,
-                line,
+                lines[pos] if lines is not None else pos + 1,
             )
-        if op.key is not None and op.key != o.invoke.key and freeze(op.key) != o.key:
-            raise HistoryError(
-                f"completion key {op.key!r} does not match the invoke's key {o.invoke.key!r} "
-                f"on line {o.line}",
-                path,
-                line,
-            )
-        if o.key is None and op.key is not None:
-            o.key = freeze(op.key)
+        key = op.key
+        if key is not None:
+            if key != o.invoke.key and freeze(key) != o.key:
+                raise HistoryError(
+                    f"completion key {key!r} does not match the invoke's key "
+                    f"{o.invoke.key!r} on line {o.line}",
+                    path,
+                    lines[pos] if lines is not None else pos + 1,
+                )
+            if o.key is None:
+                o.key = freeze(key)
         o.complete = op
-        o.status = op.type
-        if op.type == "ok":
+        typ = o.status = op.type
+        if typ == "ok":
             o.ret = pos
-            o.output = freeze(op.value)
+            value = op.value
+            o.output = freeze(value) if type(value) in _CONTAINERS else value
     return out

@@ -11,6 +11,10 @@ which every ``ok`` operation is linearized (``info`` ops left over "never happen
 
 Reductions keep it small; none of them weakens the check:
 
+* a first pass tries the order of completion (every ``ok`` op taking effect at its
+  completion, or just after one other op still pending then): that order respects real
+  time, so when it is legal the partition is linearizable without a search; any other
+  partition is searched in full;
 * a cache of visited configurations (Lowe's memoisation): a configuration that failed once
   fails again; states are cached by ``Model.state_key`` (states no remaining op can tell
   apart share a key);
@@ -130,7 +134,9 @@ def search(
         armed[0] = True
         signal.setitimer(signal.ITIMER_REAL, remaining + 0.05)
     try:
-        return _search(model, init, ops, deadline, max_rss, partials)
+        easy = _in_completion_order(model, init, ops)
+        return easy if easy is not None else _search(model, init, ops, deadline, max_rss,
+                                                     partials)
     except _Timeout:  # the alarm fired just outside the search loop
         return SearchResult(UNKNOWN, "timeout")
     finally:
@@ -144,6 +150,58 @@ def search(
                 continue
 
 
+def _in_completion_order(model: Model, init: State, ops: Sequence[Operation]
+                         ) -> SearchResult | None:
+    """A linearization found in one pass, if the history makes that easy; else ``None``.
+
+    Every ``ok`` op takes effect at its completion, in completion order. One that is not
+    legal there may be preceded by a single op still pending at that instant (invoked
+    before it, and not completed yet, or ``info``) after which it is legal; ``info`` ops
+    that are not needed never happen. Every op then takes effect inside its own interval,
+    so a walk that gets through is a linearization. Most partitions of a well-behaved
+    system get through (a simulator checks thousands of small histories); any other is
+    searched in full, so verdicts and explanations stay what the search says.
+    """
+    step = model.step
+    state = init
+    path: list[Step] = []
+    taken: set[int] = set()
+    # invoked before the current completion, not yet taken, in invoke order (a dict, so
+    # that taking one costs the same however many info ops stay pending)
+    pending: dict[int, None] = {}
+    admitted, n = 0, len(ops)
+    budget = 4 * n + 64  # steps for trying pending ops: linear time, whatever the history
+    for ret, x in sorted((o.ret, i) for i, o in enumerate(ops) if o.ret is not None):
+        if x in taken:
+            continue  # taken early, to make an earlier completion legal
+        while admitted < n and ops[admitted].call < ret:
+            pending[admitted] = None
+            admitted += 1
+        if x not in pending:
+            return None  # completed before its invoke: not a history to take shortcuts on
+        del pending[x]
+        legal, after = step(state, ops[x])
+        if not legal:
+            budget -= len(pending)
+            if budget < 0:  # too many pending ops (e.g. many info ops): leave it to the search
+                return None
+            for w in pending:
+                took, mid = step(state, ops[w])
+                if took and mid != state:  # (an op that changes nothing cannot help)
+                    legal, after = step(mid, ops[x])
+                    if legal:
+                        del pending[w]  # (the loop stops here)
+                        taken.add(w)
+                        path.append((w, mid))
+                        break
+            if not legal:
+                return None
+        taken.add(x)
+        path.append((x, after))
+        state = after
+    return SearchResult(True, linearization=path)
+
+
 def _search(
     model: Model,
     init: State,
@@ -152,16 +210,17 @@ def _search(
     max_rss: int | None,
     partials: bool,
 ) -> SearchResult:
-    n = len(ops)
-    by_ret = sorted((i for i in range(n) if ops[i].ret is not None), key=lambda i: ops[i].ret)
+    # ok ops and info ops, each in invoke order; window_*[p]: how many of them were invoked
+    # before the completion of the p-th ok op (by completion order), i.e. may go next
+    ok_order: list[int] = []
+    info_order: list[int] = []
+    for i, o in enumerate(ops):
+        (info_order if o.ret is None else ok_order).append(i)
+    by_ret = sorted(ok_order, key=lambda i: ops[i].ret)
     nok = len(by_ret)
     okmask = 0
     for i in by_ret:
         okmask |= 1 << i
-    # ok ops and info ops, each in invoke order; window_*[p]: how many of them were invoked
-    # before the completion of the p-th ok op (by completion order), i.e. may go next
-    ok_order = [i for i in range(n) if ops[i].ret is not None]
-    info_order = [i for i in range(n) if ops[i].ret is None]
     ok_calls = [ops[i].call for i in ok_order]
     info_calls = [ops[i].call for i in info_order]
     rets = [ops[i].ret for i in by_ret]
@@ -171,12 +230,18 @@ def _search(
     # of each class is tried (it is available whenever a later one is)
     klass = {i: (ops[i].f, ops[i].key, ops[i].input) for i in info_order}
     read_only = [model.read_only(o) for o in ops]
+    # admitting ok ops is slicing: read-only ones and the others, each in invoke order, and
+    # ro_upto[k]: how many of the first k ok ops are read-only
+    ro_order = tuple(i for i in ok_order if read_only[i])
+    rw_order = tuple(i for i in ok_order if not read_only[i])
+    ro_upto = [0]
+    for i in ok_order:
+        ro_upto.append(ro_upto[-1] + read_only[i])
+    info_tuple = tuple(info_order)
     step = model.step
-    feet = [model.footprint(o) for o in ops]
-    if any(f is None for f in feet):
-        feet = []
+    feet = _footprints(model, ops)
     doomed = _Guards(model, ops, read_only, feet, ok_order)
-    retpos = [o.ret if o.ret is not None else 0 for o in ops].__getitem__
+    retpos = [o.ret if o.ret is not None else 0 for o in ops]
 
     # A configuration carries the ops invoked so far but not linearized, split into
     # read-only ok ops (taken as soon as legal), other ok ops and info ops, plus ``nxt``, the
@@ -198,9 +263,9 @@ def _search(
                 p += 1
             w = window_ok[p]
             if nxt < w:
-                new = ok_order[nxt:w]
-                todo += [i for i in new if read_only[i]]
-                rw = rw + tuple(i for i in new if not read_only[i])
+                a, b = ro_upto[nxt], ro_upto[w]
+                todo += ro_order[a:b]
+                rw += rw_order[nxt - a:w - b]
                 nxt = w
             if not todo:
                 break
@@ -217,7 +282,7 @@ def _search(
                 break
         wi = window_info[p]
         if nxi < wi:
-            info = info + tuple(info_order[nxi:wi])
+            info += info_tuple[nxi:wi]
             nxi = wi
         return lin, p, nxt, nxi, tuple(stay), rw, info, node
 
@@ -238,19 +303,23 @@ def _search(
         for i in rw:
             legal, s2 = step(state, ops[i])
             if legal:
-                near = ro if not feet else [r for r in ro if feet[r] == feet[i]]
-                enables = any(step(s2, ops[r])[0] for r in near)
-                scored.append((not enables, retpos(i), i, s2))
+                enables = False
+                for r in (ro if not feet else [r for r in ro if feet[r] == feet[i]]):
+                    if step(s2, ops[r])[0]:
+                        enables = True
+                        break
+                scored.append((not enables, retpos[i], i, s2))
         scored.sort()
         out = [(i, s2) for _, _, i, s2 in scored]
-        seen = set()
-        for i in info:
-            c = klass[i]
-            if c not in seen:
-                seen.add(c)
-                legal, s2 = step(state, ops[i])
-                if legal and s2 != state:  # an info op with no effect here is never better
-                    out.append((i, s2))
+        if info:
+            seen = set()
+            for i in info:
+                c = klass[i]
+                if c not in seen:
+                    seen.add(c)
+                    legal, s2 = step(state, ops[i])
+                    if legal and s2 != state:  # an info op with no effect here is never better
+                        out.append((i, s2))
         return out
 
     steps = 0
@@ -306,9 +375,11 @@ def _search(
             rw = frame[6]
             info = frame[7]
             if is_ok:
-                rw = tuple(x for x in rw if x != i)
+                at = rw.index(i)
+                rw = rw[:at] + rw[at + 1:]
             else:
-                info = tuple(x for x in info if x != i)
+                at = info.index(i)
+                info = info[:at] + info[at + 1:]
             lin2, p2, nxt2, nxi2, ro2, rw2, info2, node2 = settle(
                 frame[0] | (1 << i), s2, frame[2], frame[3], frame[4], frame[5], rw, info,
                 (frame[10], i, s2), feet[i] if feet else None)
@@ -367,20 +438,24 @@ class _Guards:
         if not self.active:
             return
         self.model, self.ops = model, ops
-        # sweep ops by invoke order, keeping per footprint the mask of state-changing ops
-        # invoked so far; read r takes the mask as it stands when r completes
-        events = sorted([(o.call, 1, i) for i, o in enumerate(ops)]
-                        + [(o.ret, 0, i) for i, o in enumerate(ops)
-                           if read_only[i] and o.ret is not None])
-        running: dict[Any, int] = {}
+        # per footprint, the state-changing ops by invoke order and prefix[k], the mask of
+        # the first k of them: a read takes the prefix of those invoked before it completed
+        groups: dict[Any, list[tuple[int, int]]] = {}
+        for i, o in enumerate(ops):
+            if not read_only[i]:
+                groups.setdefault(feet[i] if feet else None, []).append((o.call, i))
+        sweep: dict[Any, tuple[list[int], list[int]]] = {}
+        for f, members in groups.items():
+            members.sort()
+            prefix = [0]
+            for _, i in members:
+                prefix.append(prefix[-1] | (1 << i))
+            sweep[f] = ([c for c, _ in members], prefix)
         self.before: dict[int, int] = {}
-        for _, is_call, i in events:
-            f = feet[i] if feet else None
-            if is_call:
-                if not read_only[i]:
-                    running[f] = running.get(f, 0) | (1 << i)
-            else:
-                self.before[i] = running.get(f, 0)
+        for i, o in enumerate(ops):
+            if read_only[i] and o.ret is not None:
+                got = sweep.get(feet[i] if feet else None)
+                self.before[i] = got[1][bisect_left(got[0], o.ret)] if got else 0
         # ahead[k]: the next few reads at or after position k of ok_order
         ahead: list[tuple[int, ...]] = [()] * (len(ok_order) + 1)
         nxt: tuple[int, ...] = ()
@@ -398,19 +473,30 @@ class _Guards:
 
         Skipping a read is always safe (this only prunes): with footprints, waiting reads
         of a footprint other than ``changed`` are not looked at again."""
-        memo = self.memo
+        memo, before = self.memo, self.before
         if changed is not None:
             waiting = [r for r in waiting if feet[r] == changed]
         for r in (*waiting, *self.ahead[nxt]):
-            m = self.before[r] & ~lin
-            key = (r, m)
-            if key in memo:
-                g = memo[key]
-            else:
-                g = memo[key] = self.model.read_guard(self.ops[r], _ops_of(self.ops, m))
+            key = (r, before[r] & ~lin)
+            g = memo.get(key, _MISSING)
+            if g is _MISSING:
+                g = memo[key] = self.model.read_guard(self.ops[r], _ops_of(self.ops, key[1]))
             if g is not None and not g(state):
                 return True
         return False
+
+
+_MISSING: Any = object()  # not in a memo yet (None is a memoised "no guard")
+
+
+def _footprints(model: Model, ops: Sequence[Operation]) -> list[Any]:
+    """Each op's footprint, or ``[]`` when some op has none (then no reduction applies).
+
+    Models that do not define footprints are not asked once per op."""
+    if type(model).footprint is Model.footprint:
+        return []
+    feet = [model.footprint(o) for o in ops]
+    return [] if any(f is None for f in feet) else feet
 
 
 def _ops_of(ops: Sequence[Operation], mask: int) -> list[Operation]:
