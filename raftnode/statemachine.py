@@ -71,7 +71,9 @@ class KVStateMachine:
         """A local read (the caller makes it linearizable with ReadIndex first)."""
         return self.data.get(key)
 
-    read = get
+    def read(self, key: str) -> Any:
+        """``get`` under the client protocol's other name."""
+        return self.data.get(key)
 
     def apply(self, command: Any, index: int | None = None) -> dict[str, Any]:
         """Apply a committed command (at log ``index``, if given); returns its result."""
@@ -82,7 +84,8 @@ class KVStateMachine:
         index = self.applied
         if not isinstance(command, dict):
             return _fail("bad-request")
-        client, seq = command.get("client"), command.get("seq")
+        client: Any = command.get("client")
+        seq: Any = command.get("seq")
         session = isinstance(client, str) and isinstance(seq, int) and not self.no_sessions
         if session:
             s = self.sessions.get(client)

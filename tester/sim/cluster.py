@@ -257,6 +257,8 @@ class Cluster:
     max_clock_drift: float = 0.2
     compact_every: int = 0
     hooks: NodeHooks = field(default_factory=NodeHooks)
+    # a test's view of each delivery: it sees the message first and drops it by returning False
+    admit: Callable[[Message], bool] | None = None
 
     def __post_init__(self) -> None:
         voters = self.voters if self.voters is not None else list(self.ids)
@@ -305,6 +307,8 @@ class Cluster:
 
     def deliver(self, m: Message) -> None:
         if m.dst in self.down or m.dst not in self.nodes or (m.src, m.dst) in self.blocked:
+            return
+        if self.admit is not None and not self.admit(m):
             return
         node = self.nodes[m.dst]
         node.core.step(m)

@@ -25,6 +25,7 @@ gives the same trace and the same history, byte for byte.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from heapq import heappop, heappush
 from typing import Any
@@ -310,7 +311,7 @@ class Simulation:
     def _loop(self) -> None:
         q = self._q
         events = 0
-        handlers = {
+        handlers: dict[str, Callable[[Any], None]] = {
             "msg": self._deliver, "tick": self._tick, "client": self._client_next,
             "creq": self._client_request, "fwd": self._client_request,
             "cresp": self._client_response, "ctimeout": self._client_timeout,
@@ -635,6 +636,7 @@ class Simulation:
         r = self.crng
         key = f"k{r.randrange(self.plan.keys)}"
         roll = r.random()
+        value: Any
         if roll < 0.45:
             f, value = "read", None
         elif roll < 0.75:

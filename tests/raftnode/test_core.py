@@ -222,14 +222,7 @@ def test_fast_backtracking_catches_up_a_divergent_follower_in_few_round_trips():
     cl.deliver_all()
     cl.heal()
     rejects = []
-    orig = cl.deliver
-
-    def counting(m):
-        if m.type == MSG_APPEND_RESP and m.reject:
-            rejects.append(m)
-        orig(m)
-
-    cl.deliver = counting
+    cl.admit = lambda m: not (m.type == MSG_APPEND_RESP and m.reject and rejects.append(m))
     cl.tick_all(10)
     assert cl.nodes[lagger].core.last_index() == cl.nodes[leader].core.last_index()
     assert len(rejects) <= 2  # one hint jumps straight to the follower's end
@@ -399,14 +392,8 @@ def _figure_8(unsafe: frozenset[str]) -> Cluster:
     cl = Cluster(["s1", "s2", "s3", "s4", "s5"], seed=1, unsafe=unsafe)
     cl.hooks.on_apply, cl.hooks.on_ready = inv.on_apply, inv.on_ready
 
-    deliver = cl.deliver
     quiet: set[str] = set()  # leaders whose appends are lost
-
-    def lossy(m: Message) -> None:
-        if not (m.src in quiet and m.type == MSG_APPEND):
-            deliver(m)
-
-    cl.deliver = lossy
+    cl.admit = lambda m: not (m.src in quiet and m.type == MSG_APPEND)
 
     def campaign(n: str, voters: set[str]) -> None:
         cl.blocked = {(a, b) for a in cl.ids for b in cl.ids
