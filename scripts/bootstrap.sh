@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything raftlab needs on a Debian/Ubuntu machine, as root: Debian packages
-# (python3, sshd, iptables, libfaketime, etcd, chromium) and a virtualenv in .venv with
-# raftlab installed in editable mode. Safe to run again; it skips what is already there.
+# (python3, sshd, iptables, libfaketime, etcd, chromium, a C compiler) and a virtualenv in .venv
+# with raftlab installed in editable mode and its simulator modules compiled. Safe to run
+# again; it skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +12,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 APT_PACKAGES=(
-  python3 python3-venv python3-pip
+  python3 python3-venv python3-pip python3-dev gcc libc6-dev
   openssh-server openssh-client iptables iproute2 procps psmisc kmod
   libfaketime faketime
   etcd-server etcd-client
@@ -37,6 +38,12 @@ fi
 stamp=.venv/.raftlab-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[dev]'
+  .venv/bin/pip install -q -e '.[dev,compile]'
   touch "$stamp"
+fi
+
+# raftnode's core and the simulator compiled with mypyc: `raftlab sim` runs about twice as
+# fast. Optional: if it fails, everything runs from the sources (`raftlab compile --status`).
+if ! .venv/bin/raftlab compile --status | grep -q "(compiled)"; then
+  .venv/bin/raftlab compile || echo "raftlab bootstrap: compiling failed; raftlab sim runs interpreted" >&2
 fi

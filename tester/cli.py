@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, str] = {
     "fleet": "tester.fleet_cli",
     "test": "tester.test_cli",
     "sim": "tester.sim.cli",
+    "compile": "raftnode.accel",
     "report": "tester.report_cli",
     "campaign": "tester.campaign",
     "serve": "tester.serve",

@@ -4,3 +4,7 @@
 ``invariants`` checks Raft's safety properties, ``shrink`` reduces a failing schedule and
 ``cli`` is the command.
 """
+
+from raftnode.accel import guard as _guard
+
+_guard()  # the compiled simulator modules only when they match their sources

@@ -1,0 +1,104 @@
+"""The compiled simulator modules: the same traces as the source, and never a stale build."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from raftnode import accel
+
+ROOT = Path(__file__).resolve().parents[2]
+
+_TRACES = """
+import json, sys
+import raftnode.core
+from raftnode.types import UNSAFE_SWITCHES
+from tester.sim.simulator import run_seed
+out = {"core": raftnode.core.__file__}
+for seed in range(12):
+    for sw in ("",) + UNSAFE_SWITCHES:
+        r = run_seed(seed, nodes=3 + seed % 3, unsafe=frozenset({sw} - {""}))
+        out[f"{seed}/{sw}"] = [r.trace_text(), [o.to_json() for o in r.history],
+                               r.violation.prop if r.violation else None]
+json.dump(out, sys.stdout)
+"""
+
+
+def _traces(pure: bool) -> dict[str, object]:
+    env = {k: v for k, v in os.environ.items() if k != "RAFTLAB_PURE"}
+    if pure:
+        env["RAFTLAB_PURE"] = "1"
+    r = subprocess.run([sys.executable, "-c", _TRACES], cwd=ROOT, env=env, text=True,
+                       capture_output=True, check=True)
+    return json.loads(r.stdout)
+
+
+@pytest.mark.skipif(not accel.status()[0], reason="compiled modules not built or stale "
+                    "(raftlab compile)")
+def test_compiled_modules_give_byte_identical_traces_histories_and_verdicts():
+    pure, compiled = _traces(pure=True), _traces(pure=False)
+    assert pure.pop("core").endswith("core.py")
+    assert not compiled.pop("core").endswith(".py")  # really the extension module
+    assert any(v[2] for v in pure.values())  # violations are part of what is compared
+    assert [k for k in pure if pure[k] != compiled[k]] == []
+
+
+def _fake_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, built: bool) -> None:
+    """A project root with the group's sources, and (if ``built``) extensions and a stamp."""
+    suffix = accel.importlib.machinery.EXTENSION_SUFFIXES[0]
+    for rel in accel.MODULES:
+        src = tmp_path / rel
+        src.parent.mkdir(parents=True, exist_ok=True)
+        src.write_text(f"# {rel}\n")
+        if built:
+            Path(str(src)[:-3] + suffix).write_bytes(b"")
+    monkeypatch.setattr(accel, "ROOT", tmp_path)
+    if built:
+        Path(str(tmp_path / accel.GROUP.replace(".", "/")) + "__mypyc" + suffix).write_bytes(b"")
+        stamp = {"sources": {rel: accel._digest(rel) for rel in accel.MODULES}}
+        (tmp_path / accel.STAMP).write_text(json.dumps(stamp))
+    monkeypatch.setattr(accel, "_state", {})
+    monkeypatch.delenv("RAFTLAB_PURE", raising=False)
+
+
+def test_a_build_matching_its_sources_is_used(tmp_path, monkeypatch):
+    _fake_tree(tmp_path, monkeypatch, built=True)
+    assert accel.status() == (True, "compiled")
+
+
+def test_no_build_means_the_sources_run(tmp_path, monkeypatch):
+    _fake_tree(tmp_path, monkeypatch, built=False)
+    assert accel.status() == (False, "not built")
+
+
+def test_a_source_edited_after_the_build_makes_the_whole_group_run_from_source(
+        tmp_path, monkeypatch):
+    _fake_tree(tmp_path, monkeypatch, built=True)
+    (tmp_path / "raftnode/core.py").write_text("# edited\n")
+    used, why = accel.status()
+    assert not used and why == "stale build (changed since: raftnode/core.py)"
+
+
+def test_a_missing_shared_library_counts_as_stale(tmp_path, monkeypatch):
+    _fake_tree(tmp_path, monkeypatch, built=True)
+    for lib in tmp_path.glob("raftnode/accel_group__mypyc*"):
+        lib.unlink()
+    assert accel.status() == (False, "stale build (changed since: the shared library)")
+
+
+def test_raftlab_pure_turns_a_good_build_off(tmp_path, monkeypatch):
+    _fake_tree(tmp_path, monkeypatch, built=True)
+    monkeypatch.setenv("RAFTLAB_PURE", "1")
+    assert accel.status() == (False, "RAFTLAB_PURE=1")
+
+
+def test_the_source_first_finder_loads_each_group_module_from_its_py_file():
+    for name, rel in accel._SourceFirst.names.items():
+        spec = accel._SourceFirst.find_spec(name)
+        assert spec is not None and spec.origin == str(accel.ROOT / rel)
+    assert accel._SourceFirst.find_spec("raftnode.server") is None
