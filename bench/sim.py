@@ -25,14 +25,14 @@ sys.path.insert(0, str(ROOT))
 
 from raftnode import accel  # noqa: E402
 from raftnode.types import UNSAFE_SWITCHES  # noqa: E402
-from tester.sim.simulator import scan  # noqa: E402
+from tester.sim.scan import scan  # noqa: E402
 
 TARGET_SEEDS_PER_S = 100.0
 
 _RUN = """
 import json, sys, time
 from raftnode import accel
-from tester.sim.simulator import scan
+from tester.sim.scan import scan
 seeds, nodes, jobs = (int(a) for a in sys.argv[1:4])
 t0, c0 = time.monotonic(), time.process_time()
 ops = sum(o for _s, _p, o in scan(range(seeds), nodes=nodes, jobs=jobs))

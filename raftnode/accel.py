@@ -101,12 +101,8 @@ def guard() -> None:
         return
     _state["guarded"] = True
     used, why = status()
-    if used or why == "not built":
-        return
-    if why.startswith("stale"):
-        print(f"raftlab: compiled modules not used: {why}; rebuild with `raftlab compile`",
-              file=sys.stderr)
-    sys.meta_path.insert(0, _SourceFirst)
+    if not used and why != "not built":  # quietly: `raftlab sim` and --status say why
+        sys.meta_path.insert(0, _SourceFirst)
 
 
 def build() -> int:

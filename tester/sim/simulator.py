@@ -768,23 +768,3 @@ def run_seed(seed: int, nodes: int = 3, ops: int = 200, unsafe: frozenset[str] =
 
 def run_plan(plan: Plan, check_history: bool = True) -> SimResult:
     return Simulation(plan, check_history).run()
-
-
-
-def _run_one(args: tuple[int, int, int, frozenset[str], bool]) -> tuple[int, str | None, int]:
-    seed, nodes, ops, unsafe, lease = args
-    r = run_plan(make_plan(seed, nodes, ops, unsafe, lease))
-    return seed, (r.violation.prop if r.violation else None), r.stats.get("ops", 0)
-
-
-def scan(seeds: range, nodes: int = 3, ops: int = 200, unsafe: frozenset[str] = frozenset(),
-         jobs: int = 1, lease: bool = False):
-    """Yield (seed, violated property or None, ops) in seed order, on ``jobs`` processes."""
-    work = [(s, nodes, ops, frozenset(unsafe), lease) for s in seeds]
-    if jobs <= 1:
-        yield from map(_run_one, work)
-        return
-    import multiprocessing
-
-    with multiprocessing.get_context("fork").Pool(jobs) as pool:
-        yield from pool.imap(_run_one, work, chunksize=4)

@@ -102,3 +102,20 @@ def test_the_source_first_finder_loads_each_group_module_from_its_py_file():
         spec = accel._SourceFirst.find_spec(name)
         assert spec is not None and spec.origin == str(accel.ROOT / rel)
     assert accel._SourceFirst.find_spec("raftnode.server") is None
+
+
+_EARLY_STOP = """
+from tester.sim.scan import scan
+for seed, prop, _ops in scan(range(100), unsafe=frozenset({"local-reads"}), jobs=2):
+    if prop:
+        break
+print("stopped at", seed)
+"""
+
+
+def test_a_scan_stopped_early_shuts_its_workers_down_quietly():
+    # A generator left early must stop its pool as Python does, compiled build or not.
+    r = subprocess.run([sys.executable, "-c", _EARLY_STOP], cwd=ROOT, text=True,
+                       capture_output=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("stopped at")
+    assert r.stderr == ""

@@ -18,6 +18,7 @@ from raftnode.types import UNSAFE_SWITCHES, Entry, Membership, Ready, SoftState
 from tester.cli import main as raftlab
 from tester.sim.cluster import SimDisk
 from tester.sim.invariants import Invariants, Violation
+from tester.sim.scan import scan
 from tester.sim.shrink import shrink
 from tester.sim.simulator import (
     SETTLE_MS,
@@ -27,7 +28,6 @@ from tester.sim.simulator import (
     make_plan,
     run_plan,
     run_seed,
-    scan,
 )
 
 SEEDS_TO_CATCH = 2000  # the bound issue 4 sets for every unsafe switch
