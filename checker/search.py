@@ -327,13 +327,6 @@ def _search(
         lin, p, nxt, nxi, ro, rw, info, node = settle(0, init, 0, 0, 0, (), (), (), None)
         if p == nok:
             return SearchResult(True, linearization=_path(node))
-        if doomed.active and doomed(lin, init, ro, nxt, None, feet):
-            result = SearchResult(False, blocking=by_ret[p], prefix=_path(node))
-            if partials:
-                first: dict[int, tuple[int, Any]] = {}
-                _record(first, node)
-                result.partials, result.partial_paths = _flatten(first)
-            return result
         best = (p, 0)
         best_node = node
         canon = model.state_key(ops) or _identity

@@ -142,3 +142,16 @@ def test_independent_on_a_value_that_is_no_pair_exits_254_naming_the_line(tmp_pa
     assert main(["check", str(path), "--independent"]) == 254
     out = capsys.readouterr()
     assert f"{path}:5: --independent: expected :value [key value], got int 3" in out.out + out.err
+
+
+def test_a_read_of_a_value_never_written_is_named_after_the_prefix_before_it(tmp_path, capsys):
+    path = tmp_path / "history.jsonl"
+    path.write_text(
+        '{"index":0,"time":20,"type":"invoke","process":1,"f":"write","value":7}\n'
+        '{"index":1,"time":30,"type":"ok","process":1,"f":"write","value":7}\n'
+        '{"index":2,"time":60,"type":"invoke","process":1,"f":"read","value":null}\n'
+        '{"index":3,"time":70,"type":"ok","process":1,"f":"read","value":5}\n')
+    assert main(["check", str(path), "--model", "cas-register"]) == 1
+    out = capsys.readouterr().out
+    assert "cannot linearize op 1: process 1 read() -> 5" in out
+    assert "longest linearizable prefix (1 ops)" in out and "write(7)" in out
