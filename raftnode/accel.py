@@ -19,10 +19,8 @@ Build: ``raftlab compile`` (needs mypy and a C compiler; ``scripts/bootstrap.sh`
 
 from __future__ import annotations
 
-import hashlib
 import importlib.machinery
 import importlib.util
-import json
 import os
 import sys
 from pathlib import Path
@@ -54,6 +52,8 @@ def _compiled(rel: str) -> bool:
 
 
 def _digest(rel: str) -> str | None:
+    import hashlib  # only when there is a build to check: `import raftnode` stays cheap
+
     try:
         return hashlib.sha256((ROOT / rel).read_bytes()).hexdigest()
     except OSError:
@@ -69,6 +69,8 @@ def status() -> tuple[bool, str]:
     elif os.environ.get("RAFTLAB_PURE") == "1":
         result = (False, "RAFTLAB_PURE=1")
     else:
+        import json
+
         try:
             built = json.loads((ROOT / STAMP).read_text())["sources"]
         except (OSError, ValueError, KeyError, TypeError):
@@ -107,6 +109,7 @@ def guard() -> None:
 
 def build() -> int:
     """Compile the group in place with mypyc; returns a process exit code."""
+    import json
     import subprocess
     import tempfile
 
