@@ -32,7 +32,7 @@ def add_parser(subparsers: Any) -> None:
                     "violation is shrunk, printed with its trace and written out as a history.",
     )
     p.add_argument("--seeds", type=int, default=None, metavar="N",
-                   help="how many seeds to run (default 100, or 1 with --seed)")
+                   help="how many seeds to run (default 1000, or 1 with --seed)")
     p.add_argument("--seed", type=int, default=None, metavar="S", help="first seed (default 0)")
     p.add_argument("--nodes", type=int, default=3, metavar="K", help="voters (3-7, default 3)")
     p.add_argument("--unsafe", action="append", default=[], metavar="NAME",
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         return _bad(f"--unsafe {unknown[0]!r} is not a switch; choose from "
                     f"{', '.join(UNSAFE_SWITCHES)}")
-    n = args.seeds if args.seeds is not None else (100 if args.seed is None else 1)
+    n = args.seeds if args.seeds is not None else (1000 if args.seed is None else 1)
     args.seed = 0 if args.seed is None else args.seed
     if n < 1:
         return _bad(f"--seeds must be at least 1, got {n}")
