@@ -124,6 +124,10 @@ def build() -> int:
             f"'--build-lib', {tmp!r}])\n"
         )
         digests = {m: _digest(m) for m in MODULES}
+        # Unlink the old build first rather than let the compiler overwrite it: this process
+        # may have it loaded (raftlab imports every subcommand), and truncating a mapped
+        # library under a running process can crash it.
+        clean()
         r = subprocess.run([sys.executable, "-c", script], cwd=ROOT, text=True,
                            capture_output=True)
         if r.returncode != 0:
