@@ -35,7 +35,8 @@ MODULES = (
     "tester/sim/cluster.py",
     "tester/sim/simulator.py",
 )
-GROUP = "raftnode.accel_group"  # mypyc puts the shared library at raftnode/accel_group__mypyc*.so
+GROUP = "raftnode.accel_group"
+LIBRARY = "raftnode/accel_group__mypyc"  # where mypyc puts the group's shared library
 STAMP = "raftnode/accel-build.json"  # {"sources": {path: sha256}}
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,12 +44,16 @@ _state: dict[str, Any] = {}
 
 
 def _name(rel: str) -> str:
-    return rel[: -len(".py")].replace("/", ".")
+    return rel.removesuffix(".py").replace("/", ".")
+
+
+def _extensions(base: str) -> list[Path]:
+    """Where an extension module for ``base`` (a path without suffix) may lie."""
+    return [ROOT / (base + s) for s in importlib.machinery.EXTENSION_SUFFIXES]
 
 
 def _compiled(rel: str) -> bool:
-    base = ROOT / rel[: -len(".py")]
-    return any(Path(str(base) + s).is_file() for s in importlib.machinery.EXTENSION_SUFFIXES)
+    return any(p.is_file() for p in _extensions(rel.removesuffix(".py")))
 
 
 def _digest(rel: str) -> str | None:
@@ -76,7 +81,7 @@ def status() -> tuple[bool, str]:
         except (OSError, ValueError, KeyError, TypeError):
             built = {}
         stale = [m for m in MODULES if not _compiled(m) or built.get(m) != _digest(m)]
-        if not _compiled(GROUP.replace(".", "/") + "__mypyc.py"):
+        if not any(p.is_file() for p in _extensions(LIBRARY)):
             stale.append("the shared library")
         result = ((False, "stale build (changed since: " + ", ".join(stale) + ")") if stale
                   else (True, "compiled"))
@@ -143,12 +148,9 @@ def build() -> int:
 
 def clean() -> int:
     """Remove the compiled modules and the stamp."""
-    for rel in MODULES:
-        base = str(ROOT / rel[: -len(".py")])
-        for s in importlib.machinery.EXTENSION_SUFFIXES:
-            Path(base + s).unlink(missing_ok=True)
-    for s in importlib.machinery.EXTENSION_SUFFIXES:
-        (ROOT / f"{GROUP.replace('.', '/')}__mypyc{s}").unlink(missing_ok=True)
+    for base in [m.removesuffix(".py") for m in MODULES] + [LIBRARY]:
+        for path in _extensions(base):
+            path.unlink(missing_ok=True)
     (ROOT / STAMP).unlink(missing_ok=True)
     return 0
 

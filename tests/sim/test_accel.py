@@ -59,7 +59,7 @@ def _fake_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, built: bool) -> 
             Path(str(src)[:-3] + suffix).write_bytes(b"")
     monkeypatch.setattr(accel, "ROOT", tmp_path)
     if built:
-        Path(str(tmp_path / accel.GROUP.replace(".", "/")) + "__mypyc" + suffix).write_bytes(b"")
+        (tmp_path / (accel.LIBRARY + suffix)).write_bytes(b"")
         stamp = {"sources": {rel: accel._digest(rel) for rel in accel.MODULES}}
         (tmp_path / accel.STAMP).write_text(json.dumps(stamp))
     monkeypatch.setattr(accel, "_state", {})
