@@ -32,6 +32,11 @@ from raftnode.types import (
     Ready,
     Snapshot,
 )
+from tester.sim.invariants import Violation
+
+#: Readys one input may produce before the node counts as stuck in a busy loop (a healthy
+#: node needs a handful)
+MAX_READY_ROUNDS = 10_000
 
 
 class SimDisk:
@@ -158,7 +163,12 @@ class SimNode:
             return []
         out: list[Message] = []
         disk, on_ready, apply = self.disk, self.hooks.on_ready, self._apply
+        rounds = 0
         while True:
+            rounds += 1
+            if rounds > MAX_READY_ROUNDS:
+                raise Violation("liveness", f"{self.id} produced more than {MAX_READY_ROUNDS} "
+                                            "Readys in a row without settling (a busy loop)")
             rd = core.ready()
             # Half the Readys carry only messages: each step below tests its field first.
             msgs = rd.messages
@@ -217,9 +227,9 @@ class SimNode:
             result = self.sm.apply(e.data, e.index)
         else:
             self.sm.applied = e.index
-        self.applied = e.index
         if self.hooks.on_apply is not None:
-            self.hooks.on_apply(self, e)
+            self.hooks.on_apply(self, e)  # sees self.applied still at the previous entry
+        self.applied = e.index
         pending = self.proposals.pop(e.index, None)
         if pending is not None:
             term, req = pending
@@ -256,6 +266,10 @@ class Cluster:
     lease_reads: bool = False
     max_clock_drift: float = 0.2
     compact_every: int = 0
+    max_batch: int = 128  # entries per append (small values split catch-up into many rounds)
+    max_inflight: int = 16
+    pre_vote: bool = True
+    check_quorum: bool = True
     hooks: NodeHooks = field(default_factory=NodeHooks)
     # a test's view of each delivery: it sees the message first and drops it by returning False
     admit: Callable[[Message], bool] | None = None
@@ -281,7 +295,9 @@ class Cluster:
         return RaftConfig(
             id=nid, election_min=self.election[0], election_max=self.election[1],
             heartbeat=self.heartbeat, lease_reads=self.lease_reads,
-            max_clock_drift=self.max_clock_drift,
+            max_clock_drift=self.max_clock_drift, max_batch=self.max_batch,
+            max_inflight=self.max_inflight, pre_vote=self.pre_vote,
+            check_quorum=self.check_quorum,
             seed=self.rng.randrange(2**32), unsafe=self.unsafe & CORE_UNSAFE,
         )
 

@@ -52,7 +52,11 @@ FAULT_KINDS = (
     "partition-halves", "partition-one", "partition-leader", "partition-ring",
     "partition-bridge", "kill", "kill-leader", "kill-majority", "kill-all", "pause", "clock-rate",
     "clock-jump", "loss", "member-remove", "member-add", "transfer", "skew-partition-leader",
+    # protocol moments: the leader killed or cut off right after it answers a client, and a
+    # follower restarted while it catches up after a partition
+    "kill-leader-after-ack", "partition-leader-after-ack", "restart-catching-up",
 )
+MAX_EVENTS = 400_000  # a seed is ~3,000-10,000 events; far beyond is a message storm
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,14 @@ class Plan:
     max_delay: float = 3.0
     lease_reads: bool = False
     compact_every: int = 0
+    # Raft configuration, drawn per seed (swarm testing): small batches and windows make
+    # catch-up take many rounds, small snapshot intervals make restores common
+    max_batch: int = 128
+    max_inflight: int = 16
+    pre_vote: bool = True
+    check_quorum: bool = True
+    election: tuple[int, int] = ELECTION
+    heartbeat: int = HEARTBEAT
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -94,6 +106,9 @@ class Plan:
             "keys": self.keys, "unsafe": sorted(self.unsafe), "loss": self.loss,
             "dup": self.dup, "reorder": self.reorder, "max_delay": self.max_delay,
             "lease_reads": self.lease_reads, "compact_every": self.compact_every,
+            "max_batch": self.max_batch, "max_inflight": self.max_inflight,
+            "pre_vote": self.pre_vote, "check_quorum": self.check_quorum,
+            "election": list(self.election), "heartbeat": self.heartbeat,
             "faults": [f.describe().strip() for f in self.faults],
         }
 
@@ -122,6 +137,8 @@ def make_plan(seed: int, nodes: int = 3, ops: int = 200,
             arg = float(rng.randint(5, 40) * rng.choice((1, -1)))
         elif kind == "loss":
             arg = rng.choice((0.2, 0.5, 0.9))
+        elif kind == "restart-catching-up":  # ms after the heal at which the node is killed
+            arg = rng.choice((1.0, 3.0, 8.0, 15.0))
         if lease and kind in ("clock-rate", "skew-partition-leader", "clock-jump"):
             # within the drift bound: rates in [0.92, 1.1], so any ratio is under 1.2
             kind = "skew-partition-leader" if kind == "skew-partition-leader" else "clock-rate"
@@ -129,14 +146,24 @@ def make_plan(seed: int, nodes: int = 3, ops: int = 200,
         faults.append(Fault(round(t, 1), kind, round(dur, 1), arg, rng.randrange(1 << 16)))
         t += rng.uniform(100, 500)
     profile = rng.random()
+    # The Raft configuration comes from its own stream, so the faults above stay as they were.
+    cfg = random.Random(f"config:{seed}")
+    lease_reads = lease or bool(unsafe & {"lease-no-drift"})
     return Plan(
         seed=seed, nodes=nodes, ops=ops, unsafe=frozenset(unsafe), faults=tuple(faults),
         loss=0.0 if profile < 0.3 else rng.choice((0.01, 0.05, 0.1)),
         dup=0.0 if profile < 0.5 else rng.choice((0.01, 0.05)),
         reorder=0.0 if profile < 0.4 else rng.choice((0.05, 0.2)),
         max_delay=rng.choice((1.0, 3.0, 8.0)),
-        lease_reads=lease or bool(unsafe & {"lease-no-drift"}),
-        compact_every=rng.choice((0, 0, 20, 50)),
+        lease_reads=lease_reads,
+        compact_every=rng.choice((0, 0, 20, 50)) if cfg.random() < 0.5
+        else cfg.choice((2, 3, 5, 8)),
+        max_batch=cfg.choice((128, 128, 4, 2, 1)),
+        max_inflight=cfg.choice((16, 16, 4, 1)),
+        pre_vote=cfg.random() < 0.75,
+        check_quorum=lease_reads or cfg.random() < 0.75,  # leases need CheckQuorum
+        election=cfg.choice((ELECTION, ELECTION, (6, 12), (10, 40))),
+        heartbeat=cfg.choice((HEARTBEAT, HEARTBEAT, 1, 5)),
     )
 
 
@@ -186,10 +213,12 @@ class Simulation:
         self.spare = f"n{plan.nodes + 1}"  # joins by a membership change
         self.inv = Invariants()
         hooks = NodeHooks(on_ready=self._on_ready, on_apply=self.inv.on_apply,
-                          on_ack=self.inv.on_ack)
+                          on_ack=self._on_ack)
         self.cluster = Cluster(self.ids + [self.spare], voters=self.ids, unsafe=plan.unsafe,
-                               seed=plan.seed, election=ELECTION, heartbeat=HEARTBEAT,
+                               seed=plan.seed, election=plan.election, heartbeat=plan.heartbeat,
                                lease_reads=plan.lease_reads, compact_every=plan.compact_every,
+                               max_batch=plan.max_batch, max_inflight=plan.max_inflight,
+                               pre_vote=plan.pre_vote, check_quorum=plan.check_quorum,
                                hooks=hooks)
         self.net = random.Random(f"net:{plan.seed}")
         self.crng = random.Random(f"clients:{plan.seed}")
@@ -217,6 +246,7 @@ class Simulation:
         self.think_ms = plan.clients * 1000.0 / OPS_PER_S  # Jepsen's stagger: a total rate
         self.settling = False
         self.horizon = MAX_SIM_MS  # the run ends at the first event after this
+        self.armed: list[Fault] = []  # faults waiting for their protocol moment (an ack)
 
     # ---------------------------------------------------------------- plumbing
 
@@ -238,6 +268,14 @@ class Simulation:
                 self._log(f"{node.id} {ev}")
         if ss is not None:  # the invariants look at leadership changes only
             self.inv.on_ready(node, rd)
+
+    def _on_ack(self, node: SimNode, index: int, term: int) -> None:
+        self.inv.on_ack(node, index, term)
+        if self.armed:
+            # The answer is on its way to the client; the leader goes down right after it.
+            for f in self.armed:
+                self._push(self.now, "strike", (f, node.id))
+            self.armed = []
 
     def _send(self, msgs: list[Message]) -> None:
         if not msgs:
@@ -316,7 +354,7 @@ class Simulation:
             "creq": self._client_request, "fwd": self._client_request,
             "cresp": self._client_response, "ctimeout": self._client_timeout,
             "retry": self._client_attempt, "fault": self._fault, "undo": self._undo,
-            "flush": self._flush,
+            "flush": self._flush, "strike": self._strike,
         }
         if self.finished_clients == len(self.clients):
             self._settle()
@@ -329,6 +367,9 @@ class Simulation:
                 self._log("clients did not finish in time")
             self.now = at
             events += 1
+            if events > MAX_EVENTS:
+                raise Violation("liveness", f"more than {MAX_EVENTS} events by "
+                                            f"{self.now:.0f} ms: the nodes never settle")
             handlers[kind](data)
             if events % LOG_CHECK_EVERY == 0:
                 self._check_logs()
@@ -554,8 +595,41 @@ class Simulation:
             undo = ("loss", None)
         elif f.kind in ("member-add", "member-remove", "transfer"):
             self._membership(f)
+        elif f.kind in ("kill-leader-after-ack", "partition-leader-after-ack"):
+            self.armed.append(f)
+            self._log(f"fault {f.kind} armed")
+        elif f.kind == "restart-catching-up":
+            # cut a follower off while the others go on, then kill it just after the heal,
+            # while it is being caught up (by appends or a snapshot), and restart it
+            current = self._leader()
+            others = [i for i in ids if i != current] or ids
+            v = others[p % len(others)]
+            cut = {(a, b) for a in cl.ids for b in cl.ids if a != b and v in (a, b)}
+            self.cut |= cut
+            self._log(f"fault {f.kind} {v} cut off")
+            undo = ("heal", cut)
+            self._push(self.now + f.duration + f.arg, "strike", (f, v))
         if undo is not None:
             self._push(self.now + f.duration, "undo", undo)
+
+    def _strike(self, data: tuple[Fault, str]) -> None:
+        """The second half of a protocol-moment fault, at its moment."""
+        f, nid = data
+        cl = self.cluster
+        if self.settling or nid in cl.down:
+            return
+        if f.kind == "partition-leader-after-ack":
+            cut = {(a, b) for a in cl.ids for b in cl.ids if a != b and nid in (a, b)}
+            self.cut |= cut
+            self._log(f"strike {f.kind} {nid}")
+            self._push(self.now + f.duration, "undo", ("heal", cut))
+            return
+        cl.crash(nid)
+        self.node_log.append((self.now, nid, {"event": "stopped", "reason": "kill"}))
+        self.paused.pop(nid, None)
+        self._log(f"strike {f.kind} {nid}")
+        delay = f.duration if f.kind == "kill-leader-after-ack" else 20.0
+        self._push(self.now + delay, "undo", ("restart", [nid]))
 
     def _partition_sides(self, kind: str, ids: list[str], p: int) -> list[set[str]]:
         n = len(ids)

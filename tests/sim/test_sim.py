@@ -127,7 +127,10 @@ EXPECTED = {
     "commit-old-terms": {"linearizability", "leader-completeness", "state-machine-safety"},
     "no-sessions": {"linearizability"},
     "volatile-vote": {"election-safety"},
-    "ack-before-sync": {"acknowledged-write-lost", "leader-completeness"},
+    # unsynced entries and votes are lost: an acknowledged entry vanishes, a vote is cast twice,
+    # or a follower no longer holds what its leader counted
+    "ack-before-sync": {"acknowledged-write-lost", "leader-completeness", "election-safety",
+                        "replication-progress"},
 }
 
 
@@ -187,12 +190,12 @@ def test_cli_exits_1_and_writes_a_history_the_checker_finds_invalid(tmp_path, ca
 # ---------------------------------------------------------------- the invariants themselves
 
 
-def _node(nid, term=1, log=()):
-    core = SimpleNamespace(snap_index=0, id=nid,
+def _node(nid, term=1, log=(), applied=0):
+    core = SimpleNamespace(snap_index=0, id=nid, term=term,
                            term_at=lambda i: log[i - 1] if 0 < i <= len(log) else
                            (0 if i == 0 else None),
                            last_index=lambda: len(log))
-    return SimpleNamespace(id=nid, core=core)
+    return SimpleNamespace(id=nid, core=core, applied=applied)
 
 
 def _leader_ready(term):
@@ -208,15 +211,41 @@ def test_invariants_flag_two_leaders_in_one_term():
 
 def test_invariants_flag_different_entries_applied_at_one_index():
     inv = Invariants()
-    inv.on_apply(_node("a"), Entry(1, 5, "normal", {"op": "put"}))
-    inv.on_apply(_node("b"), Entry(1, 5, "normal", {"op": "put"}))
+    inv.on_apply(_node("a", applied=4), Entry(1, 5, "normal", {"op": "put"}))
+    inv.on_apply(_node("b", applied=4), Entry(1, 5, "normal", {"op": "put"}))
     with pytest.raises(Violation, match="state-machine-safety"):
-        inv.on_apply(_node("c"), Entry(2, 5, "normal", {"op": "put"}))
+        inv.on_apply(_node("c", applied=4), Entry(2, 5, "normal", {"op": "put"}))
+
+
+def test_invariants_flag_a_node_that_skips_an_index_when_applying():
+    inv = Invariants()
+    inv.on_apply(_node("a", applied=3), Entry(1, 4, "normal", None))
+    with pytest.raises(Violation, match="apply-order.*skipped entry 5"):
+        inv.on_apply(_node("a", applied=4), Entry(1, 6, "normal", None))
+
+
+def test_invariants_do_not_expect_a_late_leader_of_an_older_term_to_hold_newer_commits():
+    # n2's votes for term 4 arrived late: it leads term 4 after term 5 committed entry 2
+    inv = Invariants()
+    inv.on_apply(_node("n3", term=5, applied=1), Entry(5, 2, "normal", None))
+    inv.on_ready(_node("n2", term=4, log=(1, 3)), _leader_ready(4))  # no violation
+    with pytest.raises(Violation, match="leader-completeness"):
+        inv.on_ready(_node("n1", term=6, log=(1, 3)), _leader_ready(6))
+
+
+def test_invariants_flag_a_leader_counting_an_entry_its_follower_lacks():
+    lead = _node("a", term=3, log=(1, 3, 3))
+    lead.core.role = "leader"
+    lead.core.prs = {"b": SimpleNamespace(match=3)}
+    follower = _node("b", term=3, log=(1, 2, 2))
+    follower.core.role = "follower"
+    with pytest.raises(Violation, match="replication-progress.*counts b as holding entry 3"):
+        Invariants().check_logs([lead.core, follower.core])
 
 
 def test_invariants_flag_a_leader_missing_a_committed_entry():
     inv = Invariants()
-    inv.on_apply(_node("a"), Entry(2, 2, "normal", None))
+    inv.on_apply(_node("a", applied=1), Entry(2, 2, "normal", None))
     with pytest.raises(Violation, match="leader-completeness"):
         inv.on_ready(_node("b", log=(1, 1)), _leader_ready(3))
 
