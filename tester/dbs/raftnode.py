@@ -72,6 +72,12 @@ def env_file(node: Node, peers: list[Node], args: list[str], faketime_cache: int
     return "".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items())
 
 
+#: Under test, a member snapshots every this many applied entries (raftnode's own default is
+#: 10,000, more than a whole run writes): snapshots, compaction, catch-up by InstallSnapshot
+#: and restores after a restart then happen many times a run, and their bugs can show.
+SNAPSHOT_ENTRIES = 200
+
+
 class RaftnodeDB:
     """raftnode on every node of the fleet (one member per node)."""
 
@@ -81,7 +87,8 @@ class RaftnodeDB:
                  secret: str | None = None, faketime_cache: int = 1,
                  tick_ms: int | None = None, election_timeout_ms: str | None = None,
                  heartbeat_ms: int | None = None, zipapp: str | Path | None = None,
-                 client_retries: bool = True, **_: Any):
+                 client_retries: bool = True, snapshot_entries: int | None = SNAPSHOT_ENTRIES,
+                 **_: Any):
         self.deploy = deploy
         self.client_retries = client_retries
         self._nodes: list[Node] = []
@@ -89,7 +96,7 @@ class RaftnodeDB:
         self.secret = secret or secrets.token_hex(32)
         self.faketime_cache = faketime_cache
         self.timing = {"--tick-ms": tick_ms, "--election-timeout-ms": election_timeout_ms,
-                       "--heartbeat-ms": heartbeat_ms}
+                       "--heartbeat-ms": heartbeat_ms, "--snapshot-entries": snapshot_entries}
         self._zipapp = Path(zipapp) if zipapp else None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._setup_args: list[str] | None = None
