@@ -103,6 +103,11 @@ MUTANTS: tuple[Mutant, ...] = (
            "self.term, 0, last_new))", "self.term, 0, self.last_index()))", "log",
            "a follower acknowledges its whole log, including an unverified stale tail, as "
            "matching the leader"),
+    Mutant("reject-does-not-back-off", _CORE,
+           "pr.next = max(pr.match + 1, min(m.index, m.reject_hint or m.index))",
+           "pr.next = max(pr.match + 1, m.index + 1)", "log",
+           "after a rejected append the leader retries from the same place instead of backing "
+           "off: a follower with a divergent tail never catches up"),
     Mutant("follower-commit-unbounded", _CORE,
            "self._commit_to(min(m.commit, last_new))", "self._commit_to(m.commit)",
            "follower-commit",

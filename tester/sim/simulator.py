@@ -43,7 +43,9 @@ FLUSH_MS = 60.0  # the ack-before-sync flush timer
 CLIENT_TIMEOUT_MS = 120.0
 ATTEMPTS = 5  # tries per client op (same session seq) before it is given up as info
 TIMEOUTS = 3  # ... of which at most this many may time out (a stuck worker moves on)
-SETTLE_MS = 500.0  # after the last op: heal everything; the cluster gets at most this to converge
+# After the last op every fault is healed and the cluster must converge within this: every
+# safe seed measured converged within 500 ms; not converging is a liveness failure.
+SETTLE_MS = 2000.0
 MAX_SIM_MS = 600_000.0  # a seed's clients must be done within 10 simulated minutes
 OPS_PER_S = 150.0  # the clients' total request rate (simulated time)
 LOG_CHECK_EVERY = 500  # events between log-matching checks
@@ -247,6 +249,7 @@ class Simulation:
         self.settling = False
         self.horizon = MAX_SIM_MS  # the run ends at the first event after this
         self.armed: list[Fault] = []  # faults waiting for their protocol moment (an ack)
+        self.converged = False
 
     # ---------------------------------------------------------------- plumbing
 
@@ -421,7 +424,30 @@ class Simulation:
                 return False
         return True
 
+    def _not_converged(self) -> str:
+        """What keeps the healed cluster from converging, naming the node."""
+        cl = self.cluster
+        leaders = sorted(n.id for n in cl.nodes.values()
+                         if n.core.role == LEADER and n.id not in cl.down)
+        if len(leaders) != 1:
+            return f"{len(leaders)} leaders ({', '.join(leaders) or 'none'})"
+        lead = cl.nodes[leaders[0]]
+        core = lead.core
+        last = core.last_index()
+        if core.commit != last or core.term_at(last) != core.term:
+            return (f"leader {lead.id} (term {core.term}) has committed {core.commit} of "
+                    f"{last} entries")
+        for nid in sorted((*core.membership.voters, *core.membership.learners)):
+            node = cl.nodes[nid]
+            if node.applied != last or node.core.last_index() != last:
+                return (f"{nid} is behind: applied {node.applied}, log ends at "
+                        f"{node.core.last_index()}, leader {lead.id} at {last}")
+        return "it had not settled when the run ended"
+
     def _final_checks(self) -> None:
+        if self.settling and not self.converged:
+            raise Violation("liveness", f"{SETTLE_MS:.0f} ms after every fault was healed the "
+                                        f"cluster has not converged: {self._not_converged()}")
         self._check_logs()
         leaders = [n for n in self.ids + [self.spare] if n not in self.cluster.down
                    and self.cluster.nodes[n].core.role == LEADER]
@@ -474,6 +500,7 @@ class Simulation:
         if core.has_ready():  # most ticks only count towards a timeout
             self._send(node.process())
         if self.settling and self._converged():
+            self.converged = True
             self._log("settle: converged")
             self.horizon = -1.0  # stop before the next event
 

@@ -16,6 +16,7 @@ CI_MUTANTS = {
     "append-keeps-conflicts": 300,  # (2)
     "follower-commit-unbounded": 300,  # (3)
     "read-index-self-confirmed": 300,  # (2)
+    "reject-does-not-back-off": 50,  # (1) a liveness failure: never converges after heal
 }
 
 
