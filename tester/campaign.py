@@ -14,6 +14,14 @@ shared by every run (any ``raftlab test`` option, spelled with underscores)::
       time_limit: 30
       concurrency: 2n
 
+An optional ``sim`` section runs the deterministic simulator first (``raftlab sim``, docs/sim.md):
+it explores thousands of fault schedules a minute against raftnode's Raft core, so a gate finds
+most bugs there before the real runs start::
+
+    sim:
+      seeds: 20000              # per entry
+      nodes: [3, 5]             # one entry per cluster size (default [3])
+
 Every cell of dbs × workloads × nemeses × seeds is one run. The campaign prints its progress,
 then writes ``index.html`` (every run coloured by its verdict, linked to its report) and
 ``junit.xml`` (one test case per run) into ``<store>/campaigns/<name>/<timestamp>/`` and
@@ -40,7 +48,10 @@ from tester.report import VERDICT_TEXT, RunSummary, render_index, summarize
 #: runs one configuration (a dict of ``raftlab test`` settings) and returns its run folder
 RunOne = Callable[[dict[str, Any]], Path]
 
-_KNOWN = {"name", "store", "dbs", "workloads", "nemeses", "seeds", "settings", "junit", "out"}
+_KNOWN = {"name", "store", "dbs", "workloads", "nemeses", "seeds", "settings", "junit", "out",
+          "sim"}
+_SIM_KNOWN = {"seeds", "nodes"}
+SIM_DB = "raftnode (simulated)"
 _MATRIX = ("db", "workload", "nemesis", "seed")
 
 
@@ -67,6 +78,23 @@ class Campaign:
     store: str = "reports"
     junit: str | None = None
     out: str | None = None
+    sim_seeds: int = 0  # 0: no simulation
+    sim_nodes: list[int] = field(default_factory=lambda: [3])
+
+    def sim_cells(self) -> list[dict[str, Any]]:
+        """One ``raftlab sim`` run per cluster size; they go first (minutes, most bugs)."""
+        if not self.sim_seeds:
+            return []
+        unsafe = self.settings.get("unsafe") or []  # the real runs' build, simulated too
+        return [{"sim": True, "db": SIM_DB, "workload": "registers", "nemesis": "swarm",
+                 "seed": f"0..{self.sim_seeds - 1}", "seeds": self.sim_seeds, "nodes": n,
+                 "unsafe": [unsafe] if isinstance(unsafe, str) else list(unsafe),
+                 "store": self.store, "name": _slug(f"{self.name}-sim-{n}-nodes")}
+                for n in self.sim_nodes]
+
+    def cells(self) -> list[dict[str, Any]]:
+        """Everything the campaign runs, in order: the simulations, then the matrix."""
+        return self.sim_cells() + self.matrix()
 
     def matrix(self) -> list[dict[str, Any]]:
         """One configuration per run, in a stable order (seed varies fastest)."""
@@ -133,8 +161,29 @@ def parse(data: Any, path: str = "campaign") -> Campaign:
     camp = Campaign(name, _names(path, data, "dbs"), _names(path, data, "workloads"),
                     _names(path, data, "nemeses"), seeds, settings,
                     data.get("store") or "reports", data.get("junit"), data.get("out"))
+    if data.get("sim") is not None:
+        camp.sim_seeds, camp.sim_nodes = _parse_sim(path, data["sim"])
     _check_names(path, camp)
     return camp
+
+
+def _parse_sim(path: str, sim: Any) -> tuple[int, list[int]]:
+    if not isinstance(sim, dict):
+        raise CampaignError(f"{path}: field 'sim' must be a mapping (seeds, nodes), got {sim!r}")
+    unknown = sorted(set(map(str, sim)) - _SIM_KNOWN)
+    if unknown:
+        raise CampaignError(f"{path}: unknown field 'sim.{unknown[0]}'; expected "
+                            f"{', '.join(sorted(_SIM_KNOWN))}")
+    seeds = sim.get("seeds", 1000)
+    if not (isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1):
+        raise CampaignError(f"{path}: field 'sim.seeds' must be a positive count, got {seeds!r}")
+    nodes = sim.get("nodes", [3])
+    nodes = [nodes] if isinstance(nodes, int) and not isinstance(nodes, bool) else nodes
+    if not (isinstance(nodes, list) and nodes and all(
+            isinstance(n, int) and not isinstance(n, bool) and 3 <= n <= 7 for n in nodes)):
+        raise CampaignError(f"{path}: field 'sim.nodes' must be cluster sizes between 3 and "
+                            f"7, got {nodes!r}")
+    return seeds, nodes
 
 
 def _check_names(path: str, camp: Campaign) -> None:
@@ -211,6 +260,48 @@ def test_argv(config: dict[str, Any]) -> list[str]:
     return argv
 
 
+def sim_argv(config: dict[str, Any]) -> list[str]:
+    """The ``raftlab sim`` command line of a simulation cell."""
+    out = str(Path(config["store"]) / config["name"])
+    argv = ["sim", "--seeds", str(config["seeds"]), "--nodes", str(config["nodes"]),
+            "--out", out, "--quiet"]
+    for u in config.get("unsafe") or []:
+        argv += ["--unsafe", str(u)]
+    return argv
+
+
+def run_sim(config: dict[str, Any]) -> Path | None:
+    """Run a simulation cell; the run folder of its shrunk violation, or None when clean."""
+    from tester.cli import build_parser
+
+    argv = sim_argv(config)
+    args = build_parser().parse_args(argv)
+    out = Path(args.out)
+    before = set(out.glob("seed-*/2*"))
+    code = args.func(args)
+    if code == 0:
+        return None
+    made = sorted(set(out.glob("seed-*/2*")) - before)
+    if code != 1 or not made:
+        raise RunFailed(f"raftlab sim exited {code} without a verdict")
+    return made[-1]
+
+
+def _sim_summary(cfg: dict[str, Any], run_dir: Path | None) -> RunSummary:
+    if run_dir is not None:
+        s = summarize(run_dir)
+        s.name, s.nemesis = cfg["name"], cfg["nemesis"]
+        s.seed = f"{s.seed} of {cfg['seed']}"
+        try:
+            v = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))["violation"]
+            s.error = f"{v['property']}: {v['message']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        return s
+    return RunSummary(None, cfg["name"], "", True, f"{SIM_DB}, {cfg['nodes']} nodes",
+                      cfg["workload"], cfg["nemesis"], cfg["seed"])
+
+
 def run_test(config: dict[str, Any]) -> Path:
     """Run one configuration with ``raftlab test`` and return its run folder."""
     from tester.cli import build_parser
@@ -249,18 +340,23 @@ def run_campaign(camp: Campaign, run_one: RunOne = run_test,
                  progress: Callable[[str], None] | None = None) -> list[Entry]:
     """Run every cell of the matrix one after another; a failed run becomes "unknown"."""
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
-    cells = camp.matrix()
+    cells = camp.cells()
     entries: list[Entry] = []
     for i, cfg in enumerate(cells, start=1):
         label = f"db={cfg['db']} workload={cfg['workload']} nemesis={cfg['nemesis']} seed={cfg['seed']}"
+        if cfg.get("sim"):
+            label = f"simulation: {cfg['nodes']} nodes, seeds {cfg['seed']}"
         say(f"[{i}/{len(cells)}] {label} ...")
         t0 = time.monotonic()
         interrupted = False
         try:
-            run_dir = run_one(dict(cfg))
-            summary = summarize(run_dir)
-            # the runner turns Ctrl-C into a cleanly stopped run: stop the campaign there too
-            interrupted = _was_interrupted(run_dir)
+            if cfg.get("sim"):
+                summary = _sim_summary(cfg, run_sim(dict(cfg)))
+            else:
+                run_dir = run_one(dict(cfg))
+                summary = summarize(run_dir)
+                # the runner turns Ctrl-C into a cleanly stopped run: stop the campaign there
+                interrupted = _was_interrupted(run_dir)
         except KeyboardInterrupt:
             interrupted = True
             summary = RunSummary(None, cfg["name"], "", "unknown", cfg["db"], cfg["workload"],
@@ -308,10 +404,18 @@ def write_junit(camp: Campaign, entries: list[Entry], path: Path) -> Path:
                           timestamp=time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()))
     for e in entries:
         c, s = e.config, e.summary
-        case = ET.SubElement(suite, "testcase", classname=f"raftlab.{c['db']}.{c['workload']}",
-                             name=f"nemesis={c['nemesis']} seed={c['seed']}", time=f"{e.seconds:.3f}")
+        sim = bool(c.get("sim"))
+        case = ET.SubElement(suite, "testcase",
+                             classname="raftlab.sim" if sim else f"raftlab.{c['db']}.{c['workload']}",
+                             name=(f"nodes={c['nodes']} seeds={c['seed']}" if sim else
+                                   f"nemesis={c['nemesis']} seed={c['seed']}"),
+                             time=f"{e.seconds:.3f}")
         where = f"run folder: {s.dir}\nreport: {s.dir / 'report.html'}" if s.dir else "no run folder"
-        if e.verdict is False:
+        if e.verdict is False and sim:
+            f = ET.SubElement(case, "failure", type="invalid",
+                              message=f"simulation found a violation: {s.error}")
+            f.text = where
+        elif e.verdict is False:
             keys = ", ".join(s.bad_keys) or "see the report"
             f = ET.SubElement(case, "failure", type="invalid",
                               message=f"history is not linearizable (keys: {keys})")
@@ -331,9 +435,12 @@ def write_index(camp: Campaign, entries: list[Entry], out: Path) -> Path:
     """index.html: every run coloured by verdict, linked to its report."""
     out.mkdir(parents=True, exist_ok=True)
     verdict = worst(e.verdict for e in entries)
+    sims = len(camp.sim_cells())
     extra = (
-        f"<p>{len(camp.dbs)} db × {len(camp.workloads)} workload × {len(camp.nemeses)} nemesis "
-        f"× {len(camp.seeds)} seed = {len(entries)} runs · worst verdict "
+        (f"<p>{sims} simulation{'s' if sims > 1 else ''} of {camp.sim_seeds} seeds, then "
+         if sims else "<p>")
+        + f"{len(camp.dbs)} db × {len(camp.workloads)} workload × {len(camp.nemeses)} nemesis "
+        f"× {len(camp.seeds)} seed = {len(entries) - sims} runs · worst verdict "
         f"<b>{VERDICT_TEXT[verdict]}</b> (exit {exit_code(verdict)}) · "
         "<a href=\"junit.xml\">JUnit XML</a> · <a href=\"campaign.json\">campaign.json</a></p>"
     )
@@ -366,8 +473,8 @@ def main(path: str, run_one: RunOne = run_test, out: str | None = None,
     if out:
         camp.out = out
     if dry_run:
-        for cfg in camp.matrix():
-            print("raftlab " + " ".join(test_argv(cfg)))
+        for cfg in camp.cells():
+            print("raftlab " + " ".join(sim_argv(cfg) if cfg.get("sim") else test_argv(cfg)))
         return 0
     entries = run_campaign(camp, run_one)
     d = output_dir(camp)

@@ -177,3 +177,42 @@ def test_ctrl_c_stops_the_campaign_but_keeps_the_index_of_runs_so_far(tmp_path, 
     assert calls == [1, 2]
     suite = junit(tmp_path / "o" / "junit.xml")
     assert suite.get("tests") == "2" and suite.get("errors") == "1"
+
+
+def test_a_campaign_simulates_first_and_a_violation_there_fails_the_gate(tmp_path, capsys):
+    # the real runs pass (the correct fake); the simulation of the same build with a planted
+    # bug (local reads) finds a stale read within 100 seeds: the gate exits 1 and says where
+    doc = {"name": "gate", "store": str(tmp_path / "store"), "dbs": ["memdb"],
+           "workloads": ["registers"], "nemeses": ["partition"], "seeds": 1,
+           "sim": {"seeds": 100, "nodes": [3]}, "settings": {"unsafe": ["local-reads"]},
+           "out": str(tmp_path / "out")}
+    assert campaign.main(str(write(tmp_path, doc)), run_one=memdb_run_one) == 1
+    runs = json.loads((tmp_path / "out" / "campaign.json").read_text())["runs"]
+    assert [r["valid"] for r in runs] == [False, True]
+    sim_run = Path(runs[0]["run_dir"])
+    assert (sim_run / "history.jsonl").exists() and (sim_run / "report.html").exists()
+    assert "linearizability" in runs[0]["error"]
+    case = junit(tmp_path / "out" / "junit.xml").find("testcase")
+    assert case.get("classname") == "raftlab.sim"
+    assert "simulation found a violation: linearizability" in case.find("failure").get("message")
+    assert "1 simulation of 100 seeds, then" in (tmp_path / "out" / "index.html").read_text()
+
+
+def test_a_clean_simulation_passes_without_a_run_folder(tmp_path):
+    doc = {"name": "gate", "store": str(tmp_path / "store"), "dbs": ["memdb"],
+           "workloads": ["registers"], "nemeses": ["none"], "seeds": 1,
+           "sim": {"seeds": 20, "nodes": 5}, "out": str(tmp_path / "out")}
+    assert campaign.main(str(write(tmp_path, doc)), run_one=memdb_run_one) == 0
+    runs = json.loads((tmp_path / "out" / "campaign.json").read_text())["runs"]
+    assert runs[0]["valid"] is True and runs[0]["run_dir"] is None
+    assert runs[0]["config"]["nodes"] == 5
+
+
+@pytest.mark.parametrize("sim, field", [
+    ("nope", "sim"), ({"seeds": 0}, "sim.seeds"), ({"nodes": [2]}, "sim.nodes"),
+    ({"nodes": [3], "jobs": 4}, "sim.jobs"),
+])
+def test_a_bad_sim_section_exits_254_naming_the_field(tmp_path, capsys, sim, field):
+    doc = {"dbs": ["raftnode"], "workloads": ["registers"], "nemeses": ["none"], "sim": sim}
+    assert main(["campaign", str(write(tmp_path, doc))]) == 254
+    assert f"'{field}'" in capsys.readouterr().err
