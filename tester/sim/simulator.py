@@ -57,6 +57,8 @@ FAULT_KINDS = (
     # protocol moments: the leader killed or cut off right after it answers a client, and a
     # follower restarted while it catches up after a partition
     "kill-leader-after-ack", "partition-leader-after-ack", "restart-catching-up",
+    # two configuration changes back to back: the second must wait for the first to commit
+    "member-churn",
 )
 MAX_EVENTS = 400_000  # a seed is ~3,000-10,000 events; far beyond is a message storm
 
@@ -622,6 +624,9 @@ class Simulation:
             undo = ("loss", None)
         elif f.kind in ("member-add", "member-remove", "transfer"):
             self._membership(f)
+        elif f.kind == "member-churn":
+            self._membership(Fault(f.at, "member-remove", f.duration, f.arg, f.pick))
+            self._churn(f.pick >> 3)
         elif f.kind in ("kill-leader-after-ack", "partition-leader-after-ack"):
             self.armed.append(f)
             self._log(f"fault {f.kind} armed")
@@ -692,6 +697,31 @@ class Simulation:
         elif what == "loss":
             self.burst_loss = 0.0
             self._log("loss healed")
+
+    def _churn(self, pick: int) -> None:
+        """A second change right after the first: remove another voter (even down to one),
+        or add a server. A correct leader refuses it until the first change commits."""
+        lead = self._leader()
+        if lead is None:
+            return
+        core = self.cluster.nodes[lead].core
+        m = core.membership
+        others = sorted(set(m.voters) - {lead})
+        absent = sorted(n for n in self.cluster.ids if n not in m.voters and n not in m.learners)
+        try:
+            if others:
+                node = others[pick % len(others)]
+                core.propose_membership("remove", node)
+            elif absent:
+                node = absent[pick % len(absent)]
+                core.propose_membership("add", node, node)
+            else:
+                return
+            self._log(f"fault member-churn second change {node} via {lead}")
+        except (ProposalRejected, NotLeader) as e:
+            self._log(f"fault member-churn second change refused: {e}")
+            return
+        self._send(self.cluster.nodes[lead].process())
 
     def _membership(self, f: Fault) -> None:
         lead = self._leader()
