@@ -38,7 +38,8 @@ Restart: build a new ``RaftCore`` from the persisted hard state, snapshot and en
 state machine starts from the snapshot, and committed entries after it are handed out again.
 
 Events (``Ready.events``, for the node log): ``role`` (role, term, leader), ``election``
-(kind ``prevote``/``vote``/``won``, term), ``membership`` (index, voters, learners: in effect
+(kind ``prevote``/``vote``/``won``, term; ``won`` also the last log index and term it won
+with), ``membership`` (index, voters, learners: in effect
 as soon as appended), ``snapshot`` (index, term, kind ``compact``/``installed``),
 ``check_quorum_lost``, ``removed_step_down``, ``transfer_received``, ``transfer_aborted``,
 ``committed_entry_conflict`` (only ever seen with an unsafe switch).
@@ -440,7 +441,9 @@ class RaftCore:
             pr.active = True
         self.round_sent = {}
         self.read_index_lease = 0
-        self._events.append({"event": "election", "kind": "won", "term": self.term})
+        # The log it won with (before its no-op): the node-event checker's leader completeness.
+        self._events.append({"event": "election", "kind": "won", "term": self.term,
+                             "last_index": self.last_index(), "last_term": self.last_term()})
         if "commit-old-terms" in self.cfg.unsafe:
             # Unsafe: the no-op exists only for the Figure-8 rule; skip both.
             self.term_start = 0

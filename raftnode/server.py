@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from raftnode import wire
+from raftnode.nodeevents import applied_record
 from raftnode.core import ProposalRejected, RaftConfig, RaftCore
 from raftnode.statemachine import StateMachine
 from raftnode.storage import CorruptLog, Storage
@@ -136,6 +137,7 @@ class Node:
         self.term = 0
         self.leader: str | None = None
         self.applied = 0
+        self.applied_out: list[list[Any]] = []  # applied since the last "applied" event
         self.membership: Membership = Membership(voters=dict(cfg.peers))  # as applied
         self.membership_changed = asyncio.Event()
         self.snapshot_index = 0
@@ -172,6 +174,7 @@ class Node:
         host, port = wire.parse_addr(self.cfg.listen)
         self.server = await asyncio.start_server(self._on_connection, host, port, limit=wire.MAX_LINE * 2)
         self.driver = asyncio.get_running_loop().create_task(self._drive())
+        snap = rec.snapshot
         self.log(
             "started",
             listen=self.cfg.listen,
@@ -181,6 +184,12 @@ class Node:
             term=rec.hard_state.term,
             last_index=self.storage.last_index(),
             pid=os.getpid(),
+            # what this incarnation recovered (docs/node-events.md)
+            last_term=self.core.last_term(),
+            commit=self.core.commit,
+            snapshot_index=snap.index if snap is not None else 0,
+            snapshot_term=snap.term if snap is not None else 0,
+            fresh=snap is None and not rec.entries and rec.hard_state.term == 0,
         )
         if self.cfg.secret is None:
             self.log("warning", message="no --secret-file: peers use the well-known default secret")
@@ -361,6 +370,7 @@ class Node:
                 self._apply(committed[n])
                 n += 1
             committed = committed[n:]
+            self._log_applied()
         self._take_read_states(rd)
         if rd.snapshot is not None:
             await asyncio.to_thread(self.storage.save_snapshot, rd.snapshot)
@@ -376,6 +386,7 @@ class Node:
             self.snapshot_index = max(self.snapshot_index, rd.snapshot.index)
         for e in committed:
             self._apply(e)
+        self._log_applied()
         self._release_reads()
         if self.applied - self.snapshot_index >= self.cfg.snapshot_entries:
             self.core.compact(self.applied, self.sm.snapshot())  # persisted via the next Ready
@@ -429,6 +440,7 @@ class Node:
         elif e.kind == CONFIG:
             self._set_membership(Membership.from_dict(e.data))
         self.applied = e.index
+        self.applied_out.append(applied_record(e, result))
         pending = self.proposals.pop(e.index, None)
         if pending is not None:
             term, fut = pending
@@ -438,6 +450,13 @@ class Node:
                 fut.set_result(result)
             else:
                 fut.set_exception(RequestFailed("fail", "superseded"))
+
+    def _log_applied(self) -> None:
+        """One ``applied`` event for the entries applied since the last one (node events:
+        written before the clients of these entries are answered by the loop)."""
+        if self.applied_out:
+            out, self.applied_out = self.applied_out, []
+            self.log("applied", term=self.core.term, commit=self.core.commit, entries=out)
 
     def _set_membership(self, m: Membership) -> None:
         self.membership = m
