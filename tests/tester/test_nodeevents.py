@@ -8,6 +8,7 @@ import json
 from raftnode.nodeevents import digest
 from tester import nodeevents
 from tester.memdb import FakeFleet, MemDB
+from tester.nodeevents.html import section
 from tester.runner import Runner
 from tester.test_cli import print_summary
 from tests.tester.test_runner import config
@@ -173,8 +174,10 @@ def test_node_logs_are_read_in_order_skipping_text_and_torn_lines(tmp_path):
         lines = [json.dumps(e) for e in events]
         (tmp_path / node / "node.log").write_text("\n".join(lines) + '\n{"ts": 1, "event": "appl')
         (tmp_path / node / "stdout.log").write_text("Traceback: not an event\n")
-    assert nodeevents.check(tmp_path)["valid"] is True
-    assert nodeevents.check(tmp_path / "missing") is None
+    res = nodeevents.check(tmp_path)
+    assert res["valid"] is True
+    assert "Every property holds" in section(res)
+    assert nodeevents.check(tmp_path / "missing") is None and section(None) == ""
 
 
 def test_logs_without_node_events_give_no_verdict(tmp_path):
@@ -217,6 +220,10 @@ def test_a_linearizable_run_with_diverged_node_logs_is_invalid_and_says_why(tmp_
     saved = json.loads((out.run_dir / "results.json").read_text())
     assert saved["node_events"]["properties"]["state-machine-safety"] == 1
     assert saved["elections"] == {"valid": True, "terms": 0, "violations": []}
+    page = (out.run_dir / "report.html").read_text()
+    assert "the nodes&#x27; logs break Raft&#x27;s safety: state-machine-safety (1)" in page
+    section = page[page.index('id="node-events"'):]
+    assert "index 2: different entries applied" in section and "<td>n1</td>" in section
     print_summary(out)
     printed = capsys.readouterr().out
     assert "verdict: INVALID" in printed
