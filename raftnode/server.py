@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from raftnode import wire
-from raftnode.nodeevents import applied_record
 from raftnode.core import ProposalRejected, RaftConfig, RaftCore
+from raftnode.nodeevents import applied_record
 from raftnode.statemachine import StateMachine
 from raftnode.storage import CorruptLog, Storage
 from raftnode.transport import Coalescer, Forwarder, PeerLink, tune_socket, wait_or
@@ -121,6 +121,9 @@ class Node:
         self.id = cfg.id
         self.secret = cfg.secret or wire.DEFAULT_SECRET
         self.log = EventLog(cfg.id, cfg.log_file)
+        # a new (or wiped) data directory: this process starts a new member, not a restart
+        data = Path(cfg.data_dir)
+        self.fresh = not (data.is_dir() and any(data.iterdir()))
         self.storage = Storage(cfg.data_dir, cfg.unsafe)
         self.sm = StateMachine(unsafe=cfg.unsafe)
         self.addrs: dict[str, str] = dict(cfg.peers)  # every server ever known: id -> addr
@@ -189,7 +192,7 @@ class Node:
             commit=self.core.commit,
             snapshot_index=snap.index if snap is not None else 0,
             snapshot_term=snap.term if snap is not None else 0,
-            fresh=snap is None and not rec.entries and rec.hard_state.term == 0,
+            fresh=self.fresh,
         )
         if self.cfg.secret is None:
             self.log("warning", message="no --secret-file: peers use the well-known default secret")
