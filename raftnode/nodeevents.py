@@ -22,18 +22,29 @@ from raftnode.types import NORMAL, Entry
 DIGEST_HEX = 12
 
 
+_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+
+
 def canonical(value: Any) -> str:
     """The one JSON spelling of ``value`` that every node computes alike."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return _ENCODE(value)
+
+
+def _hex(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:DIGEST_HEX]
 
 
 def digest(value: Any) -> str:
     """A short digest of a JSON value (see the module doc)."""
-    return hashlib.sha256(canonical(value).encode()).hexdigest()[:DIGEST_HEX]
+    return _hex(canonical(value))
 
 
-def applied_record(e: Entry, result: Any) -> list[Any]:
-    """``[index, term, digest, result digest, command]`` of one applied entry; the command is
-    the client's command for a normal entry and the entry's kind (``noop``, ``config``) else."""
-    command = e.data if e.kind == NORMAL else e.kind
-    return [e.index, e.term, digest([e.kind, e.data]), digest(result), command]
+def applied_record(e: Entry, result: Any) -> str:
+    """``[index, term, digest, result digest, command]`` of one applied entry, as JSON text
+    (the command is encoded once, for its digest and for the log line); the command is the
+    client's command for a normal entry and the entry's kind (``noop``, ``config``) else."""
+    kind = canonical(e.kind)
+    data = canonical(e.data)
+    command = data if e.kind == NORMAL else kind
+    return (f"[{e.index},{e.term},\"{_hex(f'[{kind},{data}]')}\","
+            f"\"{_hex(canonical(result))}\",{command}]")

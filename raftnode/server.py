@@ -89,10 +89,14 @@ class EventLog:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._f = open(path, "a", buffering=1) if path else sys.stderr  # noqa: SIM115
 
-    def __call__(self, event: str, **fields: Any) -> None:
+    def __call__(self, event: str, raw: dict[str, str] | None = None, **fields: Any) -> None:
+        """Log one event; ``raw`` fields are JSON text already (spliced in, not re-encoded)."""
         rec = {"ts": time.time(), "node": self.node_id, "event": event, **fields}
+        line = json.dumps(rec, default=str)
+        if raw:
+            line = line[:-1] + "".join(f", {json.dumps(k)}: {v}" for k, v in raw.items()) + "}"
         try:
-            self._f.write(json.dumps(rec, default=str) + "\n")
+            self._f.write(line + "\n")
             self._f.flush()
         except (OSError, ValueError):
             pass  # a full disk must not stop the node from serving
@@ -140,7 +144,7 @@ class Node:
         self.term = 0
         self.leader: str | None = None
         self.applied = 0
-        self.applied_out: list[list[Any]] = []  # applied since the last "applied" event
+        self.applied_out: list[str] = []  # applied since the last "applied" event (JSON)
         self.membership: Membership = Membership(voters=dict(cfg.peers))  # as applied
         self.membership_changed = asyncio.Event()
         self.snapshot_index = 0
@@ -459,7 +463,8 @@ class Node:
         written before the clients of these entries are answered by the loop)."""
         if self.applied_out:
             out, self.applied_out = self.applied_out, []
-            self.log("applied", term=self.core.term, commit=self.core.commit, entries=out)
+            self.log("applied", raw={"entries": f"[{','.join(out)}]"}, term=self.core.term,
+                     commit=self.core.commit)
 
     def _set_membership(self, m: Membership) -> None:
         self.membership = m
