@@ -214,6 +214,7 @@ class Node:
             lease_reads=self.cfg.lease_reads,
             seed=random.randrange(2**32),
             unsafe=self.cfg.unsafe,
+            commit_events=True,
         )
         return RaftCore(
             config, initial, hard_state=rec.hard_state, snapshot=rec.snapshot, entries=rec.entries
@@ -356,9 +357,11 @@ class Node:
                     if not f.done():
                         f.set_result(None)
                 self.leader_waiters = []
-        for ev in rd.events:  # role, election, membership, snapshot... (logged by the core)
-            ev = dict(ev)
-            self.log(str(ev.pop("event", "core")), **ev)
+        # Events the core logged (role, election, membership, snapshot...); a granted vote only
+        # once it is durable, as only then is it sent: a vote lost in a crash was never cast.
+        votes = [ev for ev in rd.events if ev.get("event") == "vote"]
+        self._log_events([ev for ev in rd.events if ev.get("event") != "vote"] if votes
+                         else rd.events)
         hs = rd.hard_state
         late = rd.messages
         if self.core.role == LEADER and (hs is None or (hs.term, hs.vote) == self.durable_vote):
@@ -386,6 +389,8 @@ class Node:
         self.durable_index = self.storage.last_index()
         if hs is not None:
             self.durable_vote = (hs.term, hs.vote)
+        if votes:
+            self._log_events(votes)
         self._send(late)
         if rd.snapshot is not None and rd.snapshot.index > self.applied:
             self._install_snapshot(rd.snapshot)
@@ -457,6 +462,11 @@ class Node:
                 fut.set_result(result)
             else:
                 fut.set_exception(RequestFailed("fail", "superseded"))
+
+    def _log_events(self, events: list[dict[str, Any]]) -> None:
+        for ev in events:
+            ev = dict(ev)
+            self.log(str(ev.pop("event", "core")), **ev)
 
     def _log_applied(self) -> None:
         """One ``applied`` event for the entries applied since the last one (node events:

@@ -8,6 +8,12 @@ read returning a wrong value. The node events (docs/node-events.md: JSON lines w
 that directly. After a run, across every node and every process incarnation:
 
 * **election-safety** -- at most one leader per term (Raft §5.2);
+* **vote-once** -- a node grants at most one vote per term, also across restarts (the vote is
+  durable; a wiped data directory starts a new member);
+* **election-quorum** -- a leader won with the votes of a majority of the voters, and each
+  voter it counted logged that vote;
+* **commit-rule** -- a leader commits an index only once a majority of the voters hold it,
+  and only an entry of its own term (Figure 8);
 * **state-machine-safety** -- every node that applied index i applied the same entry (term and
   digest) there (§5.4.3), and got the same result from its state machine (the state machines
   did not diverge, e.g. after a snapshot or session restore);
@@ -32,10 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PROPERTIES = ("election-safety", "state-machine-safety", "commit-monotonic",
-              "applied-contiguous", "durability", "leader-completeness")
+PROPERTIES = ("election-safety", "vote-once", "election-quorum", "commit-rule",
+              "state-machine-safety", "commit-monotonic", "applied-contiguous", "durability",
+              "leader-completeness")
 MAX_PER_PROPERTY = 20  # violations listed per property (all are counted)
-EVENTS = frozenset({"started", "role", "election", "applied", "commit", "snapshot"})
+EVENTS = frozenset({"started", "role", "election", "vote", "applied", "commit", "snapshot"})
 
 
 @dataclass
@@ -125,6 +132,8 @@ class _NodeScan:
         self.applied: list[Applied] = []
         self.won: list[dict[str, Any]] = []
         self.leader_terms: dict[int, float] = {}
+        self.votes: set[tuple[int, str]] = set()  # (term, candidate) this node voted for
+        self._voted: dict[int, tuple[str, float]] = {}  # term -> first candidate (this life)
         self.incarnations = 0
         self.malformed = 0
         self._scan(events)
@@ -151,13 +160,21 @@ class _NodeScan:
                 self._check_durable(ev, earlier_max, at)
                 if ev.get("fresh") is True:
                     earlier_max = 0  # a wiped data directory: a new member, nothing to keep
+                    self._voted = {}
             elif kind == "role":
                 term = _int(ev.get("term"))
                 if ev.get("role") == "leader" and term is not None:
                     self.leader_terms.setdefault(term, at)
             elif kind == "election":
-                if ev.get("kind") == "won" and _int(ev.get("term")) is not None:
+                term = _int(ev.get("term"))
+                if ev.get("kind") == "won" and term is not None:
                     self.won.append(ev)
+                elif ev.get("kind") == "vote" and term is not None:
+                    self._vote(term, self.node, at)  # a candidate votes for itself
+            elif kind == "vote":
+                term = _int(ev.get("term"))
+                if term is not None and isinstance(ev.get("for"), str):
+                    self._vote(term, ev["for"], at)
             elif kind == "snapshot":
                 idx = _int(ev.get("index"))
                 if ev.get("kind") in ("installed", "restored") and idx is not None:
@@ -170,6 +187,8 @@ class _NodeScan:
                     next_index = idx + 1
                     this_max = max(this_max, idx)
             elif kind in ("applied", "commit"):
+                if kind == "commit":
+                    self._check_commit_rule(ev, at)
                 c = _int(ev.get("commit") if kind == "applied" else ev.get("index"))
                 if c is not None:
                     if commit is not None and c < commit:
@@ -181,6 +200,38 @@ class _NodeScan:
                 if kind == "applied":
                     next_index, this_max = self._take_applied(ev, inc, next_index, earlier_max,
                                                               this_max)
+
+    def _vote(self, term: int, candidate: str, at: float) -> None:
+        self.votes.add((term, candidate))
+        first = self._voted.setdefault(term, (candidate, at))[0]
+        if first != candidate:
+            self.found.add(
+                "vote-once",
+                f"{self.node} voted for {first} and then for {candidate} in term {term}",
+                at, nodes=sorted({self.node, first, candidate}), term=term,
+                candidates=[first, candidate])
+
+    def _check_commit_rule(self, ev: dict[str, Any], at: float) -> None:
+        index, term = _int(ev.get("index")), _int(ev.get("term"))
+        acks, voters = ev.get("acks"), ev.get("voters")
+        if index is None or term is None:
+            return
+        entry_term = _int(ev.get("entry_term"))
+        if entry_term is not None and entry_term != term:
+            self.found.add(
+                "commit-rule",
+                f"{self.node}, leader of term {term}, committed index {index} whose entry has "
+                f"term {entry_term}: a leader commits by counting only entries of its own term",
+                at, nodes=[self.node], index=index, term=term, entry_term=entry_term)
+        if isinstance(acks, list) and isinstance(voters, list) and voters:
+            held = sorted(set(map(str, acks)) & set(map(str, voters)))
+            if len(held) < len(voters) // 2 + 1:
+                self.found.add(
+                    "commit-rule",
+                    f"{self.node}, leader of term {term}, committed index {index} held by "
+                    f"{len(held)} of {len(voters)} voters ({', '.join(held) or 'none'}): "
+                    "not a majority", at, nodes=[self.node], index=index, term=term,
+                    acks=held, voters=sorted(map(str, voters)))
 
     def _check_durable(self, ev: dict[str, Any], earlier_max: int, at: float) -> None:
         last = _int(ev.get("last_index"))
@@ -264,6 +315,33 @@ def _variant(apps: list[Applied]) -> dict[str, Any]:
     return d
 
 
+def _election_quorum(scans: list[_NodeScan], found: Findings) -> None:
+    """Each won election: a majority of the voters' votes, each one logged by its voter (when
+    that voter logs votes at all)."""
+    logs_votes = {s.node for s in scans if s.votes}
+    votes = {(s.node, term, cand) for s in scans for term, cand in s.votes}
+    for s in scans:
+        for ev in s.won:
+            term, counted, voters = int(ev["term"]), ev.get("votes"), ev.get("voters")
+            if not (isinstance(counted, list) and isinstance(voters, list) and voters):
+                continue
+            granted = sorted(set(map(str, counted)) & set(map(str, voters)))
+            if len(granted) < len(voters) // 2 + 1:
+                found.add("election-quorum",
+                          f"{s.node} won term {term} with {len(granted)} of {len(voters)} "
+                          f"voters' votes ({', '.join(granted) or 'none'}): not a majority",
+                          _ts(ev), nodes=[s.node], term=term, votes=granted,
+                          voters=sorted(map(str, voters)))
+            unbacked = sorted(v for v in granted if v != s.node and v in logs_votes
+                              and (v, term, s.node) not in votes)
+            if unbacked:
+                found.add("election-quorum",
+                          f"{s.node} won term {term} counting votes from "
+                          f"{', '.join(unbacked)}, which never voted for it in term {term}",
+                          _ts(ev), nodes=sorted({s.node, *unbacked}), term=term,
+                          votes=granted, unbacked=unbacked)
+
+
 def _leader_completeness(applied: list[Applied], won: list[tuple[str, dict[str, Any]]],
                          found: Findings) -> None:
     """An entry applied at node term c was committed by term c: every leader of a later term
@@ -314,6 +392,7 @@ def check_events(events: dict[str, list[dict[str, Any]]]) -> dict[str, Any] | No
             found.add("election-safety",
                       f"term {term} had {len(names)} leaders: {', '.join(names)}",
                       sorted(leaders.values())[1], term=term, nodes=names, leaders=names)
+    _election_quorum(scans, found)
     applied = [a for s in scans for a in s.applied]
     _state_machine_safety(applied, found)
     _leader_completeness(applied, [(s.node, ev) for s in scans for ev in s.won], found)

@@ -69,7 +69,12 @@ def test_safe_raftnode_emits_node_events_that_hold_through_kills_restarts_and_sn
     restarts = [e for e in events[leader] if e["event"] == "started"][1:]
     assert restarts and restarts[-1]["snapshot_index"] > 0 and restarts[-1]["fresh"] is False
     won = [e for e in events[leader] if e["event"] == "election" and e["kind"] == "won"]
-    assert won and {"last_index", "last_term"} <= set(won[0])
+    assert won and {"last_index", "last_term", "votes", "voters"} <= set(won[0])
+    assert len(won[0]["votes"]) >= 2 and len(won[0]["voters"]) == 3
+    voted = [e for n in cl.addrs for e in events[n] if e["event"] == "vote"]
+    assert any(e["for"] == leader and e["term"] == won[-1]["term"] for e in voted)
+    commits = [e for e in events[leader] if e["event"] == "commit"]
+    assert commits and all(len(c["acks"]) >= 2 and c["entry_term"] == c["term"] for c in commits)
     applied = next(e for e in events[leader] if e["event"] == "applied")
     index, term, entry_digest, result_digest, command = applied["entries"][0]
     assert (index, command) == (1, "noop") and len(entry_digest) == len(result_digest) == 12

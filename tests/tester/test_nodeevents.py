@@ -49,9 +49,18 @@ class Log:
         commit = commit if commit is not None else entries[-1][0]
         return self.ev("applied", term=term, commit=commit, entries=list(entries))
 
-    def won(self, term, last_index, last_term):
-        self.ev("election", kind="won", term=term, last_index=last_index, last_term=last_term)
+    def won(self, term, last_index, last_term, votes=None):
+        self.ev("election", kind="vote", term=term)
+        self.ev("election", kind="won", term=term, last_index=last_index, last_term=last_term,
+                **({"votes": sorted(votes), "voters": list(NODES)} if votes else {}))
         return self.ev("role", role="leader", term=term, leader=self.node)
+
+    def vote(self, term, candidate):
+        return self.ev("vote", term=term, **{"for": candidate})
+
+    def commit(self, index, term, acks, entry_term=None):
+        return self.ev("commit", index=index, term=term, entry_term=entry_term or term,
+                       acks=sorted(acks), voters=list(NODES))
 
 
 LOG_T1 = [rec(1, 1, None), rec(2, 1, put("x", 1)), rec(3, 1, put("y", 2))]
@@ -61,10 +70,12 @@ LOG_T2 = [rec(4, 2, None), rec(5, 2, put("x", 3))]
 def clean_cluster():
     """n1 leads term 1; n2 leads term 2; n3 restarts, then installs a snapshot; all agree."""
     n1, n2, n3 = (Log(n).start() for n in NODES)
-    n1.won(1, 0, 0).applied(1, *LOG_T1)
+    n2.vote(1, "n1")
+    n1.won(1, 0, 0, votes=["n1", "n2"]).commit(3, 1, ["n1", "n2"]).applied(1, *LOG_T1)
     n2.applied(1, *LOG_T1[:2]).applied(1, LOG_T1[2])
     n3.applied(1, *LOG_T1)
-    n2.won(2, 3, 1).applied(2, *LOG_T2)
+    n3.vote(2, "n2")
+    n2.won(2, 3, 1, votes=["n2", "n3"]).commit(5, 2, ["n1", "n2", "n3"]).applied(2, *LOG_T2)
     n1.ev("role", role="follower", term=2, leader="n2").applied(2, *LOG_T2)
     # n3 restarts from its snapshot at 2 (its commit starts lower again) and re-applies 3
     n3.start(last_index=3, snapshot_index=2, term=1).applied(1, LOG_T1[2], commit=3)
@@ -82,13 +93,47 @@ def test_a_clean_cluster_with_restarts_and_snapshots_satisfies_every_property():
 
 def test_two_leaders_in_one_term_violate_election_safety():
     logs = clean_cluster()
-    logs["n3"] += Log("n3").won(2, 5, 2).events
+    logs["n3"] += Log("n3").won(2, 5, 2, votes=["n1", "n3"]).events
+    logs["n1"] += Log("n1").vote(2, "n3").events
     res = nodeevents.check_events(logs)
     assert res["valid"] is False and res["properties"]["election-safety"] == 1
     v = res["violations"][0]
     assert v["term"] == 2 and v["leaders"] == ["n2", "n3"]
     assert nodeevents.elections(res)["violations"] == [{"term": 2, "leaders": ["n2", "n3"],
                                                          "at": v["at"]}]
+
+
+def test_a_second_vote_in_one_term_violates_vote_once_also_across_a_restart():
+    n1 = Log("n1").start().vote(3, "n2").start(last_index=0, term=0, fresh=False).vote(3, "n3")
+    res = nodeevents.check_events({"n1": n1.events})
+    assert res["properties"]["vote-once"] == 1
+    assert res["violations"][0]["candidates"] == ["n2", "n3"]
+    candidate = Log("n1").start().ev("election", kind="vote", term=3).vote(3, "n2")
+    assert nodeevents.check_events({"n1": candidate.events})["properties"]["vote-once"] == 1
+    wiped = Log("n1").start().vote(3, "n2").start(fresh=True).vote(3, "n3")
+    assert nodeevents.check_events({"n1": wiped.events})["valid"] is True
+
+
+def test_winning_without_a_majority_or_with_votes_never_cast_violates_election_quorum():
+    short = Log("n1").start().won(1, 0, 0, votes=["n1"])
+    res = nodeevents.check_events({"n1": short.events})
+    assert res["properties"]["election-quorum"] == 1 and "1 of 3" in res["violations"][0]["message"]
+    n2 = Log("n2").start().vote(1, "n3")  # n2 logs its votes, and voted for n3
+    counted = Log("n1").start().won(1, 0, 0, votes=["n1", "n2"])
+    res = nodeevents.check_events({"n1": counted.events, "n2": n2.events})
+    assert res["properties"]["election-quorum"] == 1
+    assert res["violations"][0]["unbacked"] == ["n2"]
+
+
+def test_committing_without_a_majority_or_an_old_term_entry_violates_the_commit_rule():
+    n1 = Log("n1").start().won(2, 3, 1).commit(4, 2, ["n1"]).commit(3, 2, ["n1", "n2"],
+                                                                   entry_term=1)
+    res = nodeevents.check_events({"n1": n1.events})
+    assert res["properties"]["commit-rule"] == 2
+    minority, old_term = [v for v in res["violations"] if v["property"] == "commit-rule"]
+    assert minority["acks"] == ["n1"] and "not a majority" in minority["message"]
+    assert old_term["entry_term"] == 1 and "Figure" not in old_term["message"]
+    assert res["properties"]["commit-monotonic"] == 1  # and it went from 4 back to 3
 
 
 def test_different_entries_at_one_index_violate_state_machine_safety_naming_both():
@@ -150,7 +195,7 @@ def test_a_later_leader_without_a_committed_entry_violates_leader_completeness()
     assert v["leader"] == "n3" and v["term"] == 3 and v["index"] == 5
     assert v["entry"]["committed_by_term"] == 2
     # a higher last term with an index reaching the entry: fine
-    logs["n3"][-2:] = Log("n3").won(3, 5, 2).events
+    logs["n3"][-3:] = Log("n3").won(3, 5, 2).events
     assert nodeevents.check_events(logs)["valid"] is True
 
 
