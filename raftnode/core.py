@@ -39,7 +39,7 @@ state machine starts from the snapshot, and committed entries after it are hande
 
 Events (``Ready.events``, for the node log): ``role`` (role, term, leader), ``election``
 (kind ``prevote``/``vote``/``won``, term; ``won`` also the votes it counted, the voters
-and the last log index and term it won with), ``vote`` (term, for: a vote granted),
+and the last log index and term it won with), ``vote`` (term, for: a vote granted, also a candidate's own),
 ``commit`` (with ``RaftConfig.commit_events``: a leader's commit decision -- index, term,
 entry_term, acks, voters), ``membership`` (index, voters, learners: in effect
 as soon as appended), ``snapshot`` (index, term, kind ``compact``/``installed``),
@@ -436,6 +436,7 @@ class RaftCore:
         self.vote = self.id
         self.prs = {}
         self._events.append({"event": "election", "kind": "vote", "term": self.term})
+        self._events.append({"event": "vote", "term": self.term, "for": self.id})
 
     def _become_leader(self) -> None:
         votes = sorted(p for p, granted in self.votes.items() if granted)

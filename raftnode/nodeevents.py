@@ -2,8 +2,8 @@
 
 docs/node-events.md is the contract: per process a ``started`` event (what it recovered), per
 ``Ready`` one ``applied`` event for the entries applied in it (index, term, a digest of the
-entry, a digest of the state machine's result, the command), with the commit index and the
-node's current term. Every node of a correct Raft applies the same entry and gets the same
+entry, a digest of the state machine's result, the command, the term of the client proposal
+answered at that index), with the commit index and the node's current term. Every node of a correct Raft applies the same entry and gets the same
 result at each index, so comparing digests across nodes finds diverged logs and diverged
 state machines even when no client read happens to look.
 
@@ -39,12 +39,13 @@ def digest(value: Any) -> str:
     return _hex(canonical(value))
 
 
-def applied_record(e: Entry, result: Any) -> str:
-    """``[index, term, digest, result digest, command]`` of one applied entry, as JSON text
-    (the command is encoded once, for its digest and for the log line); the command is the
-    client's command for a normal entry and the entry's kind (``noop``, ``config``) else."""
+def applied_record(e: Entry, result: Any, acked: int | None = None) -> str:
+    """``[index, term, digest, result digest, command, acked]`` of one applied entry, as JSON
+    text (the command is encoded once, for its digest and for the log line). The command is
+    the client's command for a normal entry and the entry's kind (``noop``, ``config``) else;
+    ``acked`` the term of the proposal this node answered ``ok`` for at this index (or null)."""
     kind = canonical(e.kind)
     data = canonical(e.data)
     command = data if e.kind == NORMAL else kind
     return (f"[{e.index},{e.term},\"{_hex(f'[{kind},{data}]')}\","
-            f"\"{_hex(canonical(result))}\",{command}]")
+            f"\"{_hex(canonical(result))}\",{command},{'null' if acked is None else acked}]")

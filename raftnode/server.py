@@ -452,16 +452,18 @@ class Node:
         elif e.kind == CONFIG:
             self._set_membership(Membership.from_dict(e.data))
         self.applied = e.index
-        self.applied_out.append(applied_record(e, result))
         pending = self.proposals.pop(e.index, None)
+        acked = None  # the term of the proposal answered ok here (node events: ack-rule)
         if pending is not None:
             term, fut = pending
             if fut.done():
                 pass
             elif term == e.term:
                 fut.set_result(result)
+                acked = term
             else:
                 fut.set_exception(RequestFailed("fail", "superseded"))
+        self.applied_out.append(applied_record(e, result, acked))
 
     def _log_events(self, events: list[dict[str, Any]]) -> None:
         for ev in events:

@@ -14,6 +14,8 @@ that directly. After a run, across every node and every process incarnation:
   voter it counted logged that vote;
 * **commit-rule** -- a leader commits an index only once a majority of the voters hold it,
   and only an entry of its own term (Figure 8);
+* **ack-rule** -- a node answers a client's write ``ok`` only when the entry applied at the
+  proposal's index is the proposal (same term), not another leader's entry;
 * **state-machine-safety** -- every node that applied index i applied the same entry (term and
   digest) there (§5.4.3), and got the same result from its state machine (the state machines
   did not diverge, e.g. after a snapshot or session restore);
@@ -38,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PROPERTIES = ("election-safety", "vote-once", "election-quorum", "commit-rule",
+PROPERTIES = ("election-safety", "vote-once", "election-quorum", "commit-rule", "ack-rule",
               "state-machine-safety", "commit-monotonic", "applied-contiguous", "durability",
               "leader-completeness")
 MAX_PER_PROPERTY = 20  # violations listed per property (all are counted)
@@ -169,8 +171,6 @@ class _NodeScan:
                 term = _int(ev.get("term"))
                 if ev.get("kind") == "won" and term is not None:
                     self.won.append(ev)
-                elif ev.get("kind") == "vote" and term is not None:
-                    self._vote(term, self.node, at)  # a candidate votes for itself
             elif kind == "vote":
                 term = _int(ev.get("term"))
                 if term is not None and isinstance(ev.get("for"), str):
@@ -262,6 +262,14 @@ class _NodeScan:
             index, term = rec[0], rec[1]
             result = rec[3] if len(rec) > 3 and isinstance(rec[3], str) else None
             command = rec[4] if len(rec) > 4 else None
+            acked = _int(rec[5]) if len(rec) > 5 else None
+            if acked is not None and acked != term:
+                self.found.add(
+                    "ack-rule",
+                    f"{self.node} answered ok to the write it proposed at index {index} in term "
+                    f"{acked}, but the entry applied there is of term {term} "
+                    f"({_describe_command(command)})", at, nodes=[self.node], index=index,
+                    term=term, proposal_term=acked)
             if next_index is not None and index != next_index:
                 what = "skipped to" if index > next_index else "went back to"
                 self.found.add(

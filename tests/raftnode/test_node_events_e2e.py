@@ -76,8 +76,11 @@ def test_safe_raftnode_emits_node_events_that_hold_through_kills_restarts_and_sn
     commits = [e for e in events[leader] if e["event"] == "commit"]
     assert commits and all(len(c["acks"]) >= 2 and c["entry_term"] == c["term"] for c in commits)
     applied = next(e for e in events[leader] if e["event"] == "applied")
-    index, term, entry_digest, result_digest, command = applied["entries"][0]
-    assert (index, command) == (1, "noop") and len(entry_digest) == len(result_digest) == 12
+    index, term, entry_digest, result_digest, command, acked = applied["entries"][0]
+    assert (index, command, acked) == (1, "noop", None)
+    assert len(entry_digest) == len(result_digest) == 12
+    acks = [r for e in events[leader] if e["event"] == "applied" for r in e["entries"] if r[5]]
+    assert acks and all(r[5] == r[1] for r in acks)  # each write answered had its own term
     assert applied["commit"] >= index and applied["term"] >= term
 
 

@@ -50,7 +50,7 @@ class Log:
         return self.ev("applied", term=term, commit=commit, entries=list(entries))
 
     def won(self, term, last_index, last_term, votes=None):
-        self.ev("election", kind="vote", term=term)
+        self.vote(term, self.node)
         self.ev("election", kind="won", term=term, last_index=last_index, last_term=last_term,
                 **({"votes": sorted(votes), "voters": list(NODES)} if votes else {}))
         return self.ev("role", role="leader", term=term, leader=self.node)
@@ -108,7 +108,7 @@ def test_a_second_vote_in_one_term_violates_vote_once_also_across_a_restart():
     res = nodeevents.check_events({"n1": n1.events})
     assert res["properties"]["vote-once"] == 1
     assert res["violations"][0]["candidates"] == ["n2", "n3"]
-    candidate = Log("n1").start().ev("election", kind="vote", term=3).vote(3, "n2")
+    candidate = Log("n1").start().vote(3, "n1").vote(3, "n2")
     assert nodeevents.check_events({"n1": candidate.events})["properties"]["vote-once"] == 1
     wiped = Log("n1").start().vote(3, "n2").start(fresh=True).vote(3, "n3")
     assert nodeevents.check_events({"n1": wiped.events})["valid"] is True
@@ -134,6 +134,17 @@ def test_committing_without_a_majority_or_an_old_term_entry_violates_the_commit_
     assert minority["acks"] == ["n1"] and "not a majority" in minority["message"]
     assert old_term["entry_term"] == 1 and "Figure" not in old_term["message"]
     assert res["properties"]["commit-monotonic"] == 1  # and it went from 4 back to 3
+
+
+def test_answering_ok_for_a_proposal_replaced_by_another_entry_violates_the_ack_rule():
+    replaced = rec(4, 2, put("x", 3)) + [1]  # n1 proposed at 4 in term 1; term 2's entry won
+    n1 = Log("n1").start().applied(1, *LOG_T1).applied(2, replaced)
+    res = nodeevents.check_events({"n1": n1.events})
+    assert res["properties"]["ack-rule"] == 1
+    assert res["violations"][0]["proposal_term"] == 1 and res["violations"][0]["term"] == 2
+    own = rec(4, 2, put("x", 3)) + [2]
+    ok = Log("n1").start().applied(1, *LOG_T1).applied(2, own)
+    assert nodeevents.check_events({"n1": ok.events})["valid"] is True
 
 
 def test_different_entries_at_one_index_violate_state_machine_safety_naming_both():
