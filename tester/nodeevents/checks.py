@@ -8,6 +8,8 @@ read returning a wrong value. The node events (docs/node-events.md: JSON lines w
 that directly. After a run, across every node and every process incarnation:
 
 * **election-safety** -- at most one leader per term (Raft §5.2);
+* **follower-leader** -- a node follows, in term T, only the node that led term T (not a
+  stale leader of an earlier term);
 * **vote-once** -- a node grants at most one vote per term, also across restarts (the vote is
   durable; a wiped data directory starts a new member);
 * **election-quorum** -- a leader won with the votes of a majority of the voters, and each
@@ -40,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PROPERTIES = ("election-safety", "vote-once", "election-quorum", "commit-rule", "ack-rule",
+PROPERTIES = ("election-safety", "follower-leader", "vote-once", "election-quorum", "commit-rule", "ack-rule",
               "state-machine-safety", "commit-monotonic", "applied-contiguous", "durability",
               "leader-completeness")
 MAX_PER_PROPERTY = 20  # violations listed per property (all are counted)
@@ -134,6 +136,7 @@ class _NodeScan:
         self.applied: list[Applied] = []
         self.won: list[dict[str, Any]] = []
         self.leader_terms: dict[int, float] = {}
+        self.followed: dict[tuple[int, str], float] = {}  # (term, leader) -> first seen
         self.votes: set[tuple[int, str]] = set()  # (term, candidate) this node voted for
         self._voted: dict[int, tuple[str, float]] = {}  # term -> first candidate (this life)
         self.incarnations = 0
@@ -167,6 +170,8 @@ class _NodeScan:
                 term = _int(ev.get("term"))
                 if ev.get("role") == "leader" and term is not None:
                     self.leader_terms.setdefault(term, at)
+                elif term is not None and isinstance(ev.get("leader"), str):
+                    self.followed.setdefault((term, ev["leader"]), at)
             elif kind == "election":
                 term = _int(ev.get("term"))
                 if ev.get("kind") == "won" and term is not None:
@@ -400,6 +405,16 @@ def check_events(events: dict[str, list[dict[str, Any]]]) -> dict[str, Any] | No
             found.add("election-safety",
                       f"term {term} had {len(names)} leaders: {', '.join(names)}",
                       sorted(leaders.values())[1], term=term, nodes=names, leaders=names)
+    logged = {s.node for s in scans}
+    for s in scans:
+        for (term, leader), at in sorted(s.followed.items()):
+            if leader in logged and leader not in leaders_by_term.get(term, {}):
+                led = sorted(t for t, ls in leaders_by_term.items() if leader in ls and t < term)
+                also = f" (it led term {led[-1]})" if led else ""
+                found.add("follower-leader",
+                          f"{s.node} followed {leader} in term {term}, but {leader} never led "
+                          f"term {term}{also}", at, nodes=sorted({s.node, leader}), term=term,
+                          leader=leader)
     _election_quorum(scans, found)
     applied = [a for s in scans for a in s.applied]
     _state_machine_safety(applied, found)

@@ -103,6 +103,18 @@ def test_two_leaders_in_one_term_violate_election_safety():
                                                          "at": v["at"]}]
 
 
+def test_following_a_node_that_did_not_lead_the_term_violates_follower_leader():
+    logs = clean_cluster()
+    # n3 is in term 2 (led by n2) but takes n1, the leader of term 1, for its leader
+    logs["n3"] += Log("n3").ev("role", role="follower", term=2, leader="n1").events
+    res = nodeevents.check_events(logs)
+    assert res["properties"]["follower-leader"] == 1, res["violations"]
+    assert "it led term 1" in res["violations"][0]["message"]
+    # a leader whose node log is missing proves nothing either way
+    logs["n3"] += Log("n3").ev("role", role="follower", term=2, leader="n9").events
+    assert nodeevents.check_events(logs)["properties"]["follower-leader"] == 1
+
+
 def test_a_second_vote_in_one_term_violates_vote_once_also_across_a_restart():
     n1 = Log("n1").start().vote(3, "n2").start(last_index=0, term=0, fresh=False).vote(3, "n3")
     res = nodeevents.check_events({"n1": n1.events})
