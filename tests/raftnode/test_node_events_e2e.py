@@ -1,14 +1,19 @@
 """raftnode's node events, end to end on loopback (real processes from the zipapp): they are
 emitted, they satisfy every property on the safe build through kills, restarts and snapshots,
-and they expose a lost acknowledged write on a key that no client ever reads again."""
+and they expose bugs no client read shows: a lost acknowledged write on a key that nobody
+reads again, and a quorum one short before any client has come."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+import raftnode
 from raftnode.localcluster import LocalCluster
 from raftnode.zipapp import build
 from tester import nodeevents
@@ -99,3 +104,36 @@ def test_a_write_lost_by_ack_before_sync_is_caught_though_nobody_reads_it(
     assert res["properties"]["durability"] >= 1, res["violations"]
     v = next(v for v in res["violations"] if v["property"] == "durability")
     assert v["recovered"] < v["index"]
+
+
+def mutated_zipapp(tmp: Path, path: str, old: str, new: str) -> Path:
+    """raftnode as a zipapp with one line of ``path`` replaced: an ordinary bug, planted."""
+    src = tmp / "src"
+    shutil.copytree(Path(raftnode.__file__).parent, src / "raftnode",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    f = src / path
+    text = f.read_text()
+    assert text.count(old) == 1, f"{path} no longer has the line this bug replaces: {old!r}"
+    f.write_text(text.replace(old, new))
+    out = tmp / "mutant.pyz"
+    subprocess.run([sys.executable, "-I", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+                    "from raftnode.zipapp import build; build(sys.argv[2])", str(src), str(out)],
+                   check=True)
+    return out
+
+
+def test_a_quorum_one_short_is_caught_on_the_first_election_without_any_client(
+        tmp_path: Path) -> None:
+    """A quorum computed as voters // 2: every election and every commit of a 3-node cluster
+    needs one node. Nothing a client could read has gone wrong yet; the node events show the
+    elections and commits that no majority backed."""
+    app = mutated_zipapp(tmp_path, "raftnode/core.py",
+                         "return len(self.membership.voters) // 2 + 1",
+                         "return len(self.membership.voters) // 2")
+    with LocalCluster(tmp_path / "cluster", 3, zipapp=app, python=PYTHON):
+        time.sleep(1.5)
+    res = nodeevents.check(tmp_path / "cluster")
+    assert res is not None and res["valid"] is False
+    assert res["properties"]["election-quorum"] >= 1 and res["properties"]["commit-rule"] >= 1
+    v = next(v for v in res["violations"] if v["property"] == "election-quorum")
+    assert "1 of 3 voters" in v["message"]
