@@ -87,8 +87,12 @@ def _state_machine_safety(applied: list[Applied], found: Findings) -> None:
 
 
 def _variant(apps: list[Applied]) -> dict[str, Any]:
+    """One version of an index: who applied it (a process after a restart is named as such:
+    a node may disagree with its own earlier process), its term, digest and command."""
     a = apps[0]
-    d = {"nodes": sorted({x.node for x in apps}), "term": a.term, "digest": a.digest}
+    who = {x.node if x.incarnation == 0 else f"{x.node} after restart {x.incarnation}"
+           for x in apps}
+    d = {"nodes": sorted(who), "term": a.term, "digest": a.digest}
     if a.command is not None:
         d["command"] = a.command
     return d

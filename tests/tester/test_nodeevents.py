@@ -182,6 +182,16 @@ def test_one_entry_with_different_results_shows_diverged_state_machines():
     assert "different results" in res["violations"][0]["message"]
 
 
+def test_a_node_that_disagrees_with_its_own_earlier_process_is_named_by_restart():
+    lost = {"status": "fail", "value": None, "error": "cas-mismatch"}
+    cas = {"op": "cas", "key": "x", "expected": 1, "value": 5}
+    n1 = Log("n1").start().applied(1, *LOG_T1, rec(4, 1, cas)).start(last_index=4, term=1)
+    n1.ev("snapshot", index=3, term=1, kind="restored").applied(1, rec(4, 1, cas, result=lost))
+    res = nodeevents.check_events({"n1": n1.events})
+    rows = res["violations"][0]["entries"]
+    assert sorted(r["nodes"] for r in rows) == [["n1"], ["n1 after restart 1"]]
+
+
 def test_a_commit_index_going_back_within_one_process_is_a_violation():
     n1 = Log("n1").start().applied(1, *LOG_T1).ev("commit", index=2)
     res = nodeevents.check_events({"n1": n1.events})
