@@ -50,8 +50,8 @@ EXPOSERS: dict[str, dict[str, Any]] = {
 
 
 def detection_time(results: dict[str, Any], start_time: float) -> float | None:
-    """Seconds since the start at which the first non-linearizable op completed (or, for an
-    election-safety violation, the second leader of a term took over)."""
+    """Seconds since the start at which the first non-linearizable op completed (or, for a
+    node-event violation, the node event that showed it: node wall clock)."""
     best = None
     for p in results["checker"].get("partitions") or []:
         v = p.get("violation")
@@ -62,7 +62,7 @@ def detection_time(results: dict[str, Any], start_time: float) -> float | None:
             continue
         t = (op.get("complete") or op["invoke"])["time"] / 1e9
         best = t if best is None else min(best, t)
-    for v in (results.get("elections") or {}).get("violations") or []:
+    for v in (results.get("node_events") or {}).get("violations") or []:
         t = v["at"] - start_time  # node wall clock vs the test's start wall time
         best = t if best is None else min(best, t)
     return best

@@ -38,7 +38,10 @@ Restart: build a new ``RaftCore`` from the persisted hard state, snapshot and en
 state machine starts from the snapshot, and committed entries after it are handed out again.
 
 Events (``Ready.events``, for the node log): ``role`` (role, term, leader), ``election``
-(kind ``prevote``/``vote``/``won``, term), ``membership`` (index, voters, learners: in effect
+(kind ``prevote``/``vote``/``won``, term; ``won`` also the votes it counted, the voters
+and the last log index and term it won with), ``vote`` (term, for: a vote granted, also a candidate's own),
+``commit`` (with ``RaftConfig.commit_events``: a leader's commit decision -- index, term,
+entry_term, acks, voters), ``membership`` (index, voters, learners: in effect
 as soon as appended), ``snapshot`` (index, term, kind ``compact``/``installed``),
 ``check_quorum_lost``, ``removed_step_down``, ``transfer_received``, ``transfer_aborted``,
 ``committed_entry_conflict`` (only ever seen with an unsafe switch).
@@ -127,6 +130,9 @@ class RaftConfig:
     max_clock_drift: float = 0.2
     seed: int | None = None  # election jitter seed (default: derived from id)
     unsafe: frozenset[str] = field(default_factory=frozenset)
+    # a ``commit`` event for every commit decision of a leader, with the voters whose match
+    # index reached it (node events; the server logs them, the simulator does without)
+    commit_events: bool = False
 
     def __post_init__(self) -> None:
         bad = set(self.unsafe) - set(UNSAFE_SWITCHES)
@@ -430,8 +436,10 @@ class RaftCore:
         self.vote = self.id
         self.prs = {}
         self._events.append({"event": "election", "kind": "vote", "term": self.term})
+        self._events.append({"event": "vote", "term": self.term, "for": self.id})
 
     def _become_leader(self) -> None:
+        votes = sorted(p for p, granted in self.votes.items() if granted)
         self._reset(self.term)
         self.role = LEADER
         self.leader = self.id
@@ -440,7 +448,11 @@ class RaftCore:
             pr.active = True
         self.round_sent = {}
         self.read_index_lease = 0
-        self._events.append({"event": "election", "kind": "won", "term": self.term})
+        # The votes it counted and the log it won with (before its no-op): for the node-event
+        # checks of the election quorum and of leader completeness.
+        self._events.append({"event": "election", "kind": "won", "term": self.term,
+                             "last_index": self.last_index(), "last_term": self.last_term(),
+                             "votes": votes, "voters": sorted(self.membership.voters)})
         if "commit-old-terms" in self.cfg.unsafe:
             # Unsafe: the no-op exists only for the Figure-8 rule; skip both.
             self.term_start = 0
@@ -675,6 +687,7 @@ class RaftCore:
             if not pre:
                 self.vote = m.src
                 self.election_elapsed = 0
+                self._events.append({"event": "vote", "term": self.term, "for": m.src})
         else:
             self._send(Message(resp, self.id, m.src, self.term, reject=True))
 
@@ -900,6 +913,13 @@ class RaftCore:
         if self.term_at(n) != self.term and "commit-old-terms" not in self.cfg.unsafe:
             return  # Figure 8: only entries of the leader's own term commit by counting
         self.commit = n
+        if self.cfg.commit_events:
+            acks = [p for p, pr in self.prs.items() if p in voters and pr.match >= n]
+            if self.id in voters:
+                acks.append(self.id)
+            self._events.append({"event": "commit", "index": n, "term": self.term,
+                                 "entry_term": self.term_at(n), "acks": sorted(acks),
+                                 "voters": sorted(voters)})
         self._after_leader_commit()
 
     def _after_leader_commit(self) -> None:

@@ -33,6 +33,7 @@ from typing import Any
 
 from raftnode import wire
 from raftnode.core import ProposalRejected, RaftConfig, RaftCore
+from raftnode.nodeevents import applied_record
 from raftnode.statemachine import StateMachine
 from raftnode.storage import CorruptLog, Storage
 from raftnode.transport import Coalescer, Forwarder, PeerLink, tune_socket, wait_or
@@ -88,10 +89,14 @@ class EventLog:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._f = open(path, "a", buffering=1) if path else sys.stderr  # noqa: SIM115
 
-    def __call__(self, event: str, **fields: Any) -> None:
+    def __call__(self, event: str, raw: dict[str, str] | None = None, **fields: Any) -> None:
+        """Log one event; ``raw`` fields are JSON text already (spliced in, not re-encoded)."""
         rec = {"ts": time.time(), "node": self.node_id, "event": event, **fields}
+        line = json.dumps(rec, default=str)
+        if raw:
+            line = line[:-1] + "".join(f", {json.dumps(k)}: {v}" for k, v in raw.items()) + "}"
         try:
-            self._f.write(json.dumps(rec, default=str) + "\n")
+            self._f.write(line + "\n")
             self._f.flush()
         except (OSError, ValueError):
             pass  # a full disk must not stop the node from serving
@@ -120,6 +125,9 @@ class Node:
         self.id = cfg.id
         self.secret = cfg.secret or wire.DEFAULT_SECRET
         self.log = EventLog(cfg.id, cfg.log_file)
+        # a new (or wiped) data directory: this process starts a new member, not a restart
+        data = Path(cfg.data_dir)
+        self.fresh = not (data.is_dir() and any(data.iterdir()))
         self.storage = Storage(cfg.data_dir, cfg.unsafe)
         self.sm = StateMachine(unsafe=cfg.unsafe)
         self.addrs: dict[str, str] = dict(cfg.peers)  # every server ever known: id -> addr
@@ -136,6 +144,7 @@ class Node:
         self.term = 0
         self.leader: str | None = None
         self.applied = 0
+        self.applied_out: list[str] = []  # applied since the last "applied" event (JSON)
         self.membership: Membership = Membership(voters=dict(cfg.peers))  # as applied
         self.membership_changed = asyncio.Event()
         self.snapshot_index = 0
@@ -172,6 +181,7 @@ class Node:
         host, port = wire.parse_addr(self.cfg.listen)
         self.server = await asyncio.start_server(self._on_connection, host, port, limit=wire.MAX_LINE * 2)
         self.driver = asyncio.get_running_loop().create_task(self._drive())
+        snap = rec.snapshot
         self.log(
             "started",
             listen=self.cfg.listen,
@@ -181,6 +191,12 @@ class Node:
             term=rec.hard_state.term,
             last_index=self.storage.last_index(),
             pid=os.getpid(),
+            # what this incarnation recovered (docs/node-events.md)
+            last_term=self.core.last_term(),
+            commit=self.core.commit,
+            snapshot_index=snap.index if snap is not None else 0,
+            snapshot_term=snap.term if snap is not None else 0,
+            fresh=self.fresh,
         )
         if self.cfg.secret is None:
             self.log("warning", message="no --secret-file: peers use the well-known default secret")
@@ -198,6 +214,7 @@ class Node:
             lease_reads=self.cfg.lease_reads,
             seed=random.randrange(2**32),
             unsafe=self.cfg.unsafe,
+            commit_events=True,
         )
         return RaftCore(
             config, initial, hard_state=rec.hard_state, snapshot=rec.snapshot, entries=rec.entries
@@ -340,9 +357,11 @@ class Node:
                     if not f.done():
                         f.set_result(None)
                 self.leader_waiters = []
-        for ev in rd.events:  # role, election, membership, snapshot... (logged by the core)
-            ev = dict(ev)
-            self.log(str(ev.pop("event", "core")), **ev)
+        # Events the core logged (role, election, membership, snapshot...); a granted vote only
+        # once it is durable, as only then is it sent: a vote lost in a crash was never cast.
+        votes = [ev for ev in rd.events if ev.get("event") == "vote"]
+        self._log_events([ev for ev in rd.events if ev.get("event") != "vote"] if votes
+                         else rd.events)
         hs = rd.hard_state
         late = rd.messages
         if self.core.role == LEADER and (hs is None or (hs.term, hs.vote) == self.durable_vote):
@@ -361,6 +380,7 @@ class Node:
                 self._apply(committed[n])
                 n += 1
             committed = committed[n:]
+            self._log_applied()
         self._take_read_states(rd)
         if rd.snapshot is not None:
             await asyncio.to_thread(self.storage.save_snapshot, rd.snapshot)
@@ -369,6 +389,8 @@ class Node:
         self.durable_index = self.storage.last_index()
         if hs is not None:
             self.durable_vote = (hs.term, hs.vote)
+        if votes:
+            self._log_events(votes)
         self._send(late)
         if rd.snapshot is not None and rd.snapshot.index > self.applied:
             self._install_snapshot(rd.snapshot)
@@ -376,6 +398,7 @@ class Node:
             self.snapshot_index = max(self.snapshot_index, rd.snapshot.index)
         for e in committed:
             self._apply(e)
+        self._log_applied()
         self._release_reads()
         if self.applied - self.snapshot_index >= self.cfg.snapshot_entries:
             self.core.compact(self.applied, self.sm.snapshot())  # persisted via the next Ready
@@ -430,14 +453,30 @@ class Node:
             self._set_membership(Membership.from_dict(e.data))
         self.applied = e.index
         pending = self.proposals.pop(e.index, None)
+        acked = None  # the term of the proposal answered ok here (node events: ack-rule)
         if pending is not None:
             term, fut = pending
             if fut.done():
                 pass
             elif term == e.term:
                 fut.set_result(result)
+                acked = term
             else:
                 fut.set_exception(RequestFailed("fail", "superseded"))
+        self.applied_out.append(applied_record(e, result, acked))
+
+    def _log_events(self, events: list[dict[str, Any]]) -> None:
+        for ev in events:
+            ev = dict(ev)
+            self.log(str(ev.pop("event", "core")), **ev)
+
+    def _log_applied(self) -> None:
+        """One ``applied`` event for the entries applied since the last one (node events:
+        written before the clients of these entries are answered by the loop)."""
+        if self.applied_out:
+            out, self.applied_out = self.applied_out, []
+            self.log("applied", raw={"entries": f"[{','.join(out)}]"}, term=self.core.term,
+                     commit=self.core.commit)
 
     def _set_membership(self, m: Membership) -> None:
         self.membership = m

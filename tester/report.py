@@ -28,6 +28,8 @@ from checker import visualize
 from checker.history import NEMESIS, HistoryError, Op, read_jsonl
 from checker.visualize import VERDICT_CLASS, VERDICT_TEXT, verdict_of
 from tester.nemesis import COLORS
+from tester.nodeevents import violated
+from tester.nodeevents.html import section as node_events_section
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -554,7 +556,7 @@ def _banner(run: Run, duration_ns: int, first_error: bool) -> str:
         f"<span class=\"fact\"><b>{esc(k)}</b> {esc(str(val))}</span>" for k, val in facts
     )
     why = {True: "every key's history is linearizable",
-           False: "a history that no sequential execution explains was found",
+           False: _invalid_reason(run),
            "unknown": unknown_reason(run)}[v]
     return (
         f"<header class=\"banner {VERDICT_CLASS[v]}\"><div class=\"verdict\">{VERDICT_TEXT[v]}"
@@ -562,6 +564,18 @@ def _banner(run: Run, duration_ns: int, first_error: bool) -> str:
         f"<div class=\"facts\">{facts_html}</div></div>"
         f"{visualize.FIRST_ERROR_LINK if first_error else ''}</header>"
     )
+
+
+def _invalid_reason(run: Run) -> str:
+    """Which check found the run invalid: the history, the nodes' own logs, or both."""
+    res = run.results or {}
+    checked = res.get("checker") if isinstance(res.get("checker"), dict) else {}
+    broken = violated(res.get("node_events") if isinstance(res.get("node_events"), dict) else None)
+    history = "a history that no sequential execution explains was found"
+    if not broken:
+        return history
+    logs = f"the nodes' logs break Raft's safety: {', '.join(broken)}"
+    return logs if checked.get("valid") is not False else f"{history}; {logs}"
 
 
 def unknown_reason(run: Run) -> str:
@@ -809,6 +823,7 @@ def render_report(run: Run) -> str:
         + _counts_html(counts, faults, _perf_html(run))
         + _keys_html(run, parts, key_counts(calls), {v["key"] for v in views})
         + lin_section
+        + node_events_section((run.results or {}).get("node_events"))
         + "<section><h2>Latency</h2><div class=\"legend\" id=\"lat-legend\"></div>"
           "<div class=\"plot\"><canvas id=\"latency\"></canvas></div>"
           "<h2>Throughput</h2><div class=\"plot\"><canvas id=\"throughput\"></canvas></div>"

@@ -28,9 +28,9 @@ from typing import Any
 
 from checker.history import NEMESIS, HistoryWriter, Op
 from checker.verdict import UNKNOWN, Verdict, worst
-from tester import elections
 from tester import generator as gen
 from tester import nemesis as nem
+from tester import nodeevents
 from tester import workload as wl
 from tester.store import RunStore
 
@@ -515,9 +515,9 @@ class Runner:
             checked = check_history(ops, model, self.cfg.check_timeout)
         stats, perf = summarize(ops)
         valid: Verdict = checked.get("valid", UNKNOWN)
-        elected = elections.check(self.store.path / "nodes")
-        if elected is not None:
-            valid = worst([valid, elected["valid"]])  # composed checkers: the worst verdict wins
+        events = nodeevents.check(self.store.path / "nodes")
+        if events is not None:
+            valid = worst([valid, events["valid"]])  # composed checkers: the worst verdict wins
         if self.errors and valid is True:
             valid = UNKNOWN  # a run cut short proves nothing about the rest
         if not [op for op in ops if op.process != NEMESIS and op.type == "ok"]:
@@ -526,7 +526,8 @@ class Runner:
             "valid": valid,
             "checker": checked,
             "per_key": per_key(checked),
-            "elections": elected,
+            "node_events": events,
+            "elections": nodeevents.elections(events),
             "stats": stats,
             "perf": perf,
             "timings": self.timings,

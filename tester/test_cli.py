@@ -6,6 +6,7 @@ Exit codes: 0 valid, 1 invalid, 2 unknown, 254 bad arguments or input, 255 inter
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import re
@@ -14,6 +15,7 @@ from typing import Any
 
 from checker.verdict import EXIT_BAD_INPUT, exit_code
 from tester import nemesis as nem
+from tester import nodeevents
 from tester import workload as wl
 from tester.runner import RunConfig, Runner
 
@@ -201,6 +203,11 @@ def print_summary(out: Any) -> None:
     bad = [k for k, v in (r.get("per_key") or {}).items() if v is False]
     if bad:
         print(f"non-linearizable keys: {', '.join(bad[:10])}")
+    broken = nodeevents.violated(r.get("node_events"))
+    if broken:
+        print(f"node events violate: {', '.join(broken)}")
+        for line in itertools.islice(nodeevents.iter_messages(r.get("node_events")), 3):
+            print(f"  {line}")
     if r.get("errors"):
         print(f"errors: {'; '.join(r['errors'])}")
     print(f"run folder: {out.run_dir}")
