@@ -217,6 +217,8 @@ def _print_violation(key: Any, v: dict[str, Any] | None, keyed: bool) -> None:
               f"{bad['text']} (invoked at index {bad['invoke']['index']}"
               + (f", completed at index {bad['complete']['index']})" if bad["complete"]
                  else ")"))
+    for a in v.get("anomalies") or []:
+        _Stdout.print(f"  {label}{a['kind']} {json.dumps(a['element'], default=str)}: {a['text']}")
     _Stdout.print(f"  longest linearizable prefix ({len(v['prefix'])} ops), from "
           f"{v['initial_state']['text']}:")
     shown = v["prefix"][-20:]

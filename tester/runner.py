@@ -31,7 +31,7 @@ from checker.verdict import UNKNOWN, Verdict, worst
 from tester import elections
 from tester import generator as gen
 from tester import nemesis as nem
-from tester import workload as wl
+from tester import workloads as wl
 from tester.store import RunStore
 
 log = logging.getLogger("raftlab")
@@ -320,15 +320,22 @@ def summarize(ops: list[Op]) -> tuple[dict[str, Any], dict[str, Any]]:
 # --------------------------------------------------------------------------- checking
 
 
-def check_history(ops: list[Op], model: str, timeout: float) -> dict[str, Any]:
-    """The checker's JSON result (docs/results.md); ``valid: "unknown"`` if it cannot run."""
+def check_history(ops: list[Op], model: str, timeout: float,
+                  checker: str = "linearizability") -> dict[str, Any]:
+    """The checker's JSON result (docs/results.md); ``valid: "unknown"`` if it cannot run.
+
+    ``checker`` is the workload's: the linearizability search with ``model``, or ``set``."""
     try:
+        client_ops = [op for op in ops if op.process != NEMESIS]
+        if checker == "set":
+            from checker.set import check_set
+
+            return check_set(client_ops).to_dict()
         # submodules, not the package: a tests/checker folder can shadow the package name
         from checker.linearizability import check
         from checker.models import load_model
 
-        result = check([op for op in ops if op.process != NEMESIS], load_model(model),
-                       timeout=timeout)
+        result = check(client_ops, load_model(model), timeout=timeout)
         return result.to_dict() if hasattr(result, "to_dict") else dict(result)
     except Exception as e:  # Jepsen: a checker that throws gives an unknown verdict
         log.error("checker failed: %s: %s", type(e).__name__, e)
@@ -510,9 +517,11 @@ class Runner:
         assert rec is not None
         rec.close()
         ops = list(rec.ops)
-        model = getattr(getattr(self, "workload", None), "model", "cas-register")
+        workload = getattr(self, "workload", None)
+        model = getattr(workload, "model", "cas-register")
         with self.step("check"):
-            checked = check_history(ops, model, self.cfg.check_timeout)
+            checked = check_history(ops, model, self.cfg.check_timeout,
+                                    getattr(workload, "checker", "linearizability"))
         stats, perf = summarize(ops)
         valid: Verdict = checked.get("valid", UNKNOWN)
         elected = elections.check(self.store.path / "nodes")

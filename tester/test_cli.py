@@ -14,7 +14,7 @@ from typing import Any
 
 from checker.verdict import EXIT_BAD_INPUT, exit_code
 from tester import nemesis as nem
-from tester import workload as wl
+from tester import workloads as wl
 from tester.runner import RunConfig, Runner
 
 
@@ -42,7 +42,8 @@ def add_parser(subparsers: Any) -> None:
     where.add_argument("--inventory", metavar="FILE", help="an inventory YAML file")
     p.add_argument("--db", default="raftnode", help="raftnode, etcd or package.module:Class")
     p.add_argument("--workload", default="registers", choices=wl.WORKLOADS + tuple(wl.ALIASES),
-                   help="registers (alias: register) or kv (default registers)")
+                   help="registers (alias: register), kv, append (lists: a lost write stays "
+                        "visible) or set (lost/stale adds by name); default registers")
     p.add_argument("--nemesis", default="partition",
                    help=f"none, all or a comma list of {','.join(nem.PACKAGES)}")
     p.add_argument("--nemesis-interval", type=float, default=10.0, metavar="S",
@@ -144,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
         faults = _validate(args)
         builtin = args.db in ("raftnode", "etcd")
         db = load_db(args.db, **({"deploy": not args.no_deploy} if builtin else {}))
+        wl.require(db, args.workload)
     except (BadInput, ValueError) as e:
         print(f"raftlab test: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT

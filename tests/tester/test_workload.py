@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tester import generator as g
-from tester import workload as wl
+from tester import workloads as wl
 
 
 def ops_of(w: wl.Workload, n: int = 2000, seed: int = 3) -> list[dict]:
