@@ -5,10 +5,11 @@ A workload's generator is endless; the runner bounds it by rate, time and count.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from checker.history import NEMESIS, Op
 from tester.generator import Context, Fn, Generator, Pending, Request, Result
 
 READ_FS = frozenset({"read"})
@@ -73,6 +74,21 @@ class Workload:
     fs: tuple[str, ...]
     read_fs: frozenset[str] = READ_FS
     checker: str = "linearizability"
+
+    def check(self, ops: Sequence[Op], timeout: float | None = None, explain: bool = True
+              ) -> Any:
+        """This workload's verdict on a history (client records; nemesis ones are skipped):
+        a ``CheckResult`` or a ``SetResult``, both with ``valid`` and ``to_dict()``."""
+        if self.checker == "set":
+            from checker.set import check_set
+
+            return check_set(ops)
+        # submodules, not the package: a tests/checker folder can shadow the package name
+        from checker.linearizability import check
+        from checker.models import load_model
+
+        return check([op for op in ops if op.process != NEMESIS], load_model(self.model),
+                     timeout=timeout, explain=explain)
 
     def final_reads(self, attempts: int = 3) -> Generator:
         """After healing: one successful read of every key touched (retried a few times)."""
