@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from checker.operation import Operation
+from checker.set import known_from
 
 MAX_ANOMALIES = 12  # per key: enough to explain; the search's verdict is what counts
 
@@ -68,15 +69,7 @@ def anomalies(ops: Sequence[Operation]) -> list[dict[str, Any]]:
                 add("never-written", e, f"the read at {_at(r)} returned {e!r}, but {why}")
 
     # what is known before each read begins: acknowledged appends and earlier reads' elements
-    known: dict[Any, tuple[int, str]] = {}
-    for a in appends:
-        if a.ok and a.ret is not None and (a.input not in known or a.ret < known[a.input][0]):
-            known[a.input] = (a.ret, f"its append was acknowledged at {_at(a)}")
-    for r in reads:
-        assert r.ret is not None
-        for e in _items(r):
-            if e in possible and (e not in known or r.ret < known[e][0]):
-                known[e] = (r.ret, f"the read at {_at(r)} returned it")
+    known = known_from(appends, reads, possible)
     for i, r in enumerate(reads):
         have = set(_items(r))
         for e, (pos, how) in sorted(known.items(), key=lambda kv: kv[1][0]):

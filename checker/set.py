@@ -121,7 +121,8 @@ def check_set(history: Iterable[Op]) -> SetResult:
 
 
 def _elements(o: Operation) -> frozenset[Any]:
-    return frozenset(o.output or ())
+    out = o.output
+    return frozenset(out) if isinstance(out, tuple) else frozenset()
 
 
 def _final_read(reads: list[Operation], adds: list[Operation]) -> Operation | None:
@@ -140,24 +141,11 @@ def check_key(key: Any, ops: Sequence[Operation]) -> SetKey:
     reads = sorted((o for o in ops if o.f == READ and o.ok), key=lambda o: o.call)
     attempted = {a.input for a in adds}
     possible = {a.input for a in adds if a.status != "fail"}
-    acked: dict[Any, Operation] = {}  # element -> its add that completed ok first
-    for a in adds:
-        if a.ok and a.ret is not None and (a.input not in acked or a.ret < acked[a.input].ret):
-            acked[a.input] = a
+    acked = {a.input for a in adds if a.ok}
     out.attempted, out.acknowledged = len(attempted), len(acked)
     final = _final_read(reads, adds)
     final_set = _elements(final) if final is not None else None
-
-    # known[e] = (position from which e is known, how): acknowledged, or seen by a read
-    known: dict[Any, tuple[int, str]] = {
-        e: (a.ret, f"its add was acknowledged (record {_index(a.complete)})")
-        for e, a in acked.items() if a.ret is not None}
-    for r in reads:
-        if r is final or r.ret is None:
-            continue
-        for e in _elements(r):
-            if e in possible and (e not in known or r.ret < known[e][0]):
-                known[e] = (r.ret, f"the read at record {_index(r.complete)} returned it")
+    known = known_from(adds, [r for r in reads if r is not final], possible)
 
     never: dict[Any, Operation] = {}
     for r in reads:
@@ -205,6 +193,24 @@ def check_key(key: Any, ops: Sequence[Operation]) -> SetKey:
     elif final is None and acked:
         out.valid, out.reason = UNKNOWN, "no final read"
     return out
+
+
+def known_from(writes: Iterable[Operation], reads: Iterable[Operation], possible: set[Any]
+               ) -> dict[Any, tuple[int, str]]:
+    """element -> (history position from which it is known, how): the first completion of
+    an ``ok`` write of it (an add, an append) or of an ok read that returned it. ``possible``
+    are the elements some write may have written (a read of another one is no evidence)."""
+    known: dict[Any, tuple[int, str]] = {}
+    for a in writes:
+        if a.ok and a.ret is not None and (a.input not in known or a.ret < known[a.input][0]):
+            known[a.input] = (a.ret, f"its {a.f} was acknowledged at record {_index(a.complete)}")
+    for r in reads:
+        if not r.ok or r.ret is None:
+            continue
+        for e in _elements(r):
+            if e in possible and (e not in known or r.ret < known[e][0]):
+                known[e] = (r.ret, f"the read at record {_index(r.complete)} returned it")
+    return known
 
 
 def _index(op: Op | None) -> Any:
