@@ -101,3 +101,13 @@ def test_an_adapter_that_lists_its_workloads_refuses_the_others_by_name():
     wl.require(object(), "set")  # an adapter that does not say supports them all
     with pytest.raises(ValueError, match="--db narrowdb does not support --workload append"):
         wl.require(Narrow(), "append")
+
+
+def test_campaigns_accept_the_new_workload_names(tmp_path):
+    from tester import campaign
+
+    path = tmp_path / "c.yml"
+    path.write_text('{"name": "w", "dbs": ["raftnode"], "workloads": ["append", "set"], '
+                    '"nemeses": ["none"], "seeds": [1]}')
+    cells = campaign.load(path).matrix()
+    assert [c["workload"] for c in cells] == ["append", "set"]
