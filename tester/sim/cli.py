@@ -17,8 +17,8 @@ from checker.history import write_jsonl
 from checker.verdict import EXIT_BAD_INPUT, EXIT_INVALID, EXIT_VALID
 from raftnode import accel
 from raftnode.types import UNSAFE_SWITCHES
-from tester.sim.scan import plan_for, scan
-from tester.sim.simulator import SimResult, run_plan
+from tester.sim.scan import scan
+from tester.sim.simulator import SimResult, plan_for, run_plan
 
 #: the workloads the simulated clients run (kv's deletes are not simulated)
 SIM_WORKLOADS = ("registers", "append", "set")

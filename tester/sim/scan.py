@@ -8,16 +8,8 @@ must run as Python runs it.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 
-from tester.sim.simulator import Plan, make_plan, run_plan
-
-
-def plan_for(seed: int, nodes: int = 3, ops: int = 200, unsafe: frozenset[str] = frozenset(),
-             lease: bool = False, workload: str = "registers") -> Plan:
-    """The seed's plan with the clients' workload (registers, append or set)."""
-    plan = make_plan(seed, nodes, ops, unsafe, lease)
-    return plan if workload == plan.workload else replace(plan, workload=workload)
+from tester.sim.simulator import plan_for, run_plan
 
 
 def _run_one(args: tuple[int, int, int, frozenset[str], bool, str]

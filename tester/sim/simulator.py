@@ -800,13 +800,18 @@ def _violation_of(res: Any) -> Violation:
     return Violation("linearizability", f"key {part.key}: the history is not linearizable{why}")
 
 
+def plan_for(seed: int, nodes: int = 3, ops: int = 200, unsafe: frozenset[str] = frozenset(),
+             lease: bool = False, workload: str = "registers") -> Plan:
+    """The seed's plan with the clients' workload (registers, append or set)."""
+    plan = make_plan(seed, nodes, ops, unsafe, lease)
+    return plan if workload == plan.workload else replace(plan, workload=workload)
+
+
 def run_seed(seed: int, nodes: int = 3, ops: int = 200, unsafe: frozenset[str] = frozenset(),
              check_history: bool = True, workload: str = "registers") -> SimResult:
     """Plan and run one seed (``workload``: registers, append or set)."""
-    plan = make_plan(seed, nodes, ops, unsafe)
-    if workload != plan.workload:
-        plan = replace(plan, workload=workload)
-    return Simulation(plan, check_history).run()
+    return Simulation(plan_for(seed, nodes, ops, unsafe, workload=workload),
+                      check_history).run()
 
 
 def run_plan(plan: Plan, check_history: bool = True) -> SimResult:
