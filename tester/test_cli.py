@@ -201,7 +201,15 @@ def print_summary(out: Any) -> None:
           f"info {st.get('info', 0)}); availability {av.get('overall')} "
           f"(during faults {av.get('during_faults')})")
     bad = [k for k, v in (r.get("per_key") or {}).items() if v is False]
-    if bad:
+    found = (r.get("checker") or {}).get("set")
+    if isinstance(found, dict):  # the set checker: what it found, by count
+        print("set: " + ", ".join(
+            f"{kind.replace('_', '-')} {(found.get(kind) or {}).get('count', 0)}"
+            for kind in ("lost", "stale", "never_written"))
+            + f" of {found.get('acknowledged', 0)} acknowledged adds")
+        if bad:
+            print(f"keys with anomalies: {', '.join(bad[:10])}")
+    elif bad:
         print(f"non-linearizable keys: {', '.join(bad[:10])}")
     if r.get("errors"):
         print(f"errors: {'; '.join(r['errors'])}")

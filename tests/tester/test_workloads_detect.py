@@ -12,6 +12,7 @@ import json
 
 import pytest
 
+from tester.test_cli import print_summary
 from tests.tester.test_runner import assert_healed, run
 
 
@@ -38,7 +39,7 @@ def test_append_on_a_correct_store_under_every_fault_is_valid(tmp_path):
     assert_healed(db, fleet)
 
 
-def test_set_names_acknowledged_adds_that_were_lost(tmp_path):
+def test_set_names_acknowledged_adds_that_were_lost(tmp_path, capsys):
     out, _, _ = run(tmp_path, "lost-writes", nemesis=[], workload="set")
     assert out.valid is False
     saved = json.loads((out.run_dir / "results.json").read_text())
@@ -50,6 +51,8 @@ def test_set_names_acknowledged_adds_that_were_lost(tmp_path):
     assert f"lost {len(elements)}" in part["reason"] and repr(elements[0]) in part["reason"]
     report = (out.run_dir / "report.html").read_text()
     assert "Set anomalies" in report and "lost" in report
+    print_summary(out)
+    assert f"set: lost {lost['count']}, stale 0" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("mode", ["correct"])
