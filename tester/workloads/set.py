@@ -14,7 +14,10 @@ from tester.workloads.base import KeySpace, Workload, new_value, no_value, op_mi
 
 
 def set_workload(keys: int = 10, ops_per_key: int | None = 200) -> Workload:
-    """Sets per key: add of a value unique to the key 2/3, read 1/3."""
+    """Sets per key: add of a value unique to the key 50 %, read 50 %.
+
+    Half reads, not Jepsen's few: most of what a Raft bug does to acknowledged adds is
+    transient (a stale leader serving reads for a while), and only a read can see that."""
     ks = KeySpace(keys, ops_per_key)
-    mix = {"add": (2.0, new_value), "read": (1.0, no_value)}
+    mix = {"add": (1.0, new_value), "read": (1.0, no_value)}
     return Workload("set", "set", ks, op_mix(ks, mix), tuple(mix), checker="set")
