@@ -57,7 +57,7 @@ def add_parser(subparsers: Any) -> None:
                    help="operations per second over all clients; 0 = unlimited (default 100)")
     p.add_argument("--keys", type=int, default=10, help="keys in use at a time (default 10)")
     p.add_argument("--ops-per-key", type=int, default=200,
-                   help="retire a register key after this many ops (default 200)")
+                   help="retire a key after this many ops (default 200)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     p.add_argument("--unsafe", action="append", default=[], metavar="NAME",
                    help="pass an unsafe switch to every raftnode (repeatable)")

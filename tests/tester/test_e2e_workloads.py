@@ -1,6 +1,7 @@
-"""append and set end to end on a real local raftnode fleet: valid on the safe build under
-partitions, kills and pauses, with the final reads judging every element; and the list
-naming what a planted bug did. The module has its own fleet name and subnet."""
+"""append and set end to end on a real local fleet: raftnode valid on the safe build under
+partitions, kills and pauses, with the final reads judging every element; etcd's append (a
+transaction on the key's revision) valid under partitions. The module has its own fleet name
+and subnet."""
 
 from __future__ import annotations
 
@@ -29,14 +30,14 @@ def local_fleet() -> Iterator[tuple[inventory.Inventory, dict[str, control.Remot
         yield inv, remotes
 
 
-def run(local_fleet, tmp_path, workload: str, **kw: Any):
+def run(local_fleet, tmp_path, workload: str, db: str = "raftnode", **kw: Any):
     inv, remotes = local_fleet
     base: dict[str, Any] = dict(name=f"e2e-{workload}", workload=workload, nemesis=FAULTS,
                                 nemesis_interval=1.5, time_limit=12, concurrency=10, rate=200,
                                 keys=6, ops_per_key=120, seed=5, store=str(tmp_path),
                                 quiet=1.0, op_timeout=1.0)
     base.update(kw)
-    out = Runner(RunConfig(**base), load_db("raftnode"), inv.nodes, remotes).run()
+    out = Runner(RunConfig(db=db, **base), load_db(db), inv.nodes, remotes).run()
     assert out.results["errors"] == [], out.results["errors"]
     return out
 
@@ -61,3 +62,10 @@ def test_safe_raftnode_loses_no_acknowledged_add(local_fleet, tmp_path):
     assert found["lost"]["count"] == found["stale"]["count"] == found["never_written"][
         "count"] == 0
     assert "Set anomalies" in (out.run_dir / "report.html").read_text()
+
+
+def test_etcd_appends_through_revision_checked_transactions_and_stays_valid(local_fleet,
+                                                                             tmp_path):
+    out = run(local_fleet, tmp_path, "append", db="etcd", nemesis=["partition"])
+    assert out.valid is True, out.results["checker"].get("reason")
+    assert out.results["stats"]["by_f"]["append"]["ok"] > 200, out.results["stats"]
