@@ -556,6 +556,10 @@ def _banner(run: Run, duration_ns: int, first_error: bool) -> str:
     why = {True: "every key's history is linearizable",
            False: "a history that no sequential execution explains was found",
            "unknown": unknown_reason(run)}[v]
+    checked = (run.results or {}).get("checker")
+    if isinstance(checked, dict) and checked.get("model") == "set" and v in (True, False):
+        why = ("every acknowledged add was read back and every read is explained" if v is True
+               else "adds were lost, or reads missed or invented elements: see Set anomalies")
     return (
         f"<header class=\"banner {VERDICT_CLASS[v]}\"><div class=\"verdict\">{VERDICT_TEXT[v]}"
         f"</div><div><h1>{esc(str(name))}</h1><p class=\"why\">{esc(why)}</p>"

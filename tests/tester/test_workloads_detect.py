@@ -50,7 +50,7 @@ def test_set_names_acknowledged_adds_that_were_lost(tmp_path, capsys):
     part = next(p for p in saved["checker"]["partitions"] if str(p["key"]) == key)
     assert f"lost {len(elements)}" in part["reason"] and repr(elements[0]) in part["reason"]
     report = (out.run_dir / "report.html").read_text()
-    assert "Set anomalies" in report and "lost" in report
+    assert "Set anomalies" in report and "lost" in report and "adds were lost" in report
     print_summary(out)
     assert f"set: lost {lost['count']}, stale 0" in capsys.readouterr().out
 
