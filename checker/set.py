@@ -31,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from checker.history import NEMESIS, Op
+from checker.history import NEMESIS, HistoryError, Op
 from checker.operation import Operation, pair
 from checker.verdict import UNKNOWN, Verdict, worst
 
@@ -58,6 +58,8 @@ class SetKey:
     never_written: list[Any] = field(default_factory=list)
     stale_reads: int = 0  # (read, element) pairs: one stale element may miss from many reads
     details: list[dict[str, Any]] = field(default_factory=list)
+    time_s: float = 0.0
+    violation: None = None  # no linearization to explain: ``details`` says what was found
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -78,12 +80,26 @@ class SetResult:
     keys: list[SetKey]
     stats: dict[str, int]
     time_s: float = 0.0
+    model: str = "set"
+
+    # the linearizability checker's CheckResult has these too: raftlab check prints either
+    @property
+    def partitions(self) -> list[SetKey]:
+        return self.keys
+
+    @property
+    def violations(self) -> list[SetKey]:
+        return [k for k in self.keys if k.valid is False]
+
+    @property
+    def reason(self) -> str | None:
+        return next(iter(sorted(k.reason for k in self.keys
+                                if k.valid == UNKNOWN and k.reason)), None)
 
     def count(self, kind: str) -> int:
         return sum(len(getattr(k, kind)) for k in self.keys)
 
     def to_dict(self) -> dict[str, Any]:
-        reasons = {k.reason for k in self.keys if k.valid == UNKNOWN}
         summary: dict[str, Any] = {
             kind: {"count": self.count(kind),
                    "elements": {str(k.key): getattr(k, kind) for k in self.keys
@@ -96,7 +112,7 @@ class SetResult:
         return {
             "valid": self.valid, "model": "set", "initial": None,
             "time_s": round(self.time_s, 6),
-            "reason": next(iter(sorted(r for r in reasons if r)), None),
+            "reason": self.reason,
             "stats": dict(self.stats),
             "partitions": [k.to_dict() for k in self.keys],
             "set": summary,
@@ -112,8 +128,8 @@ def check_set(history: Iterable[Op]) -> SetResult:
     for o in ops:
         stats[o.status] += 1
         if o.f not in (ADD, READ):
-            raise ValueError(f"set checker: operation {o.f!r} on line {o.line}: expected "
-                             "add or read")
+            raise HistoryError(f"the set checker judges add and read, got {o.f!r}",
+                               None, o.line)
         groups.setdefault(o.key, []).append(o)
     keys = [check_key(k, g) for k, g in groups.items()]
     stats["partitions"] = len(keys)

@@ -19,6 +19,7 @@ from raftnode import accel
 from raftnode.types import UNSAFE_SWITCHES
 from tester.sim.scan import scan
 from tester.sim.simulator import SimResult, plan_for, run_plan
+from tester.workloads import make
 
 #: the workloads the simulated clients run (kv's deletes are not simulated)
 SIM_WORKLOADS = ("registers", "append", "set")
@@ -137,7 +138,6 @@ def write_run(root: str, result: SimResult) -> Path:
     """Store a failing seed as a run folder (``reports/<test>/<stamp>/``) the checker and the
     report read: history, results with the checker's verdict, node logs, trace and plan."""
     from tester.store import RunStore
-    from tester.workloads import make
 
     plan, v = result.plan, result.violation
     store = RunStore(root, f"seed-{plan.seed}")
@@ -201,9 +201,8 @@ def _report(args: argparse.Namespace, result: SimResult, tried: int, took: float
     print(f"trace (last {TRACE_TAIL} lines):")
     for line in result.trace[-TRACE_TAIL:]:
         print("  " + line)
-    model = {"registers": "cas-register", "append": "list-append"}.get(plan.workload)
-    how = f"raftlab check --model {model}; " if model else ""  # set: the set checker
-    print(f"run:     {out}  (history.jsonl: {how}raftlab report)")
+    model = make(plan.workload, plan.keys, None).model
+    print(f"run:     {out}  (history.jsonl: raftlab check --model {model}; raftlab report)")
     print(f"replay:  raftlab sim --seed {plan.seed} --seeds 1 --nodes {args.nodes} "
           f"--steps {args.steps}" + (" --lease" if args.lease else "")
           + (f" --workload {plan.workload}" if plan.workload != "registers" else "")

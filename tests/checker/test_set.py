@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -112,3 +113,21 @@ def test_keys_are_judged_apart_and_other_operations_are_refused():
     assert [k.valid for k in r.keys] == [True, False] and r.valid is False
     with pytest.raises(ValueError, match="'write'"):
         check_set([Op(0, 0, "invoke", 0, "write", 1, "k")])
+
+
+def test_raftlab_check_model_set_judges_a_stored_history(tmp_path, capsys):
+    from checker.history import write_jsonl
+    from tester.cli import main as raftlab
+
+    h = H().add(0, 1).add(0, 2).read(1, [1], final=True)
+    path = tmp_path / "history.jsonl"
+    write_jsonl(h.ops, path)
+    assert raftlab(["check", str(path), "--model", "set", "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["histories"][0]["set"]["lost"] == {"count": 1, "elements": {"k": [2]}}
+    write_jsonl(H().add(0, 1).read(1, [1], final=True).ops, path)
+    assert raftlab(["check", str(path), "--model", "set"]) == 0
+    assert "model set" in capsys.readouterr().out
+    write_jsonl([Op(0, 0, "invoke", 0, "write", 1, "k")], path)
+    assert raftlab(["check", str(path), "--model", "set"]) == 254
+    assert "add and read" in capsys.readouterr().err

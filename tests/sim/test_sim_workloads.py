@@ -80,6 +80,7 @@ def test_cli_stores_a_set_violation_with_the_elements_by_name(tmp_path, capsys):
                     "--quiet", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 1 and "VIOLATION at seed" in out and "--workload set" in out
+    assert "raftlab check --model set" in out
     (test_dir,) = list(tmp_path.iterdir())
     run = test_dir / "latest"
     results = json.loads((run / "results.json").read_text())
