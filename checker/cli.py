@@ -18,6 +18,7 @@ from checker.linearizability import CheckResult, check
 from checker.model import Model
 from checker.models import MODELS, infer_model, load_model
 from checker.operation import pair
+from checker.set import check_set
 from checker.verdict import EXIT_BAD_INPUT, exit_code, worst
 
 SHOW_ALL_PARTITIONS = 20  # list every partition's verdict up to this many
@@ -33,8 +34,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="history file or directory")
     p.add_argument("--model", metavar="M",
-                   help=f"{', '.join(MODELS)}, or module:Class for your own "
-                   "(default: from the format, else guessed from the operations)")
+                   help=f"{', '.join(MODELS)}, module:Class for your own, or set (Jepsen's "
+                   "set checker: add/read histories, no search) (default: from the format, "
+                   "else guessed from the operations)")
     p.add_argument("--initial", metavar="JSON",
                    help="the model's initial value as JSON, e.g. 0 or '{\"x\": 0}' "
                    "(default: null; Porcupine kv logs: \"\")")
@@ -95,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         return _fail("--timeout must be a positive number of seconds")
     if args.max_memory is not None and args.max_memory <= 0:
         return _fail("--max-memory must be a positive number of gigabytes")
-    if args.model is not None:
+    if args.model is not None and args.model != "set":
         try:
             load_model(args.model, initial)
         except ValueError as e:
@@ -142,15 +144,17 @@ def _check_one(
         if getattr(args, "independent", False):
             hist = split_independent(hist)
         entry["format"] = hist.format
-        model = _model_for(hist, args, initial)
         limit = int(args.max_memory * (1 << 30)) if args.max_memory else None
-        result = check(hist, model, timeout=args.timeout, max_memory=limit,
-                       first_violation=args.first_violation)
+        if args.model == "set":  # the set checker: no search, no model
+            result: Any = check_set(hist.ops)
+        else:
+            result = check(hist, _model_for(hist, args, initial), timeout=args.timeout,
+                           max_memory=limit, first_violation=args.first_violation)
     except HistoryError as e:
         entry["error"] = {"path": e.path or path, "line": e.line, "message": e.reason}
         return entry, None
     entry.update(result.to_dict())
-    if getattr(args, "html", None):
+    if getattr(args, "html", None) and result.model != "set":
         from checker import visualize
 
         visualize.write_html(result, hist.ops,
@@ -217,6 +221,8 @@ def _print_violation(key: Any, v: dict[str, Any] | None, keyed: bool) -> None:
               f"{bad['text']} (invoked at index {bad['invoke']['index']}"
               + (f", completed at index {bad['complete']['index']})" if bad["complete"]
                  else ")"))
+    for a in v.get("anomalies") or []:
+        _Stdout.print(f"  {label}{a['kind']} {json.dumps(a['element'], default=str)}: {a['text']}")
     _Stdout.print(f"  longest linearizable prefix ({len(v['prefix'])} ops), from "
           f"{v['initial_state']['text']}:")
     shown = v["prefix"][-20:]

@@ -307,7 +307,7 @@ def _violation(model: Model, part: _Partition, sr: SearchResult) -> dict[str, An
         d = o.to_dict(model.describe_op(o))
         d["longest"] = longest.get(o.id)
         shown.append(d)
-    return {
+    out = {
         "op": ops[sr.blocking].id if sr.blocking is not None else None,
         "initial_state": _state(model, part.init),
         "prefix": steps(sr.prefix),
@@ -315,3 +315,7 @@ def _violation(model: Model, part: _Partition, sr: SearchResult) -> dict[str, An
         "partial_linearizations": [steps(p) for p in (sr.partial_paths or [])],
         "partial": sr.partials is None,
     }
+    anomalies = model.anomalies(part.shown)
+    if anomalies:
+        out["anomalies"] = anomalies
+    return out

@@ -136,6 +136,11 @@ class Model:
 
     # -- descriptions for the explanation and the report ------------------------------------
 
+    def anomalies(self, ops: Sequence[Operation]) -> list[dict[str, Any]]:
+        """For an invalid partition's ops: what went wrong, in the model's own terms
+        (optional), e.g. ``[{"kind": "lost", "element": 7, "text": "..."}]``."""
+        return []
+
     def describe_op(self, op: Operation) -> str:
         """A short text such as ``write(3)`` or ``read() -> 3``."""
         arg = "" if op.input is None else _text(op.input)

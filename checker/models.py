@@ -11,6 +11,7 @@ kv              cas-register + ``delete`` (value becomes null) and Porcupine's
                 ``get``/``put``/``append`` (``append`` concatenates strings)
 ==============  =====================================================================
 
+``list-append`` is a list per key: ``append`` adds one element, ``read`` returns the list.
 ``multi-register`` checks transactions (``txn`` of ``[read k v]`` / ``[write k v]``) over
 several registers at once; ``mutex`` checks ``acquire``/``release`` of one lock.
 """
@@ -313,6 +314,71 @@ class KV(Register):
         return {str(k): _jsonable(v) for k, v in state}
 
 
+class ListAppend(Register):
+    """A list per key: ``append`` adds its value (one element) at the end, ``read`` returns
+    the whole list (null before the first append reads as the empty list).
+
+    The history reads the way a user writes it -- ``append 7``, ``read -> [1, 3, 7]`` -- and
+    the state is a tuple. Unlike a register, nothing is forgotten: an append lost under
+    later appends is missing from every later read. :mod:`checker.append` names the
+    element behind a violation (lost, stale, reordered, duplicated, never written).
+    """
+
+    name: ClassVar[str] = "list-append"
+    functions: ClassVar[frozenset[str] | None] = frozenset({"read", "append"})
+
+    def init(self, key: Any = None) -> State:
+        return ()
+
+    def step(self, state: State, op: Operation) -> tuple[bool, State]:
+        if op.f == "append":
+            return True, state + (op.input,)  # type: ignore[operator]
+        if not op.ok:
+            return True, state
+        out = op.output
+        return state == (() if out is None else out), state
+
+    def validate(self, op: Operation) -> str | None:
+        msg = Model.validate(self, op)
+        if msg is None and op.f == "read" and op.ok and not (
+                op.output is None or isinstance(op.output, tuple)):
+            return f"a list-append read returns a list, got {_text(op.complete and op.complete.value)}"
+        if msg is None and op.f == "append" and isinstance(op.input, tuple):
+            return f"append adds one element, got the list {_text(op.invoke.value)}"
+        return msg
+
+    def read_guard(
+        self, op: Operation, between: Sequence[Operation]
+    ) -> Callable[[State], bool] | None:
+        """A read of ``L`` is doomed once the list is not a prefix of ``L``: lists only grow."""
+        if op.f not in READS or not op.ok:
+            return None
+        want = () if op.output is None else op.output
+        key = (op.key, want)
+        guard = self._guards.get(key, _MISSING)
+        if guard is _MISSING:
+            guard = self._guards[key] = lambda state: want[: len(state)] == state
+        return guard
+
+    def state_key(self, ops: Sequence[Operation]) -> Callable[[State], Any] | None:
+        return None  # every list differs: appended elements are unique
+
+    def prune(self, ops: Sequence[Operation]) -> list[Operation]:
+        """Drop ``info`` appends of elements no read returned: appends are always legal, so
+        such an append can take effect after every read, where nothing observes it."""
+        seen: set[Any] = set()
+        for o in ops:
+            if o.f in READS and o.ok and isinstance(o.output, tuple):
+                seen.update(o.output)
+        return [o for o in ops if not (o.status == "info" and o.f == "append"
+                                       and o.input not in seen)]
+
+    def anomalies(self, ops: Sequence[Operation]) -> list[dict[str, Any]]:
+        from checker.append import anomalies
+
+        return anomalies(ops)
+
+
 TXN_READS = frozenset({"read", "r"})
 TXN_WRITES = frozenset({"write", "w"})
 
@@ -398,7 +464,7 @@ class Mutex(Model):
 
 
 MODELS: dict[str, type[Model]] = {
-    m.name: m for m in (Register, CasRegister, KV, MultiRegister, Mutex)
+    m.name: m for m in (Register, CasRegister, KV, ListAppend, MultiRegister, Mutex)
 }
 
 
@@ -439,6 +505,9 @@ def infer_model(ops: Sequence[Operation]) -> str | None:
             if name in ("register", "cas-register"):
                 return "cas-register" if not keyed or "cas" in fs else "kv"
             return name
+    if fs <= {"read", "append"} and "append" in fs and not any(
+            o.f == "append" and isinstance(o.input, str | tuple) for o in ops):
+        return "list-append"  # appends of elements, not Porcupine's concatenation
     kv = MODELS["kv"].functions
     if kv is not None and fs <= kv:
         return "kv"

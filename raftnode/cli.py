@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("expected", type=_json_value)
     o.add_argument("value", type=_json_value)
     ops.add_parser("delete").add_argument("key")
+    o = ops.add_parser("append", help="add VALUE at the end of KEY's list")
+    o.add_argument("key")
+    o.add_argument("value", type=_json_value)
     ops.add_parser("status")
     o = ops.add_parser("add-member")
     o.add_argument("--id", dest="member", required=True)
@@ -179,9 +182,9 @@ def _client(args: argparse.Namespace) -> int:
     from raftnode.client import Client
 
     fields: dict[str, Any] = {}
-    if args.op in ("get", "put", "cas", "delete"):
+    if args.op in ("get", "put", "cas", "delete", "append"):
         fields["key"] = args.key
-    if args.op in ("put", "cas"):
+    if args.op in ("put", "cas", "append"):
         fields["value"] = args.value
     if args.op == "cas":
         fields["expected"] = args.expected

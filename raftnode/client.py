@@ -54,7 +54,7 @@ class Client:
         """Send one request and wait for its response (never raises on network trouble)."""
         req_id = next(self._ids)
         req = {"id": req_id, "op": op, **fields}
-        if op in ("put", "cas", "delete") and "client" not in req:
+        if op in ("put", "cas", "delete", "append") and "client" not in req:
             req["client"] = self.client_id
             req["seq"] = next(self._seq)
         line = json.dumps(req, separators=(",", ":")).encode() + b"\n"
@@ -92,6 +92,10 @@ class Client:
 
     def cas(self, key: str, expected: Any, value: Any, **kw: Any) -> dict[str, Any]:
         return self.request("cas", key=key, expected=expected, value=value, **kw)
+
+    def append(self, key: str, value: Any, **kw: Any) -> dict[str, Any]:
+        """Add ``value`` as one element at the end of the key's list."""
+        return self.request("append", key=key, value=value, **kw)
 
     def delete(self, key: str, **kw: Any) -> dict[str, Any]:
         return self.request("delete", key=key, **kw)

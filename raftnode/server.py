@@ -55,7 +55,7 @@ from raftnode.types import (
 )
 
 MAX_TICKS_PER_STEP = 1_000_000
-WRITE_OPS = ("put", "cas", "delete")
+WRITE_OPS = ("put", "cas", "delete", "append")
 LEADER_MESSAGES = (MSG_APPEND, MSG_HEARTBEAT, MSG_SNAPSHOT, MSG_TIMEOUT_NOW)
 
 
@@ -637,7 +637,7 @@ class Node:
 
     async def _write(self, req: wire.Request, timeout: float) -> Any:
         command = {"op": req.op, "key": req.key}
-        if req.op in ("put", "cas"):
+        if req.op in wire.VALUE_OPS:
             command["value"] = req.value
         if req.op == "cas":
             command["expected"] = req.expected

@@ -8,8 +8,11 @@ retried cannot, say, apply a cas twice. Results have the client protocol's shape
 ``{"status": "ok"|"fail", "value": ..., "error": str|None}``.
 
 Operations: ``get``/``read`` (key), ``put``/``write`` (key, value), ``cas`` (key, expected,
-value; fails with ``cas-mismatch`` and the current value), ``delete`` (key). A missing key
-reads ``None``.
+value; fails with ``cas-mismatch`` and the current value), ``delete`` (key), ``append`` (key,
+value: adds the value as one element at the end of the key's list; a missing key is an empty
+list, any other value fails with ``not-a-list``). A missing key reads ``None``. An append
+builds a new list rather than growing the stored one, so a list already handed out (a read's
+answer, a snapshot) never changes under its holder.
 """
 
 from __future__ import annotations
@@ -118,6 +121,15 @@ class KVStateMachine:
                 return _fail("cas-mismatch", current)
             self.data[key] = c.get("value")
             return _ok(c.get("value"))
+        if op == "append":
+            current = self.data.get(key)
+            if current is None:
+                self.data[key] = [c.get("value")]
+            elif isinstance(current, list):
+                self.data[key] = current + [c.get("value")]
+            else:
+                return _fail("not-a-list", current)
+            return _ok(None)
         if op == "delete":
             existed = key in self.data
             self.data.pop(key, None)

@@ -26,8 +26,9 @@ MAC_SIZE = 32
 MAX_FRAME = 512 * 1024 * 1024
 MAX_LINE = 1024 * 1024
 
-OPS = ("get", "put", "cas", "delete", "status", "add-member", "remove-member")
-KEY_OPS = ("get", "put", "cas", "delete")
+OPS = ("get", "put", "cas", "delete", "append", "status", "add-member", "remove-member")
+KEY_OPS = ("get", "put", "cas", "delete", "append")
+VALUE_OPS = ("put", "cas", "append")  # key ops that carry a value
 DEFAULT_SECRET = b"raftnode-default-insecure-secret"
 MESSAGE_TYPES = frozenset(v for k, v in vars(types).items() if k.startswith("MSG_"))
 
@@ -108,7 +109,7 @@ class Request:
         d: dict[str, Any] = {"id": self.id, "op": self.op}
         if self.key is not None:
             d["key"] = self.key
-        if self.op in ("put", "cas", "add-member"):
+        if self.op in VALUE_OPS or self.op == "add-member":
             d["value"] = self.value
         if self.op == "cas":
             d["expected"] = self.expected
@@ -151,7 +152,7 @@ def parse_request(line: bytes | str) -> Request:
     elif op in KEY_OPS:
         if not isinstance(key, str):
             raise WireError(f"field 'key' must be a string for {op}")
-        if op in ("put", "cas") and "value" not in doc:
+        if op in VALUE_OPS and "value" not in doc:
             raise WireError(f"field 'value' is required for {op}")
     client = doc.get("client")
     seq = doc.get("seq")

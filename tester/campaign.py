@@ -190,7 +190,7 @@ def _check_names(path: str, camp: Campaign) -> None:
     """Catch a misspelt nemesis or workload now, not after an hour of runs."""
     try:
         from tester import nemesis as nem
-        from tester import workload as wl
+        from tester import workloads as wl
     except ImportError:  # pragma: no cover - the tester is part of raftlab
         return
     for i, n in enumerate(camp.nemeses):

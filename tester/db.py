@@ -42,7 +42,13 @@ class Client(Protocol):
 
 @runtime_checkable
 class DB(Protocol):
-    """A system under test, installed on and controlled across a fleet."""
+    """A system under test, installed on and controlled across a fleet.
+
+    An adapter may also say which workloads its client speaks, as a class attribute
+    ``workloads = ("registers", "kv")``: ``raftlab test`` then refuses any other workload
+    with a message naming both (exit 254) instead of failing every operation. Without it,
+    every workload is tried.
+    """
 
     name: str
 

@@ -6,7 +6,15 @@ chosen by ``mode``:
 * ``"correct"``     -- every operation is atomic under one lock: linearizable;
 * ``"stale-reads"`` -- a read sometimes returns the key's *previous* value (like a lagging
   follower answering locally): not linearizable, which the checker must catch;
-* ``"lost-writes"`` -- a write is sometimes acknowledged but not applied.
+* ``"lost-writes"`` -- a write (or an append, or a set add) is sometimes acknowledged but
+  not applied;
+* ``"lost-overwritten"`` -- a write or append is sometimes acknowledged and visible, but the
+  next change of its key is applied as if it had never happened (like an old leader's entry
+  served and then replaced by a new leader's log). A register cannot tell: the next write
+  overwrites the value anyway. A list shows the element vanish.
+
+Keys hold a value, or a list for ``append`` and ``add`` (a set stored as a list; reads return
+a copy of it).
 
 :class:`FakeRemote` stands in for ``tester.control.Remote``: it records every command run on
 its node (tests assert that faults were healed) and understands just enough of them --
@@ -26,7 +34,7 @@ from typing import Any
 
 from tester.inventory import Node
 
-MODES = ("correct", "stale-reads", "lost-writes")
+MODES = ("correct", "stale-reads", "lost-writes", "lost-overwritten")
 
 
 def fake_nodes(n: int = 5) -> list[Node]:
@@ -102,28 +110,46 @@ class _Store:
         self.lock = threading.Lock()
         self.data: dict[Any, Any] = {}
         self.prev: dict[Any, Any] = {}
+        self.visible: dict[Any, Any] = {}  # lost-overwritten: shown until the next change
         self.mode, self.bug_rate = mode, bug_rate
         self.rng = random.Random(seed)
 
-    def _set(self, key: Any, value: Any) -> None:
+    def _set(self, key: Any, value: Any, bug: bool = False) -> None:
+        """Change ``key``; with the lost-overwritten bug the change is only shown, and the
+        next change applies to the value before it."""
+        if bug and self.mode == "lost-overwritten":
+            self.visible[key] = value
+            return
+        self.visible.pop(key, None)
         self.prev[key] = self.data.get(key)
         self.data[key] = value
+
+    def _get(self, key: Any) -> Any:
+        return self.visible[key] if key in self.visible else self.data.get(key)
 
     def apply(self, f: str, key: Any, value: Any) -> tuple[str, Any, Any]:
         with self.lock:
             bug = self.rng.random() < self.bug_rate
             if f == "read":
                 if self.mode == "stale-reads" and bug and key in self.prev:
-                    return "ok", self.prev[key], None
-                return "ok", self.data.get(key), None
+                    out = self.prev[key]
+                else:
+                    out = self._get(key)
+                return "ok", list(out) if isinstance(out, list) else out, None
+            lost = self.mode == "lost-writes" and bug
             if f == "write":
-                if not (self.mode == "lost-writes" and bug):
-                    self._set(key, value)
+                if not lost:
+                    self._set(key, value, bug)
+                return "ok", value, None
+            if f in ("append", "add"):
+                if not lost:
+                    self._set(key, (self.data.get(key) or []) + [value], bug)
                 return "ok", value, None
             if f == "cas":
                 old, new = value
-                if self.data.get(key) != old:
+                if self._get(key) != old:
                     return "fail", value, "cas-mismatch"
+                self.visible.pop(key, None)  # a cas of the shown value makes it real
                 self._set(key, new)
                 return "ok", value, None
             if f == "delete":

@@ -558,6 +558,10 @@ def _banner(run: Run, duration_ns: int, first_error: bool) -> str:
     why = {True: "every key's history is linearizable",
            False: _invalid_reason(run),
            "unknown": unknown_reason(run)}[v]
+    checked = (run.results or {}).get("checker")
+    if isinstance(checked, dict) and checked.get("model") == "set" and v in (True, False):
+        why = ("every acknowledged add was read back and every read is explained" if v is True
+               else "adds were lost, or reads missed or invented elements: see Set anomalies")
     return (
         f"<header class=\"banner {VERDICT_CLASS[v]}\"><div class=\"verdict\">{VERDICT_TEXT[v]}"
         f"</div><div><h1>{esc(str(name))}</h1><p class=\"why\">{esc(why)}</p>"
@@ -714,6 +718,43 @@ def _keys_html(run: Run, parts: list[visualize.Partition], kc: dict[str, Counter
     )
 
 
+#: anomalies listed per key in the report (results.json keeps the counts of all of them)
+ANOMALY_ROWS = 200
+
+
+def _anomalies_html(checked: Any) -> str:
+    """The elements behind a set or list-append verdict, by name: what was lost, stale,
+    reordered or never written, per key, with the counts of the set checker."""
+    if not isinstance(checked, dict):
+        return ""
+    model = checked.get("model")
+    rows = []
+    for p in checked.get("partitions") or []:
+        if not isinstance(p, dict) or p.get("valid") is not False:
+            continue
+        found = ((p.get("set") or {}).get("details")
+                 or (p.get("violation") or {}).get("anomalies") or [])
+        for a in found[: max(0, ANOMALY_ROWS - len(rows))]:
+            rows.append(f"<tr><td><code>{esc(p.get('key'))}</code></td><td>{esc(a.get('kind'))}"
+                        f"</td><td><code>{esc(json.dumps(a.get('element'), default=str))}</code>"
+                        f"</td><td>{esc(a.get('text'))}</td></tr>")
+    counts = ""
+    s = checked.get("set")
+    if isinstance(s, dict):
+        counts = ("<p>" + ", ".join(
+            f"{esc(kind.replace('_', '-'))}: <b>{int((s.get(kind) or {}).get('count', 0)):,}</b>"
+            for kind in ("lost", "stale", "never_written"))
+            + f" (of {int(s.get('acknowledged', 0)):,} acknowledged adds, "
+              f"{int(s.get('attempted', 0)):,} attempted)</p>")
+    if not rows and not counts:
+        return ""
+    title = "Set anomalies" if model == "set" else "List anomalies"
+    table = ("<div class=\"scroll-y\"><table class=\"grid small\" id=\"anomalies\"><thead><tr>"
+             "<th>key</th><th>anomaly</th><th>element</th><th>what happened</th></tr></thead>"
+             f"<tbody>{''.join(rows)}</tbody></table></div>" if rows else "")
+    return f"<section id=\"anomalies\"><h2>{title}</h2>{counts}{table}</section>"
+
+
 def natural(text: str) -> list[Any]:
     """Sort key that puts k2 before k10."""
     return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", text) if t]
@@ -784,7 +825,9 @@ def render_report(run: Run) -> str:
     calls = visualize.pair_ops(ops)
     checker_result = (run.results or {}).get("checker")
     parts = visualize.partitions(checker_result)
-    views, undrawn = failure_views(parts, ops)
+    is_set = isinstance(checker_result, dict) and checker_result.get("model") == "set"
+    # the set checker does no search: its keys have no linearization to draw
+    views, undrawn = failure_views([] if is_set else parts, ops)
     data = {
         "end": end_ns // 1000,
         "ops": op_columns(calls),
@@ -822,6 +865,7 @@ def render_report(run: Run) -> str:
            if problems else "")
         + _counts_html(counts, faults, _perf_html(run))
         + _keys_html(run, parts, key_counts(calls), {v["key"] for v in views})
+        + _anomalies_html(checker_result)
         + lin_section
         + node_events_section((run.results or {}).get("node_events"))
         + "<section><h2>Latency</h2><div class=\"legend\" id=\"lat-legend\"></div>"

@@ -31,7 +31,7 @@ from checker.verdict import UNKNOWN, Verdict, worst
 from tester import generator as gen
 from tester import nemesis as nem
 from tester import nodeevents
-from tester import workload as wl
+from tester import workloads as wl
 from tester.store import RunStore
 
 log = logging.getLogger("raftlab")
@@ -320,19 +320,14 @@ def summarize(ops: list[Op]) -> tuple[dict[str, Any], dict[str, Any]]:
 # --------------------------------------------------------------------------- checking
 
 
-def check_history(ops: list[Op], model: str, timeout: float) -> dict[str, Any]:
-    """The checker's JSON result (docs/results.md); ``valid: "unknown"`` if it cannot run."""
+def check_history(ops: list[Op], workload: wl.Workload, timeout: float) -> dict[str, Any]:
+    """The workload checker's JSON result (docs/results.md); ``valid: "unknown"`` if it
+    cannot run."""
     try:
-        # submodules, not the package: a tests/checker folder can shadow the package name
-        from checker.linearizability import check
-        from checker.models import load_model
-
-        result = check([op for op in ops if op.process != NEMESIS], load_model(model),
-                       timeout=timeout)
-        return result.to_dict() if hasattr(result, "to_dict") else dict(result)
+        return workload.check([op for op in ops if op.process != NEMESIS], timeout).to_dict()
     except Exception as e:  # Jepsen: a checker that throws gives an unknown verdict
         log.error("checker failed: %s: %s", type(e).__name__, e)
-        return {"valid": UNKNOWN, "model": model, "reason": f"checker error: {e}",
+        return {"valid": UNKNOWN, "model": workload.model, "reason": f"checker error: {e}",
                 "partitions": []}
 
 
@@ -510,9 +505,10 @@ class Runner:
         assert rec is not None
         rec.close()
         ops = list(rec.ops)
-        model = getattr(getattr(self, "workload", None), "model", "cas-register")
+        # stopped before the workload existed: judge what there is as registers
+        workload = getattr(self, "workload", None) or wl.registers()
         with self.step("check"):
-            checked = check_history(ops, model, self.cfg.check_timeout)
+            checked = check_history(ops, workload, self.cfg.check_timeout)
         stats, perf = summarize(ops)
         valid: Verdict = checked.get("valid", UNKNOWN)
         events = nodeevents.check(self.store.path / "nodes")

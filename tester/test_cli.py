@@ -16,7 +16,7 @@ from typing import Any
 from checker.verdict import EXIT_BAD_INPUT, exit_code
 from tester import nemesis as nem
 from tester import nodeevents
-from tester import workload as wl
+from tester import workloads as wl
 from tester.runner import RunConfig, Runner
 
 
@@ -44,7 +44,8 @@ def add_parser(subparsers: Any) -> None:
     where.add_argument("--inventory", metavar="FILE", help="an inventory YAML file")
     p.add_argument("--db", default="raftnode", help="raftnode, etcd or package.module:Class")
     p.add_argument("--workload", default="registers", choices=wl.WORKLOADS + tuple(wl.ALIASES),
-                   help="registers (alias: register) or kv (default registers)")
+                   help="registers (alias: register), kv, append (lists: a lost write stays "
+                        "visible) or set (lost/stale adds by name); default registers")
     p.add_argument("--nemesis", default="partition",
                    help=f"none, all or a comma list of {','.join(nem.PACKAGES)}")
     p.add_argument("--nemesis-interval", type=float, default=10.0, metavar="S",
@@ -58,7 +59,7 @@ def add_parser(subparsers: Any) -> None:
                    help="operations per second over all clients; 0 = unlimited (default 100)")
     p.add_argument("--keys", type=int, default=10, help="keys in use at a time (default 10)")
     p.add_argument("--ops-per-key", type=int, default=200,
-                   help="retire a register key after this many ops (default 200)")
+                   help="retire a key after this many ops (default 200)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     p.add_argument("--unsafe", action="append", default=[], metavar="NAME",
                    help="pass an unsafe switch to every raftnode (repeatable)")
@@ -146,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
         faults = _validate(args)
         builtin = args.db in ("raftnode", "etcd")
         db = load_db(args.db, **({"deploy": not args.no_deploy} if builtin else {}))
+        wl.require(db, args.workload)
     except (BadInput, ValueError) as e:
         print(f"raftlab test: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -201,7 +203,15 @@ def print_summary(out: Any) -> None:
           f"info {st.get('info', 0)}); availability {av.get('overall')} "
           f"(during faults {av.get('during_faults')})")
     bad = [k for k, v in (r.get("per_key") or {}).items() if v is False]
-    if bad:
+    found = (r.get("checker") or {}).get("set")
+    if isinstance(found, dict):  # the set checker: what it found, by count
+        print("set: " + ", ".join(
+            f"{kind.replace('_', '-')} {(found.get(kind) or {}).get('count', 0)}"
+            for kind in ("lost", "stale", "never_written"))
+            + f" of {found.get('acknowledged', 0)} acknowledged adds")
+        if bad:
+            print(f"keys with anomalies: {', '.join(bad[:10])}")
+    elif bad:
         print(f"non-linearizable keys: {', '.join(bad[:10])}")
     broken = nodeevents.violated(r.get("node_events"))
     if broken:

@@ -15,6 +15,7 @@ import base64
 import http.client
 import json
 import shlex
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -237,7 +238,8 @@ class EtcdDB:
 
 
 class EtcdClient:
-    """read/write/cas on one etcd member over HTTP, with Jepsen's ok/fail/info semantics."""
+    """read/write/cas/delete/append on one etcd member over HTTP, with Jepsen's ok/fail/info
+    semantics (append is a read and a compare-on-revision transaction, retried)."""
 
     def __init__(self, port: int = 2379):
         self.port = port
@@ -278,6 +280,8 @@ class EtcdClient:
             if f == "delete":
                 self._call("/v3/kv/deleterange", {"key": k}, timeout)
                 return "ok", None, None
+            if f in ("append", "add"):  # a set is stored as a list: add appends the element
+                return self._append(k, value, timeout)
             return "fail", value, f"unsupported f {f!r}"
         except ConnectionRefusedError:
             self._reset()
@@ -291,6 +295,32 @@ class EtcdClient:
         except EtcdError as e:
             # etcd errors (e.g. "request timed out", "leader changed") leave writes in doubt
             return ("fail" if f == "read" else "info"), value, str(e)[-120:]
+
+    def _append(self, k: str, value: Any, timeout: float) -> tuple[str, Any, Any]:
+        """etcd has no append: read the list and its revision, then put the longer list in a
+        transaction that succeeds only if the key has not changed since; again until it does
+        (a failed transaction changed nothing, so giving up is a definite fail)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = max(0.05, deadline - time.monotonic())
+            kvs = self._call("/v3/kv/range", {"key": k}, left).get("kvs") or []
+            if kvs:
+                current = json.loads(base64.b64decode(kvs[0]["value"]))
+                same = {"key": k, "target": "MOD", "result": "EQUAL",
+                        "mod_revision": kvs[0].get("mod_revision", "0")}
+            else:
+                current = []
+                same = {"key": k, "target": "CREATE", "result": "EQUAL", "create_revision": "0"}
+            if not isinstance(current, list):
+                return "fail", value, "not-a-list"
+            out = self._call("/v3/kv/txn", {
+                "compare": [same],
+                "success": [{"requestPut": {"key": k, "value": _enc([*current, value])}}]},
+                max(0.05, deadline - time.monotonic()))
+            if out.get("succeeded"):
+                return "ok", value, None
+            if time.monotonic() >= deadline:
+                return "fail", value, "append-contention"
 
     def _call(self, path: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
         assert self.node is not None

@@ -55,6 +55,7 @@ class SingleServerDB:
     """One server process on the first node; the other nodes only host clients."""
 
     name = "example-kv"
+    workloads = ("registers",)  # read/write/cas only: other workloads are refused up front
 
     def __init__(self, **_: Any):
         self.server: Node | None = None

@@ -307,7 +307,7 @@ NOT_APPLIED = frozenset({"not-leader", "connection-refused", "connection-lost", 
 
 
 class RaftnodeClient:
-    """read/write/cas/delete against raftnode, retrying like a real client library.
+    """read/write/cas/delete/append/add against raftnode, retrying like a real client library.
 
     Jepsen's ok/fail/info semantics over an operation, not over one request: when a request's
     connection breaks, times out, or the server cannot tell whether it was applied, the same
@@ -374,6 +374,8 @@ class RaftnodeClient:
             fields = {"op": "cas", "key": k, "expected": old, "value": new}
         elif f == "delete":
             fields = {"op": "delete", "key": k}
+        elif f in ("append", "add"):  # a set is stored as a list: add appends the element
+            fields = {"op": "append", "key": k, "value": value}
         else:
             return "fail", value, f"unsupported f {f!r}"
         if f != "read":  # one session seq per operation, shared by all of its attempts

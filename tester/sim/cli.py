@@ -18,7 +18,13 @@ from checker.verdict import EXIT_BAD_INPUT, EXIT_INVALID, EXIT_VALID
 from raftnode import accel
 from raftnode.types import UNSAFE_SWITCHES
 from tester.sim.scan import scan
-from tester.sim.simulator import SimResult, make_plan, run_plan
+from tester.sim.simulator import SimResult, plan_for, run_plan
+from tester.workloads import make
+
+#: the workloads the simulated clients run (kv's deletes are not simulated)
+SIM_WORKLOADS = ("registers", "append", "set")
+SIM_FS = {"registers": ("read", "write", "cas"), "append": ("read", "append"),
+          "set": ("read", "add")}
 
 TRACE_TAIL = 40  # trace lines shown for a violation
 
@@ -39,6 +45,9 @@ def add_parser(subparsers: Any) -> None:
                    help=f"raftnode unsafe switch (repeatable): {', '.join(UNSAFE_SWITCHES)}")
     p.add_argument("--steps", type=int, default=200, metavar="M",
                    help="client operations per seed (default 200)")
+    p.add_argument("--workload", default="registers", metavar="W",
+                   help="what the clients do: registers (read/write/cas, the default), append "
+                        "(lists: a lost write stays visible) or set (lost adds by name)")
     p.add_argument("--out", default="reports/sim", metavar="DIR",
                    help="where a failing seed's history, trace and plan go (default reports/sim)")
     p.add_argument("--lease", action="store_true",
@@ -75,6 +84,12 @@ def run(args: argparse.Namespace) -> int:
         return _bad(f"--steps must be between 1 and 100000, got {args.steps}")
     if not 1 <= args.jobs <= 64:
         return _bad(f"--jobs must be between 1 and 64, got {args.jobs}")
+    from tester.workloads import ALIASES
+
+    args.workload = ALIASES.get(args.workload, args.workload)
+    if args.workload not in SIM_WORKLOADS:
+        return _bad(f"--workload {args.workload!r}: the simulator runs "
+                    f"{', '.join(SIM_WORKLOADS)}")
     unsafe = frozenset(args.unsafe)
     t0 = time.monotonic()
     last_progress = t0
@@ -83,12 +98,13 @@ def run(args: argparse.Namespace) -> int:
     ops = 0
     seeds = range(args.seed, args.seed + n)
     jobs = 1 if args.trace else args.jobs
-    runs = scan(seeds, args.nodes, args.steps, unsafe, jobs, args.lease)
+    runs = scan(seeds, args.nodes, args.steps, unsafe, jobs, args.lease, args.workload)
     found: tuple[SimResult, int] | None = None
     for i, (seed, prop, seed_ops) in enumerate(runs):
         ops += seed_ops
         if args.trace or prop is not None:
-            result = run_plan(make_plan(seed, args.nodes, args.steps, unsafe, args.lease))
+            result = run_plan(plan_for(seed, args.nodes, args.steps, unsafe, args.lease,
+                                       args.workload))
             if args.trace:
                 sys.stdout.write(result.trace_text())
             if result.violation is not None:
@@ -112,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(file=sys.stderr)
     print(f"{n} seeds clean (seeds {args.seed}..{args.seed + n - 1}, {args.nodes} nodes, "
-          f"{args.steps} ops each{', lease reads' if args.lease else ''}"
+          f"{args.steps} ops each, workload {args.workload}"
+          f"{', lease reads' if args.lease else ''}"
           f"{', unsafe ' + ','.join(sorted(unsafe)) if unsafe else ''})")
     return EXIT_VALID
 
@@ -120,8 +137,6 @@ def run(args: argparse.Namespace) -> int:
 def write_run(root: str, result: SimResult) -> Path:
     """Store a failing seed as a run folder (``reports/<test>/<stamp>/``) the checker and the
     report read: history, results with the checker's verdict, node logs, trace and plan."""
-    from checker.linearizability import check
-    from checker.models import load_model
     from tester.store import RunStore
 
     plan, v = result.plan, result.violation
@@ -129,12 +144,14 @@ def write_run(root: str, result: SimResult) -> Path:
     started = store.started
     write_jsonl(result.history, store.history)
     nodes = sorted({n for _t, n, _e in result.node_log})
+    workload = make(plan.workload, plan.keys, None)
     store.write_test({"test": "sim", "seed": plan.seed, "start_time": started,
-                      "nodes": nodes, "db": "raftnode (simulated)", "model": "cas-register",
-                      "workload": f"read/write/cas over {plan.keys} keys",
+                      "nodes": nodes, "db": "raftnode (simulated)", "model": workload.model,
+                      "workload": f"{plan.workload}: {'/'.join(SIM_FS[plan.workload])} over "
+                                  f"{plan.keys} keys",
                       "nemesis": ",".join(sorted({f.kind for f in plan.faults})) or "none",
                       "plan": plan.to_dict(), "time_unit": "simulated ms"})
-    res = check(result.history, load_model("cas-register"), timeout=60)
+    res = workload.check(result.history, timeout=60)
     store.write_results({
         "valid": False if v is not None else res.valid,
         "checker": res.to_dict(),
@@ -184,9 +201,10 @@ def _report(args: argparse.Namespace, result: SimResult, tried: int, took: float
     print(f"trace (last {TRACE_TAIL} lines):")
     for line in result.trace[-TRACE_TAIL:]:
         print("  " + line)
-    print(f"run:     {out}  (history.jsonl: raftlab check --model cas-register; "
-          f"raftlab report)")
+    model = make(plan.workload, plan.keys, None).model
+    print(f"run:     {out}  (history.jsonl: raftlab check --model {model}; raftlab report)")
     print(f"replay:  raftlab sim --seed {plan.seed} --seeds 1 --nodes {args.nodes} "
           f"--steps {args.steps}" + (" --lease" if args.lease else "")
+          + (f" --workload {plan.workload}" if plan.workload != "registers" else "")
           + "".join(f" --unsafe {u}" for u in sorted(plan.unsafe)))
     return EXIT_INVALID

@@ -14,19 +14,21 @@ gives the same trace and the same history, byte for byte.
 * **Clocks**: each node ticks every ``TICK_MS / rate`` ms; a clock fault changes ``rate`` or
   jumps the node forward by some ticks. A paused node catches up on its missed ticks when it
   resumes (its monotonic clock kept running).
-* **Clients**: workers issue read/write/cas over a few keys, one op at a time, to the node
+* **Clients**: workers issue read/write/cas (workload ``registers``), read/append
+  (``append``) or read/add (``set``) over a few keys, one op at a time, to the node
   they believe leads; a ``not-leader`` answer redirects them, a timeout or an ``unknown``
   answer makes them retry with the same session (client id + seq); an op whose outcome they
-  cannot learn is ``info``. The history uses raftlab's record format.
+  cannot learn is ``info``. The history uses raftlab's record format. With lists and sets,
+  every key is read once more from the converged cluster at the end (the final reads).
 * **Checks**: :mod:`tester.sim.invariants` on every Ready, log matching periodically, then
-  the linearizability checker on the history.
+  the workload's checker on the history (linearizability, or the set checker).
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from heapq import heappop, heappush
 from typing import Any
 
@@ -103,9 +105,11 @@ class Plan:
     check_quorum: bool = True
     election: tuple[int, int] = ELECTION
     heartbeat: int = HEARTBEAT
+    workload: str = "registers"  # registers, append or set (tester.workloads)
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "workload": self.workload,
             "seed": self.seed, "nodes": self.nodes, "ops": self.ops, "clients": self.clients,
             "keys": self.keys, "unsafe": sorted(self.unsafe), "loss": self.loss,
             "dup": self.dup, "reorder": self.reorder, "max_delay": self.max_delay,
@@ -338,18 +342,34 @@ class Simulation:
             self._log(f"VIOLATION {v}")
         result = SimResult(self.plan, violation, self.trace, self.history, self.stats,
                            node_log=self.node_log)
+        if violation is None and self.plan.workload != "registers":
+            self._final_reads()
         if violation is None and self.check_history:
-            from checker.linearizability import check
-            from checker.models import load_model
+            from tester.workloads import make
 
-            res = check(self.history, load_model("cas-register"), timeout=30, explain=False)
+            res = make(self.plan.workload, self.plan.keys, None).check(
+                self.history, timeout=30, explain=False)
             result.checker = res
             if res.valid is False:
-                bad = res.violations[0]
-                result.violation = Violation(
-                    "linearizability", f"key {bad.key}: the history is not linearizable")
+                result.violation = _violation_of(res)
                 self._log(f"VIOLATION {result.violation}")
         return result
+
+    def _final_reads(self) -> None:
+        """Lists and sets: read every key from the converged cluster, as the runner's final
+        reads do after healing (what its leader has applied, which every member has too).
+        Not converged: no final reads, so lost elements cannot be told from late ones."""
+        cl = self.cluster
+        if not self._converged():
+            return
+        lead = next(n for n in cl.nodes.values() if n.core.role == LEADER and n.id not in cl.down)
+        proc = max(c.process for c in self.clients) + 1
+        t = int(self.now * 1_000_000)
+        for k in range(self.plan.keys):
+            key = f"k{k}"
+            for typ, value in (("invoke", None), ("ok", lead.sm.get(key))):
+                self.history.append(Op(len(self.history), t, typ, proc, "read", value, key,
+                                       None, None, {"final": True}))
 
     def _loop(self) -> None:
         q = self._q
@@ -768,7 +788,14 @@ class Simulation:
         key = f"k{r.randrange(self.plan.keys)}"
         roll = r.random()
         value: Any
-        if roll < 0.45:
+        workload = self.plan.workload
+        if workload != "registers":  # lists and sets: read, or append/add a unique element
+            if roll < 0.45:
+                f, value = "read", None
+            else:
+                self.values += 1
+                f, value = ("add" if workload == "set" else "append"), self.values
+        elif roll < 0.45:
             f, value = "read", None
         elif roll < 0.75:
             self.values += 1
@@ -795,8 +822,10 @@ class Simulation:
             cmd: dict[str, Any] = {"op": "get", "key": key}
         elif f == "write":
             cmd = {"op": "put", "key": key, "value": op["value"]}
-        else:
+        elif f == "cas":
             cmd = {"op": "cas", "key": key, "expected": op["value"][0], "value": op["value"][1]}
+        else:  # append, and a set's add (a set is stored as a list)
+            cmd = {"op": "append", "key": key, "value": op["value"]}
         if f != "read":
             cmd["client"] = f"c{c.process}"
             cmd["seq"] = op["seq"]
@@ -891,10 +920,29 @@ class Simulation:
             self._push(self.now + self.crng.uniform(0, 2 * self.think_ms), "client", c)
 
 
+def _violation_of(res: Any) -> Violation:
+    """The property a failed history check breaks, naming the key (and the element)."""
+    if getattr(res, "keys", None) is not None:  # the set checker
+        bad = next(k for k in res.keys if k.valid is False)
+        return Violation("set", f"key {bad.key}: {bad.reason}")
+    part = res.violations[0]
+    found = (part.violation or {}).get("anomalies") or []
+    why = f": {found[0]['kind']} {found[0]['text']}" if found else ""
+    return Violation("linearizability", f"key {part.key}: the history is not linearizable{why}")
+
+
+def plan_for(seed: int, nodes: int = 3, ops: int = 200, unsafe: frozenset[str] = frozenset(),
+             lease: bool = False, workload: str = "registers") -> Plan:
+    """The seed's plan with the clients' workload (registers, append or set)."""
+    plan = make_plan(seed, nodes, ops, unsafe, lease)
+    return plan if workload == plan.workload else replace(plan, workload=workload)
+
+
 def run_seed(seed: int, nodes: int = 3, ops: int = 200, unsafe: frozenset[str] = frozenset(),
-             check_history: bool = True) -> SimResult:
-    """Plan and run one seed."""
-    return Simulation(make_plan(seed, nodes, ops, unsafe), check_history).run()
+             check_history: bool = True, workload: str = "registers") -> SimResult:
+    """Plan and run one seed (``workload``: registers, append or set)."""
+    return Simulation(plan_for(seed, nodes, ops, unsafe, workload=workload),
+                      check_history).run()
 
 
 def run_plan(plan: Plan, check_history: bool = True) -> SimResult:

@@ -139,3 +139,26 @@ def test_etcd_errors_leave_writes_in_doubt_but_fail_reads(etcd_server) -> None: 
     assert t == "info" and "request timed out" in err
     t, _v, err = c.invoke("read", "k", None, 1)
     assert t == "fail" and "request timed out" in err
+
+
+def test_etcd_append_puts_the_longer_list_only_if_the_key_is_unchanged(etcd_server) -> None:  # type: ignore[no-untyped-def]
+    handler, c = etcd_server
+    listed = {"kvs": [{"value": base64.b64encode(b"[1]").decode(), "mod_revision": "5"}]}
+    answers = iter([listed, {"succeeded": False}, listed, {"succeeded": True}])
+
+    class Scripted:  # unpacked once per request: (200, the next answer)
+        def __iter__(self) -> Iterator[Any]:
+            return iter((200, next(answers)))
+
+    handler.reply = Scripted()  # type: ignore[assignment]
+    assert c.invoke("add", "k", 7, 1) == ("ok", 7, None)  # a set's add appends too
+    paths = [p for p, _ in handler.seen]
+    assert paths == ["/v3/kv/range", "/v3/kv/txn"] * 2  # the first txn lost a race: again
+    txn = handler.seen[-1][1]
+    assert txn["compare"] == [{"key": txn["compare"][0]["key"], "target": "MOD",
+                               "result": "EQUAL", "mod_revision": "5"}]
+    put = txn["success"][0]["requestPut"]
+    assert json.loads(base64.b64decode(put["value"])) == [1, 7]
+    handler.reply = (200, {"succeeded": True})  # the range finds nothing: create the list
+    assert c.invoke("append", "new", 3, 1) == ("ok", 3, None)
+    assert handler.seen[-1][1]["compare"][0]["target"] == "CREATE"

@@ -105,3 +105,14 @@ def test_serve_on_a_busy_port_exits_1_with_a_message(tmp_path: Path) -> None:
     finally:
         busy.close()
     assert proc.returncode == 1 and "cannot start" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_append_through_any_node_grows_the_list_in_order(tmp_path: Path, capsys) -> None:
+    """Followers forward an append with its value; the list reads back in append order."""
+    with LocalCluster(tmp_path, 3) as cl:
+        cl.wait_leader()
+        for i, n in enumerate(("n1", "n2", "n3", "n1"), start=1):
+            assert main(["client", "--addr", cl.addrs[n], "append", "l", str(i)]) == 0
+        capsys.readouterr()
+        assert main(["client", "--addr", cl.addrs["n2"], "get", "l"]) == 0
+        assert json.loads(capsys.readouterr().out)["value"] == [1, 2, 3, 4]

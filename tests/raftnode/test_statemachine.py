@@ -79,3 +79,33 @@ def test_snapshot_is_json_and_restores_data_and_sessions():
     assert retry["status"] == "ok" and other.sessions["c"][0] == 1
     image["data"]["x"]["n"] = 99
     assert other.get("x") == {"n": 1}  # restore copied, not aliased
+
+
+def test_append_adds_one_element_at_the_end_and_a_retry_of_the_session_applies_once():
+    sm = KVStateMachine()
+    assert sm.apply({"op": "append", "key": "l", "value": 1, "client": "c", "seq": 1}) == {
+        "status": "ok", "value": None, "error": None}
+    sm.apply({"op": "append", "key": "l", "value": 2, "client": "d", "seq": 1})
+    sm.apply({"op": "append", "key": "l", "value": 1, "client": "c", "seq": 1})  # a retry
+    assert sm.get("l") == [1, 2]
+    sm.apply({"op": "put", "key": "x", "value": 5})
+    assert sm.apply({"op": "append", "key": "x", "value": 1})["error"] == "not-a-list"
+
+
+def test_append_never_changes_a_list_already_handed_out():
+    sm = KVStateMachine()
+    sm.apply({"op": "append", "key": "l", "value": 1})
+    read, image = sm.get("l"), sm.snapshot()
+    sm.apply({"op": "append", "key": "l", "value": 2})
+    assert read == [1] and image["data"]["l"] == [1]
+    other = KVStateMachine()
+    other.restore(image)
+    other.apply({"op": "append", "key": "l", "value": 3})
+    assert other.get("l") == [1, 3] and sm.get("l") == [1, 2]
+
+
+def test_unsafe_no_sessions_applies_a_retried_append_twice():
+    sm = StateMachine(unsafe={"no-sessions"})
+    for _ in range(2):
+        sm.apply({"op": "append", "key": "l", "value": 7, "client": "c", "seq": 1})
+    assert sm.get("l") == [7, 7]

@@ -133,3 +133,10 @@ def test_a_node_survives_garbage_from_clients_and_peers(tmp_path: Path) -> None:
             assert c.put("still", "alive")["status"] == "ok"
             assert c.get("still")["value"] == "alive"
         assert any(e["event"] == "peer_rejected" for e in cl.events("n1"))
+
+
+def test_append_carries_its_value_through_a_forward() -> None:
+    req = wire.parse_request(b'{"op": "append", "key": "l", "value": 7, "client": "c", "seq": 1}')
+    assert wire.parse_request(json.dumps(req.to_dict())).value == 7
+    with pytest.raises(wire.WireError, match="'value'"):
+        wire.parse_request(b'{"op": "append", "key": "l"}')

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from tester import generator as g
-from tester import workload as wl
+from tester import workloads as wl
 from tester.memdb import FakeFleet, MemDB
 from tester.nemesis import Env, Nemesis
 

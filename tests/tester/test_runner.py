@@ -102,7 +102,7 @@ def test_setup_failing_everywhere_is_an_error_but_still_cleans_up(tmp_path):
 
 def test_an_internal_error_heals_every_fault_and_saves_the_partial_history(tmp_path, monkeypatch):
     import tester.runner as runner_mod
-    from tester import workload as wl
+    from tester import workloads as wl
 
     real = wl.make
 

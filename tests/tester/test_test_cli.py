@@ -64,3 +64,10 @@ def test_system_clock_is_refused_on_a_local_fleet(capsys):
     code, err = run(capsys, "--fleet", "x", "--nemesis", "clock", "--nemesis-opt",
                     "system_clock=true")
     assert code == 254 and "shares this machine's clock" in err
+
+
+def test_a_workload_the_adapter_does_not_speak_is_refused_naming_both(capsys):
+    code, err = run(capsys, "--fleet", "x", "--db", "tester.dbs.example:SingleServerDB",
+                    "--workload", "append")
+    assert code == 254 and "--db example-kv does not support --workload append" in err
+    assert "Traceback" not in err

@@ -1,25 +1,18 @@
-"""Workloads: which operations the clients perform, and which checker model judges them.
-
-* ``registers`` -- Jepsen's independent registers: many keys, each a cas-register, with
-  read/write/cas; every write (and cas's new value) is unique per key, so a stale read is
-  visible; each key receives at most ``ops_per_key`` operations, then a fresh key replaces it
-  (short per-key histories keep the linearizability search fast).
-* ``kv`` -- a small fixed set of keys with read/write/cas/delete on all of them for the whole
-  run (the multi-key kv model, checked per key).
+"""What every workload shares: per-key bookkeeping, the workload record, the final reads.
 
 A workload's generator is endless; the runner bounds it by rate, time and count.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from checker.history import NEMESIS, Op
 from tester.generator import Context, Fn, Generator, Pending, Request, Result
 
 READ_FS = frozenset({"read"})
-WORKLOADS = ("registers", "kv")
-ALIASES = {"register": "registers", "cas-register": "registers"}
 
 
 @dataclass
@@ -68,7 +61,11 @@ class KeySpace:
 
 @dataclass
 class Workload:
-    """A workload: the client generator, the keys it touched and the checker model."""
+    """A workload: the client generator, the keys it touched and what judges its history.
+
+    ``checker`` is ``"linearizability"`` (the search, with ``model``) or ``"set"``
+    (:mod:`checker.set`, which needs no search).
+    """
 
     name: str
     model: str
@@ -76,48 +73,56 @@ class Workload:
     generator: Generator
     fs: tuple[str, ...]
     read_fs: frozenset[str] = READ_FS
+    checker: str = "linearizability"
+
+    def check(self, ops: Sequence[Op], timeout: float | None = None, explain: bool = True
+              ) -> Any:
+        """This workload's verdict on a history (client records; nemesis ones are skipped):
+        a ``CheckResult`` or a ``SetResult``, both with ``valid`` and ``to_dict()``."""
+        if self.checker == "set":
+            from checker.set import check_set
+
+            return check_set(ops)
+        # submodules, not the package: a tests/checker folder can shadow the package name
+        from checker.linearizability import check
+        from checker.models import load_model
+
+        return check([op for op in ops if op.process != NEMESIS], load_model(self.model),
+                     timeout=timeout, explain=explain)
 
     def final_reads(self, attempts: int = 3) -> Generator:
         """After healing: one successful read of every key touched (retried a few times)."""
         return FinalReads([k for k, n in self.keys.used.items() if n > 0], attempts)
 
 
-def _op_fn(keys: KeySpace, fs: tuple[str, ...], weights: tuple[float, ...]) -> Fn:
+#: how one kind of operation is made: (key space, context, key) -> the request's value
+MakeValue = Callable[[KeySpace, Context, int], Any]
+
+
+def new_value(keys: KeySpace, ctx: Context, key: int) -> int:
+    return keys.new_value(key)
+
+
+def no_value(keys: KeySpace, ctx: Context, key: int) -> None:
+    return None
+
+
+def cas_value(keys: KeySpace, ctx: Context, key: int) -> list[int | None]:
+    old = keys.old_value(ctx, key)
+    return [old, keys.new_value(key)]
+
+
+def op_mix(keys: KeySpace, mix: dict[str, tuple[float, MakeValue]]) -> Fn:
+    """A generator of single-key ops: ``f`` drawn by weight, its value made by ``mix[f]``."""
+    fs = tuple(mix)
+    weights = tuple(w for w, _ in mix.values())
+
     def make(ctx: Context) -> Request:
         key = keys.pick(ctx)
         f = ctx.rng.choices(fs, weights)[0]
-        if f == "write":
-            return {"f": "write", "key": key, "value": keys.new_value(key)}
-        if f == "cas":
-            old = keys.old_value(ctx, key)
-            return {"f": "cas", "key": key, "value": [old, keys.new_value(key)]}
-        return {"f": f, "key": key, "value": None}
+        return {"f": f, "key": key, "value": mix[f][1](keys, ctx, key)}
 
     return Fn(make)
-
-
-def registers(keys: int = 10, ops_per_key: int | None = 200) -> Workload:
-    """Independent cas-registers (read 50 %, write 25 %, cas 25 %)."""
-    ks = KeySpace(keys, ops_per_key)
-    fs = ("read", "write", "cas")
-    return Workload("registers", "cas-register", ks, _op_fn(ks, fs, (2, 1, 1)), fs)
-
-
-def kv(keys: int = 5, ops_per_key: int | None = None) -> Workload:
-    """A fixed key set with read/write/cas/delete (delete makes a key read null again)."""
-    ks = KeySpace(keys, ops_per_key)
-    fs = ("read", "write", "cas", "delete")
-    return Workload("kv", "kv", ks, _op_fn(ks, fs, (4, 2, 2, 1)), fs)
-
-
-def make(name: str, keys: int, ops_per_key: int | None) -> Workload:
-    """The workload called ``name`` (one of WORKLOADS); ValueError names the choices."""
-    name = ALIASES.get(name, name)
-    if name == "registers":
-        return registers(keys, ops_per_key)
-    if name == "kv":
-        return kv(keys, ops_per_key)
-    raise ValueError(f"--workload {name!r}: expected one of {', '.join(WORKLOADS)}")
 
 
 class FinalReads(Generator):
