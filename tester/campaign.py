@@ -19,8 +19,9 @@ it explores thousands of fault schedules a minute against raftnode's Raft core, 
 most bugs there before the real runs start::
 
     sim:
-      seeds: 20000              # per entry
-      nodes: [3, 5]             # one entry per cluster size (default [3])
+      seeds: 20000              # per simulation
+      nodes: [3, 5]             # cluster sizes (default [3]); one simulation per size and
+                                # per workload of the campaign the simulator speaks
 
 Every cell of dbs × workloads × nemeses × seeds is one run. The campaign prints its progress,
 then writes ``index.html`` (every run coloured by its verdict, linked to its report) and
@@ -85,12 +86,16 @@ class Campaign:
         """One ``raftlab sim`` run per cluster size; they go first (minutes, most bugs)."""
         if not self.sim_seeds:
             return []
+        from tester.sim.cli import SIM_WORKLOADS
+
         unsafe = self.settings.get("unsafe") or []  # the real runs' build, simulated too
-        return [{"sim": True, "db": SIM_DB, "workload": "registers", "nemesis": "swarm",
+        # the campaign's workloads that the simulator's clients speak (registers at least)
+        workloads = [w for w in self.workloads if w in SIM_WORKLOADS] or ["registers"]
+        return [{"sim": True, "db": SIM_DB, "workload": w, "nemesis": "swarm",
                  "seed": f"0..{self.sim_seeds - 1}", "seeds": self.sim_seeds, "nodes": n,
                  "unsafe": [unsafe] if isinstance(unsafe, str) else list(unsafe),
-                 "store": self.store, "name": _slug(f"{self.name}-sim-{n}-nodes")}
-                for n in self.sim_nodes]
+                 "store": self.store, "name": _slug(f"{self.name}-sim-{n}-nodes-{w}")}
+                for n in self.sim_nodes for w in workloads]
 
     def cells(self) -> list[dict[str, Any]]:
         """Everything the campaign runs, in order: the simulations, then the matrix."""
@@ -264,7 +269,7 @@ def sim_argv(config: dict[str, Any]) -> list[str]:
     """The ``raftlab sim`` command line of a simulation cell."""
     out = str(Path(config["store"]) / config["name"])
     argv = ["sim", "--seeds", str(config["seeds"]), "--nodes", str(config["nodes"]),
-            "--out", out, "--quiet"]
+            "--workload", str(config["workload"]), "--out", out, "--quiet"]
     for u in config.get("unsafe") or []:
         argv += ["--unsafe", str(u)]
     return argv
@@ -345,7 +350,8 @@ def run_campaign(camp: Campaign, run_one: RunOne = run_test,
     for i, cfg in enumerate(cells, start=1):
         label = f"db={cfg['db']} workload={cfg['workload']} nemesis={cfg['nemesis']} seed={cfg['seed']}"
         if cfg.get("sim"):
-            label = f"simulation: {cfg['nodes']} nodes, seeds {cfg['seed']}"
+            label = (f"simulation: {cfg['nodes']} nodes, workload={cfg['workload']}, "
+                     f"seeds {cfg['seed']}")
         say(f"[{i}/{len(cells)}] {label} ...")
         t0 = time.monotonic()
         interrupted = False
@@ -407,7 +413,8 @@ def write_junit(camp: Campaign, entries: list[Entry], path: Path) -> Path:
         sim = bool(c.get("sim"))
         case = ET.SubElement(suite, "testcase",
                              classname="raftlab.sim" if sim else f"raftlab.{c['db']}.{c['workload']}",
-                             name=(f"nodes={c['nodes']} seeds={c['seed']}" if sim else
+                             name=(f"nodes={c['nodes']} workload={c['workload']} "
+                                   f"seeds={c['seed']}" if sim else
                                    f"nemesis={c['nemesis']} seed={c['seed']}"),
                              time=f"{e.seconds:.3f}")
         where = f"run folder: {s.dir}\nreport: {s.dir / 'report.html'}" if s.dir else "no run folder"
