@@ -19,8 +19,8 @@ from typing import Any
 
 from tester.nemesis.network import FLAP_KINDS, PARTITION_KINDS
 
-P_FAMILY = 0.6
-MIN_FAMILIES = 2
+P_FAMILY = 0.75
+MIN_FAMILIES = 3
 
 
 def _some(rng: random.Random, items: tuple[str, ...] | list[str], p: float = 0.6) -> list[str]:
