@@ -460,7 +460,7 @@ class Runner:
             client_gen = gen.Stagger(1.0 / cfg.rate, client_gen)
         main = gen.Any(
             gen.clients(gen.TimeLimit(cfg.time_limit, client_gen)),
-            gen.TimeLimit(cfg.time_limit, self.nemesis.generator(cfg.nemesis_interval)),
+            self.nemesis.generator(cfg.nemesis_interval, cfg.time_limit),
         )
         threads: dict[gen.Thread, Any] = dict(self.workers)
         for t in self.nemesis.threads:

@@ -88,19 +88,22 @@ class Nemesis:
             self.envs = {n: self.env.fork(f"{self.seed}/nemesis/{n}") for n in self.plan}
         return dict(self.unsupported)
 
-    def generator(self, interval: float | None) -> g.Generator:
-        """The schedule as a generator, routed to the nemesis threads (see schedule.py)."""
+    def generator(self, interval: float | None, limit: float | None = None) -> g.Generator:
+        """The schedule as a generator, routed to the nemesis threads (see schedule.py),
+        ending ``limit`` seconds after it began (hunting loops stop their faults first)."""
         self.prepare(probe=False)
         names = list(self.faults)
         if not names:
             return g.Seq()
         if self.schedule == "hunt":
             return schedule.hunt({n: self.plan[n] for n in names},
-                                 lambda n: n not in self.unsupported)
+                                 lambda n: n not in self.unsupported, limit)
         every = 10.0 if interval is None else interval
         if self.schedule == "together":
-            return schedule.together(names, every, float(self.opts.get("together_gap_s", 0.0)))
-        return schedule.interval(names, every)
+            gen = schedule.together(names, every, float(self.opts.get("together_gap_s", 0.0)))
+        else:
+            gen = schedule.interval(names, every)
+        return gen if limit is None else g.TimeLimit(limit, gen)
 
     def summary(self) -> dict[str, Any]:
         """What results.json says about the nemesis."""

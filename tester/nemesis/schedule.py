@@ -76,11 +76,16 @@ class HuntLoop(g.Generator):
     The first start comes after a random part of a gap (loops do not fire in step). With
     ``burst_s``/``rest_s`` the loop works in bursts: start/stop as fast as ``hold_s``/``gap_s``
     say for a burst, then one long rest. ``alive()`` false ends the loop (a family found
-    unsupported during the run is never picked again); so does ``MAX_ACTIONS``.
+    unsupported during the run is never picked again); so does ``MAX_ACTIONS``. ``limit``
+    seconds after its first ask the loop stops its fault if it is in force, and ends: left to
+    the final heal, a majority killed at the end would keep a membership change in flight
+    from completing, and the heal waits for that change.
     """
 
-    def __init__(self, family: str, params: dict[str, Any], alive: Callable[[], bool]):
+    def __init__(self, family: str, params: dict[str, Any], alive: Callable[[], bool],
+                 limit: float | None = None):
         self.family, self.thread, self.alive = family, thread_of(family), alive
+        self.limit, self.deadline = limit, None
         self.hold, self.gap = params["hold_s"], params["gap_s"]
         self.burst, self.rest = params.get("burst_s"), params.get("rest_s")
         self.starting, self.count = True, 0
@@ -92,8 +97,17 @@ class HuntLoop(g.Generator):
             return None
         if self.next_time is None:
             self.next_time = ctx.time + ctx.rng.uniform(0.0, float(self.gap[1]))
+            if self.limit is not None:
+                self.deadline = ctx.time + self.limit
+        if self.deadline is not None and ctx.time >= self.deadline:
+            if self.starting:  # nothing in force: done
+                return None
+            self.count = MAX_ACTIONS  # the last action: stop what is in force
+            return {"f": f"stop-{self.family}", "value": None}
         if ctx.time < self.next_time:
-            return g.Pending(self.next_time)
+            wake = self.next_time if self.deadline is None else min(self.next_time,
+                                                                     self.deadline)
+            return g.Pending(wake)
         self.count += 1
         action = "start" if self.starting else "stop"
         return {"f": f"{action}-{self.family}", "value": None}
@@ -114,7 +128,9 @@ class HuntLoop(g.Generator):
         self.next_time = ctx.time + wait
 
 
-def hunt(plan: dict[str, dict[str, Any]], alive: Callable[[str], bool]) -> g.Generator:
-    """Every planned family's loop side by side, each on its own thread."""
-    loops = [HuntLoop(n, fam, (lambda n=n: alive(n))) for n, fam in plan.items()]
+def hunt(plan: dict[str, dict[str, Any]], alive: Callable[[str], bool],
+         limit: float | None = None) -> g.Generator:
+    """Every planned family's loop side by side, each on its own thread, each ending
+    ``limit`` seconds after it began with its fault stopped."""
+    loops = [HuntLoop(n, fam, (lambda n=n: alive(n)), limit) for n, fam in plan.items()]
     return g.Any(*loops) if loops else g.Seq()

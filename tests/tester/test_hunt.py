@@ -158,6 +158,17 @@ def test_the_time_limit_ends_every_loop():
     assert {thread for _, thread, _ in ops} == {nem.thread_of(n) for n in plan}
 
 
+def test_at_the_time_limit_each_loop_stops_the_fault_it_has_in_force():
+    plan = nem.plan_for(3, ["partition", "kill", "member", "clock"], {"swarm": False})
+    plan = {n: dict(fam, hold_s=[50.0, 60.0]) for n, fam in plan.items()}  # held past the end
+    gen = nem.schedule.hunt(plan, lambda n: True, limit=10.0)
+    ops = g.simulate(gen, [nem.thread_of(n) for n in plan], latency=lambda r, op: 0.01)
+    last = {}
+    for t, _, req in ops:
+        last[req["f"].split("-", 1)[1]] = (t, req["f"])
+    assert all(f.startswith("stop-") and 10.0 <= t < 10.1 for t, f in last.values()), last
+
+
 def test_client_workers_never_get_nemesis_requests():
     assert g.is_nemesis("nemesis") and g.is_nemesis("nemesis:flap")
     assert not g.is_nemesis(0) and not g.is_nemesis(7)
