@@ -55,7 +55,8 @@ def _family(name: str, rng: random.Random) -> dict[str, Any]:
                          "clock_kinds": _some(rng, ("bump", "strobe")),
                          "clock_min_ms": 250, "clock_max_ms": rng.choice((4000, 16000, 60000)),
                          "strobe_s": 1.0},
-                "hold_s": _span(0.5, (2.0, 5.0), rng), "gap_s": _span(0.3, (2.0, 4.0), rng)}
+                # held at least 1 s: libfaketime's default cache sees a new offset within 1 s
+                "hold_s": _span(1.0, (2.0, 5.0), rng), "gap_s": _span(0.3, (2.0, 4.0), rng)}
     if name == "member":
         return {"opts": {"member_targets": _some(rng, ("leader", "one"))},
                 "hold_s": _span(1.0, (3.0, 6.0), rng), "gap_s": _span(0.5, (2.0, 5.0), rng)}
