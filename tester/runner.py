@@ -414,7 +414,12 @@ class Runner:
     def run(self) -> Outcome:
         logging.getLogger("raftlab").addHandler(self._handler)
         logging.getLogger("raftlab").setLevel(logging.INFO)
-        self._build_nemesis()
+        try:
+            self._build_nemesis()
+        except BaseException:
+            logging.getLogger("raftlab").removeHandler(self._handler)
+            self._handler.close()
+            raise
         self.store.write_test(self._config())
         self.rec = Recorder(self.store.history)
         interrupted = False
