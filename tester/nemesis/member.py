@@ -3,6 +3,7 @@ never so many that the remaining voters are fewer than a majority of the fleet."
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Any
 
 from tester.nemesis.base import Env, Fault
@@ -56,4 +57,12 @@ class Member(Fault):
         return {"added": added, "errors": errors or None}
 
     def heal(self, env: Env) -> list[str]:
+        if self.removed:
+            # The heal has just restarted and reconnected every node: let the members agree
+            # on a leader first, so the node added back learns its peers from a settled
+            # member (a member still electing may name too few; the added node then refuses
+            # the leader as an unknown peer and the addition never completes).
+            members = [n for n in env.nodes if n not in self.removed]
+            with suppress(Exception):  # best effort: the addition says what went wrong
+                env.db.wait_ready(env.remotes, members, 20)
         return self.stop(env)["errors"] or []
