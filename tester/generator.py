@@ -274,9 +274,15 @@ class OnThreads(Generator):
             self.gen.update(ctx, completion)
 
 
+def is_nemesis(thread: Thread) -> bool:
+    """The nemesis thread, or one of several (``"nemesis:<family>"``)."""
+    return isinstance(thread, str) and (thread == NEMESIS_THREAD
+                                        or thread.startswith(NEMESIS_THREAD + ":"))
+
+
 def clients(gen: GenLike) -> Generator:
     """Only client workers get ops from ``gen``."""
-    return OnThreads(lambda t: t != NEMESIS_THREAD, gen)
+    return OnThreads(lambda t: not is_nemesis(t), gen)
 
 
 def nemesis(gen: GenLike) -> Generator:

@@ -18,7 +18,7 @@ a copy of it).
 
 :class:`FakeRemote` stands in for ``tester.control.Remote``: it records every command run on
 its node (tests assert that faults were healed) and understands just enough of them --
-iptables DROP rules cut a node off, ``tc ... netem`` fails as on a kernel without netem.
+iptables DROP rules (per chain) cut a node off, ``tc ... netem`` fails as on a kernel without netem.
 Faults change what clients see: a killed node refuses connections, a paused or cut-off
 node lets requests time out (``info``).
 """
@@ -68,11 +68,12 @@ class FakeRemote:
         rules = self.fleet.drops.setdefault(self.node.name, [])
         for part in cmd.split(";"):
             part = part.strip()
-            m = re.match(r"iptables -A (\S+) .*-j DROP", part)
+            m = re.match(r"iptables (?:-w )?-A (\S+) .*-j DROP", part)
             if m:
                 rules.append(part)
-            elif re.match(r"iptables -F", part):
-                rules.clear()
+            m = re.match(r"iptables (?:-w )?-F (\S+)", part)
+            if m:  # flushing one chain leaves the other chains' rules in force
+                rules[:] = [r for r in rules if f" -A {m.group(1)} " not in r]
             elif "netem" in part and part.startswith("tc qdisc"):
                 return RunResult("", "Error: Specified qdisc kind is unknown.\n", 2)
             m = re.match(r"printf '%s\\n' '([^']*)' > (\S+)", part)

@@ -319,23 +319,26 @@ class Faults:
 
 def _nemesis_actions(ops: Iterable[Op]) -> list[tuple[int, int, str, Any, Any]]:
     """(invoked, completed, f, value, error) per nemesis action; the value and error are the
-    completion's (what was done), the invocation's when it never completed."""
+    completion's (what was done), the invocation's when it never completed.
+
+    Several nemesis threads may act at once (one per fault family), so a completion is paired
+    with the open invocation of the same ``f``; an invocation with none counts as a point."""
     out: list[tuple[int, int, str, Any, Any]] = []
-    pending: Op | None = None
+    pending: dict[str, Op] = {}
     for op in ops:
         if op.process != NEMESIS:
             continue
         if op.type == "invoke":
-            if pending is not None:
-                out.append((pending.time, pending.time, pending.f, pending.value, None))
-            pending = op
+            if op.f in pending:
+                p = pending[op.f]
+                out.append((p.time, p.time, p.f, p.value, None))
+            pending[op.f] = op
             continue
-        value = op.value if op.value is not None or pending is None else pending.value
-        out.append((pending.time if pending else op.time, op.time, op.f, value, op.error))
-        pending = None
-    if pending is not None:
-        out.append((pending.time, pending.time, pending.f, pending.value, None))
-    return out
+        inv = pending.pop(op.f, None)
+        value = op.value if op.value is not None or inv is None else inv.value
+        out.append((inv.time if inv else op.time, op.time, op.f, value, op.error))
+    out.extend((p.time, p.time, p.f, p.value, None) for p in pending.values())
+    return sorted(out, key=lambda a: (a[1], a[0]))
 
 
 def fault_intervals(ops: Iterable[Op], nodes: Iterable[str], end_ns: int,

@@ -45,7 +45,9 @@ class RunConfig:
     db: str = "raftnode"
     workload: str = "registers"
     nemesis: list[str] = field(default_factory=lambda: ["partition"])
-    nemesis_interval: float = 10.0
+    #: None: the hunting schedule (each family its own loop, random timings); a number: one
+    #: action every that many seconds (the interval schedule)
+    nemesis_interval: float | None = None
     time_limit: float = 60.0
     concurrency: int = 10
     rate: float = 100.0  # ops/s over all clients; 0 = as fast as possible
@@ -351,6 +353,10 @@ class Runner:
         self.rec: Recorder | None = None
         self.nemesis: nem.Nemesis | None = None
         self.config_extra = config_extra or {}
+        self.nemesis_opts = {"schedule": "interval" if cfg.nemesis_interval is not None
+                             else "hunt", **cfg.nemesis_opts}
+        #: told the nemesis plan in one line before the test starts (the CLI prints it)
+        self.announce: Callable[[str], None] | None = None
         self._handler = logging.FileHandler(self.store.log_file, encoding="utf-8")
         self._handler.setFormatter(logging.Formatter(
             "%(asctime)s %(levelname)s %(threadName)s %(message)s"))
@@ -394,11 +400,21 @@ class Runner:
                 "start_time_iso": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                 time.gmtime(self.store.started)),
                 "nodes": [{"name": n.name, "host": n.host} for n in self.nodes],
-                "nemesis_colors": {n: nem.COLORS[n] for n in self.cfg.nemesis}}
+                "nemesis_colors": {n: nem.COLORS[n] for n in self.cfg.nemesis},
+                "nemesis_schedule": self.nemesis_opts["schedule"],
+                "nemesis_swarm": self.nemesis.plan or None if self.nemesis else None,
+                "nemesis_unsupported": self.nemesis.unsupported or None if self.nemesis
+                else None}
 
     def run(self) -> Outcome:
         logging.getLogger("raftlab").addHandler(self._handler)
         logging.getLogger("raftlab").setLevel(logging.INFO)
+        try:
+            self._build_nemesis()
+        except BaseException:
+            logging.getLogger("raftlab").removeHandler(self._handler)
+            self._handler.close()
+            raise
         self.store.write_test(self._config())
         self.rec = Recorder(self.store.history)
         interrupted = False
@@ -429,8 +445,6 @@ class Runner:
             if errors:
                 raise RuntimeError("database setup failed: " + "; ".join(errors))
             self.db.wait_ready(self.remotes, self.nodes, cfg.ready_timeout)
-        env = nem.Env(self.db, self.nodes, self.remotes, random.Random(f"{cfg.seed}/nemesis"))
-        self.nemesis = nem.Nemesis.build(env, cfg.nemesis, cfg.nemesis_opts)
         self.workload = wl.make(cfg.workload, cfg.keys, cfg.ops_per_key)
         with self.step("clients-open"):
             self.workers = {
@@ -446,10 +460,11 @@ class Runner:
             client_gen = gen.Stagger(1.0 / cfg.rate, client_gen)
         main = gen.Any(
             gen.clients(gen.TimeLimit(cfg.time_limit, client_gen)),
-            gen.nemesis(gen.TimeLimit(cfg.time_limit, self.nemesis.generator(cfg.nemesis_interval))),
+            self.nemesis.generator(cfg.nemesis_interval, cfg.time_limit),
         )
         threads: dict[gen.Thread, Any] = dict(self.workers)
-        threads[gen.NEMESIS_THREAD] = NemesisWorker(self.nemesis, rec)
+        for t in self.nemesis.threads:
+            threads[t] = NemesisWorker(self.nemesis, rec)
         with self.step("workload"):
             deadline = rec.now() / 1e9 + cfg.time_limit + cfg.op_timeout + 60
             Interpreter(main, threads, rec, cfg.seed, deadline, self.stop).run()
@@ -463,6 +478,21 @@ class Runner:
                 deadline = rec.now() / 1e9 + cfg.final_time + cfg.op_timeout
                 Interpreter(final, dict(self.workers), rec, cfg.seed + 1, deadline,
                             self.stop).run()
+
+    def _build_nemesis(self) -> None:
+        """The nemesis, its unsupported families left out and (hunt) its swarm drawn: before
+        test.json is written, which records both. A probe that cannot reach a node leaves
+        the family in; its actions then fail and are recorded."""
+        cfg = self.cfg
+        env = nem.Env(self.db, self.nodes, self.remotes, random.Random(f"{cfg.seed}/nemesis"))
+        self.nemesis = nem.Nemesis.build(env, cfg.nemesis, self.nemesis_opts, cfg.seed)
+        with self.step("nemesis-probe"):
+            self.nemesis.prepare()
+        if self.announce is not None:
+            self.announce(f"{self.nemesis.schedule}: " + (
+                nem.describe(self.nemesis.plan) if self.nemesis.schedule == "hunt"
+                else " ".join(self.nemesis.faults) or "none")
+                + "".join(f"; {n} unsupported" for n in self.nemesis.unsupported))
 
     def _heal(self) -> None:
         if self.nemesis is None:  # failed before the nemesis existed: heal with defaults
@@ -524,6 +554,7 @@ class Runner:
             "per_key": per_key(checked),
             "node_events": events,
             "elections": nodeevents.elections(events),
+            "nemesis": self.nemesis.summary() if self.nemesis is not None else None,
             "stats": stats,
             "perf": perf,
             "timings": self.timings,

@@ -46,12 +46,14 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--workload", default="registers", choices=wl.WORKLOADS + tuple(wl.ALIASES),
                    help="registers (alias: register), kv, append (lists: a lost write stays "
                         "visible) or set (lost/stale adds by name); default registers")
-    p.add_argument("--nemesis", default="partition",
-                   help=f"none, all or a comma list of {','.join(nem.PACKAGES)}")
-    p.add_argument("--nemesis-interval", type=float, default=10.0, metavar="S",
-                   help="seconds between fault and heal (default 10)")
-    p.add_argument("--nemesis-targets", default=",".join(nem.TARGETS),
-                   help="which nodes faults hit: " + ",".join(nem.TARGETS))
+    p.add_argument("--nemesis", default="all",
+                   help=f"none, all (default) or a comma list of {','.join(nem.PACKAGES)}")
+    p.add_argument("--nemesis-interval", type=float, default=None, metavar="S",
+                   help="one fault action every S seconds instead of the hunting schedule "
+                        "(each family its own loop with random timings; the default)")
+    p.add_argument("--nemesis-targets", default=None,
+                   help="which nodes faults hit: " + ",".join(nem.TARGETS)
+                        + " (default: each family's own choice)")
     p.add_argument("--time-limit", type=float, default=60.0, metavar="S")
     p.add_argument("--concurrency", default="2n", metavar="C|Nn",
                    help="client workers: a number, or Nn for N per node (default 2n)")
@@ -77,7 +79,7 @@ def add_parser(subparsers: Any) -> None:
 
 def _validate(args: argparse.Namespace) -> list[str]:
     for name in ("time_limit", "nemesis_interval", "op_timeout"):
-        if getattr(args, name) <= 0:
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
             raise BadInput(f"--{name.replace('_', '-')} must be positive")
     if args.rate < 0:
         raise BadInput("--rate must be 0 (unlimited) or positive")
@@ -89,13 +91,14 @@ def _validate(args: argparse.Namespace) -> list[str]:
         faults = nem.parse(args.nemesis)
     except ValueError as e:
         raise BadInput(str(e)) from None
-    targets = [t.strip() for t in args.nemesis_targets.split(",") if t.strip()]
-    bad = [t for t in targets if t not in nem.TARGETS]
-    if bad or not targets:
-        raise BadInput(f"--nemesis-targets: unknown target {bad[0] if bad else ''!r}; "
-                       f"expected {', '.join(nem.TARGETS)}")
-    args.targets = targets
-    args.nemesis_opts = {"targets": targets}
+    args.nemesis_opts = {}
+    if args.nemesis_targets is not None:
+        targets = [t.strip() for t in args.nemesis_targets.split(",") if t.strip()]
+        bad = [t for t in targets if t not in nem.TARGETS]
+        if bad or not targets:
+            raise BadInput(f"--nemesis-targets: unknown target {bad[0] if bad else ''!r}; "
+                           f"expected {', '.join(nem.TARGETS)}")
+        args.nemesis_opts["targets"] = targets
     for item in args.nemesis_opt:
         key, eq, raw = item.partition("=")
         try:
@@ -104,6 +107,9 @@ def _validate(args: argparse.Namespace) -> list[str]:
             args.nemesis_opts[key.strip()] = json.loads(raw)
         except ValueError as e:
             raise BadInput(f"--nemesis-opt {item!r}: {e}") from None
+    if args.nemesis_opts.get("schedule", "hunt") not in nem.SCHEDULES:
+        raise BadInput(f"--nemesis-opt schedule={args.nemesis_opts['schedule']!r}: expected "
+                       f"one of {', '.join(nem.SCHEDULES)}")
     if args.nemesis_opts.get("system_clock") and args.fleet:
         raise BadInput("--nemesis-opt system_clock=true: a local fleet shares this machine's "
                        "clock; use it with --inventory on real VMs")
@@ -184,6 +190,8 @@ def run(args: argparse.Namespace) -> int:
         runner = Runner(cfg, db, nodes, remotes,
                         config_extra={"inventory": inv_path, "fleet": args.fleet})
         print(f"raftlab test: seed {seed}, run folder {runner.store.path}", file=sys.stderr)
+        runner.announce = lambda line: print(f"raftlab test: nemesis {line}", file=sys.stderr,
+                                             flush=True)
         out = runner.run()
     finally:
         for r in remotes.values():

@@ -109,7 +109,7 @@ def test_heal_all_restarts_killed_resumes_paused_and_re_adds_members():
 
 
 def test_unknown_fault_names_the_choices():
-    with pytest.raises(ValueError, match="partition, clock"):
+    with pytest.raises(ValueError, match="partition, flap, clock"):
         nem.parse("partition,flood")
     assert nem.parse("all") == list(nem.PACKAGES) and nem.parse("none") == []
 

@@ -40,7 +40,7 @@ def assert_healed(db: MemDB, fleet: FakeFleet) -> None:
 
 
 def test_a_correct_store_under_every_fault_is_valid(tmp_path):
-    out, db, fleet = run(tmp_path, "correct")
+    out, db, fleet = run(tmp_path, "correct", nemesis_interval=0.1)
     assert out.valid is True, out.results["checker"]
     st = out.results["stats"]
     assert st["ok"] > 100 and st["nemesis"] >= 5

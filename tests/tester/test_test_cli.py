@@ -21,6 +21,8 @@ def run(capsys, *argv: str) -> tuple[int, str]:
     (["--fleet", "x", "--time-limit", "-1"], "--time-limit must be positive"),
     (["--fleet", "x", "--db", "nosuchmodule:DB"], "cannot import module 'nosuchmodule'"),
     (["--fleet", "x", "--nemesis-targets", "everyone"], "unknown target 'everyone'"),
+    (["--fleet", "x", "--nemesis-interval", "0"], "--nemesis-interval must be positive"),
+    (["--fleet", "x", "--nemesis-opt", 'schedule="often"'], "schedule='often'"),
     (["--fleet", "tsnone"], "no such fleet"),
 ])
 def test_bad_arguments_exit_254_with_a_message(capsys, argv, message):

@@ -1,0 +1,139 @@
+"""What every fault family shares: the environment faults act on, target choice, the Fault
+base class, and the claims that keep two process faults off one node."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("raftlab")
+
+TARGETS = ("one", "minority", "majority", "all", "leader")
+
+
+class Unsupported(RuntimeError):
+    """The fault cannot be injected on this host or database (e.g. no netem qdisc)."""
+
+
+class Claims:
+    """Nodes held by process faults (kill, pause) and membership changes, shared by every
+    family's loop.
+
+    A node that is killed or paused must not be removed from the cluster (the removal wipes it,
+    and the kill's restart would bring it back with the old peers), and a node being removed or
+    added must not be killed: a node held by one of them is left alone by the other. Owners
+    named in ``share`` may hold a node together (kill and pause undo each other harmlessly).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owners: dict[str, set[str]] = {}
+
+    def take(self, owner: str, nodes: list[Any], share: tuple[str, ...] = ()) -> list[Any]:
+        """The subset of ``nodes`` now held by ``owner``: those no other owner holds, except
+        owners in ``share``."""
+        ok = {owner, *share}
+        with self._lock:
+            got = [n for n in nodes if self._owners.get(n.name, set()) <= ok]
+            for n in got:
+                self._owners.setdefault(n.name, set()).add(owner)
+            return got
+
+    def release(self, owner: str, names: list[str]) -> None:
+        with self._lock:
+            for name in names:
+                owners = self._owners.get(name, set())
+                owners.discard(owner)
+                if not owners:
+                    self._owners.pop(name, None)
+
+    def held(self) -> dict[str, list[str]]:
+        with self._lock:
+            return {n: sorted(o) for n, o in self._owners.items()}
+
+
+@dataclass
+class Env:
+    """What faults act on: the DB adapter, the nodes and a command runner per node."""
+
+    db: Any
+    nodes: list[Any]
+    remotes: dict[str, Any]
+    rng: random.Random
+    claims: Claims = field(default_factory=Claims)
+
+    def sh(self, node: Any, cmd: str, check: bool = True) -> Any:
+        return self.remotes[node.name].run(cmd, timeout=20, check=check)
+
+    def each(self, nodes: list[Any], fn: Callable[[Any], None]) -> list[str]:
+        """Run ``fn(node)`` on every node in parallel; return the errors (node: message)."""
+        errors: list[str] = []
+
+        def one(nd: Any) -> None:
+            try:
+                fn(nd)
+            except Exception as e:  # one node's failure must not stop the others' heal
+                errors.append(f"{nd.name}: {e}")
+
+        ts = [threading.Thread(target=one, args=(nd,), daemon=True) for nd in nodes]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(60)
+        return errors
+
+    def leader(self) -> Any | None:
+        try:
+            name = self.db.leader(self.nodes)
+        except Exception:
+            name = None
+        return next((n for n in self.nodes if n.name == name), None)
+
+    def fork(self, stream: str) -> Env:
+        """The same nodes and claims with a random stream of its own (one per fault loop, so
+        loops running side by side do not reorder each other's choices)."""
+        return Env(self.db, self.nodes, self.remotes, random.Random(stream), self.claims)
+
+
+def pick_targets(env: Env, spec: str) -> list[Any]:
+    """Nodes for a target spec: one, minority, majority, all, leader (falls back to one)."""
+    nodes = list(env.nodes)
+    n = len(nodes)
+    if spec == "leader":
+        ld = env.leader()
+        return [ld] if ld is not None else [env.rng.choice(nodes)]
+    count = {"one": 1, "minority": max(1, (n - 1) // 2), "majority": n // 2 + 1, "all": n}[spec]
+    return env.rng.sample(nodes, count)
+
+
+class Fault:
+    """A fault family. ``start``/``stop`` return a description of what was done to whom."""
+
+    name = "fault"
+
+    def __init__(self, opts: dict[str, Any]):
+        self.opts = opts
+        self.targets = opts.get("targets", list(TARGETS))
+
+    def probe(self, env: Env) -> str | None:
+        """Why this fault cannot run here (checked once, before the test), or None."""
+        return None
+
+    def start(self, env: Env) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def stop(self, env: Env) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def heal(self, env: Env) -> list[str]:
+        """Undo this fault everywhere, whatever state it is in; returns errors."""
+        self.stop(env)
+        return []
+
+    def _targets(self, env: Env) -> tuple[str, list[Any]]:
+        spec = env.rng.choice(self.targets)
+        return spec, pick_targets(env, spec)
