@@ -16,7 +16,7 @@ trap 'exit 130' INT TERM
 "$RAFTLAB" fleet down --name "$FLEET" >/dev/null 2>&1 || true   # leftovers of a killed run
 "$RAFTLAB" fleet up --nodes 5 --name "$FLEET" || exit $?
 "$RAFTLAB" test --fleet "$FLEET" --db raftnode --workload registers \
-  --nemesis partition,clock --time-limit 30 "$@"
+  --nemesis partition,flap,clock --time-limit 30 "$@"
 status=$?
 case $status in
   0) echo "raftlab: verdict: linearizable (exit 0)" ;;
