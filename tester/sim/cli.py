@@ -18,11 +18,9 @@ from checker.verdict import EXIT_BAD_INPUT, EXIT_INVALID, EXIT_VALID
 from raftnode import accel
 from raftnode.types import UNSAFE_SWITCHES
 from tester.sim.scan import scan
-from tester.sim.simulator import SimResult, plan_for, run_plan
+from tester.sim.simulator import MIXED, SIM_WORKLOADS, SimResult, plan_for, run_plan
 from tester.workloads import make
 
-#: the workloads the simulated clients run (kv's deletes are not simulated)
-SIM_WORKLOADS = ("registers", "append", "set")
 SIM_FS = {"registers": ("read", "write", "cas"), "append": ("read", "append"),
           "set": ("read", "add")}
 
@@ -45,9 +43,10 @@ def add_parser(subparsers: Any) -> None:
                    help=f"raftnode unsafe switch (repeatable): {', '.join(UNSAFE_SWITCHES)}")
     p.add_argument("--steps", type=int, default=200, metavar="M",
                    help="client operations per seed (default 200)")
-    p.add_argument("--workload", default="registers", metavar="W",
-                   help="what the clients do: registers (read/write/cas, the default), append "
-                        "(lists: a lost write stays visible) or set (lost adds by name)")
+    p.add_argument("--workload", default=MIXED, metavar="W",
+                   help="what the clients do: registers (read/write/cas), append (lists: a "
+                        "lost write stays visible), set (lost adds by name), or mixed (the "
+                        "default: one of the three per seed, drawn from the seed)")
     p.add_argument("--out", default="reports/sim", metavar="DIR",
                    help="where a failing seed's history, trace and plan go (default reports/sim)")
     p.add_argument("--lease", action="store_true",
@@ -87,9 +86,9 @@ def run(args: argparse.Namespace) -> int:
     from tester.workloads import ALIASES
 
     args.workload = ALIASES.get(args.workload, args.workload)
-    if args.workload not in SIM_WORKLOADS:
+    if args.workload not in (*SIM_WORKLOADS, MIXED):
         return _bad(f"--workload {args.workload!r}: the simulator runs "
-                    f"{', '.join(SIM_WORKLOADS)}")
+                    f"{', '.join(SIM_WORKLOADS)} or {MIXED}")
     unsafe = frozenset(args.unsafe)
     t0 = time.monotonic()
     last_progress = t0
@@ -205,6 +204,6 @@ def _report(args: argparse.Namespace, result: SimResult, tried: int, took: float
     print(f"run:     {out}  (history.jsonl: raftlab check --model {model}; raftlab report)")
     print(f"replay:  raftlab sim --seed {plan.seed} --seeds 1 --nodes {args.nodes} "
           f"--steps {args.steps}" + (" --lease" if args.lease else "")
-          + (f" --workload {plan.workload}" if plan.workload != "registers" else "")
+          + f" --workload {plan.workload}"
           + "".join(f" --unsafe {u}" for u in sorted(plan.unsafe)))
     return EXIT_INVALID

@@ -62,6 +62,9 @@ FAULT_KINDS = (
     # two configuration changes back to back: the second must wait for the first to commit
     "member-churn",
 )
+#: what the simulated clients can run; ``mixed`` draws one of them per seed
+SIM_WORKLOADS = ("registers", "append", "set")
+MIXED = "mixed"
 MAX_EVENTS = 400_000  # a seed is ~3,000-10,000 events; far beyond is a message storm
 
 
@@ -933,8 +936,11 @@ def _violation_of(res: Any) -> Violation:
 
 def plan_for(seed: int, nodes: int = 3, ops: int = 200, unsafe: frozenset[str] = frozenset(),
              lease: bool = False, workload: str = "registers") -> Plan:
-    """The seed's plan with the clients' workload (registers, append or set)."""
+    """The seed's plan with the clients' workload (registers, append or set; ``mixed``: one
+    of the three drawn from the seed, as swarm testing draws the faults)."""
     plan = make_plan(seed, nodes, ops, unsafe, lease)
+    if workload == MIXED:
+        workload = random.Random(f"workload:{seed}").choice(SIM_WORKLOADS)
     return plan if workload == plan.workload else replace(plan, workload=workload)
 
 

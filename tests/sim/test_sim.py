@@ -170,7 +170,7 @@ def test_cli_exits_0_on_clean_seeds_and_254_on_bad_arguments(capsys):
 
 def test_cli_exits_1_and_writes_a_history_the_checker_finds_invalid(tmp_path, capsys):
     code = raftlab(["sim", "--seeds", "50", "--unsafe", "local-reads", "--quiet",
-                    "--out", str(tmp_path)])
+                    "--workload", "registers", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 1 and "VIOLATION at seed" in out and "linearizability" in out
     (test_dir,) = list(tmp_path.iterdir())
@@ -280,3 +280,12 @@ def test_disk_loses_only_unsynced_writes_in_a_crash():
     lazy.flush()
     lazy.crash()
     assert len(lazy.load()[2]) == 1
+
+
+def test_the_default_workload_is_drawn_per_seed_and_replays_as_drawn():
+    from tester.sim.simulator import plan_for
+
+    drawn = [plan_for(s, workload="mixed").workload for s in range(30)]
+    assert set(drawn) == {"registers", "append", "set"}
+    assert drawn == [plan_for(s, workload="mixed").workload for s in range(30)]
+    assert plan_for(7, workload=drawn[7]) == plan_for(7, workload="mixed")
