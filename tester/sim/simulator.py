@@ -382,7 +382,7 @@ class Simulation:
             "creq": self._client_request, "fwd": self._client_request,
             "cresp": self._client_response, "ctimeout": self._client_timeout,
             "retry": self._client_attempt, "fault": self._fault, "undo": self._undo,
-            "flush": self._flush, "strike": self._strike,
+            "flush": self._flush, "strike": self._strike, "fwdlate": self._late_forward,
         }
         if self.finished_clients == len(self.clients):
             self._settle()
@@ -836,6 +836,11 @@ class Simulation:
                    (c.idx, c.deadline_id, c.guess, cmd, False))
         self._push(self.now + CLIENT_TIMEOUT_MS, "ctimeout", (c.idx, c.deadline_id))
 
+    def _late_forward(self, data: tuple[int, int, str, dict[str, Any], bool, str]) -> None:
+        idx, attempt, lead, cmd, forwarded, src = data
+        if (src, lead) not in self.cut:  # the partition healed: the retransmission gets in
+            self._client_request((idx, attempt, lead, cmd, forwarded))
+
     def _client_request(self, data: tuple[int, int, str, dict[str, Any], bool]) -> None:
         idx, attempt, nid, cmd, forwarded = data
         node = self._node(nid)
@@ -848,9 +853,20 @@ class Simulation:
                 and core.leader not in (None, nid)):
             # the server forwards to the leader it knows, over the (faulty) peer network
             lead = core.leader
-            if (nid, lead) not in self.cut and self.net.random() >= self.plan.loss:
-                self._push(self.now + self.net.uniform(0.2, self.plan.max_delay), "fwd",
-                           (idx, attempt, lead, cmd, True))
+            net, plan = self.net, self.plan
+            if cmd["op"] != "get":
+                c.maybe_applied.add(attempt)  # from here on the leader may append it
+            if (nid, lead) in self.cut:
+                # a forward on a TCP connection through a partition is retransmitted and may
+                # arrive once the partition heals, long after the client gave up on it
+                if net.random() < 0.5:
+                    self._push(self.now + net.uniform(100, 600), "fwdlate",
+                               (idx, attempt, lead, cmd, True, nid))
+            elif net.random() >= plan.loss:
+                at = self.now + net.uniform(0.2, plan.max_delay)
+                if plan.reorder and net.random() < plan.reorder:
+                    at += 5 + 35 * net.random()  # it may arrive after the client's retry
+                self._push(at, "fwd", (idx, attempt, lead, cmd, True))
             return
         if cmd["op"] != "get":
             c.maybe_applied.add(attempt)  # the node may append it from here on
