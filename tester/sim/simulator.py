@@ -430,7 +430,10 @@ class Simulation:
         Settling ends here rather than after a fixed time: nothing after this point can
         change what the final checks look at until the next fault, and there is none."""
         cl = self.cluster
-        leaders = [n for n in cl.nodes.values() if n.core.role == LEADER and n.id not in cl.down]
+        # a server outside its own configuration (removed while it led, and never told, e.g.
+        # without CheckQuorum) is not part of the cluster any more: its role does not count
+        leaders = [n for n in cl.nodes.values() if n.core.role == LEADER and n.id not in cl.down
+                   and n.id in n.core.membership.voters]
         if len(leaders) != 1:
             return False
         core = leaders[0].core
@@ -453,7 +456,8 @@ class Simulation:
         """What keeps the healed cluster from converging, naming the node."""
         cl = self.cluster
         leaders = sorted(n.id for n in cl.nodes.values()
-                         if n.core.role == LEADER and n.id not in cl.down)
+                         if n.core.role == LEADER and n.id not in cl.down
+                         and n.id in n.core.membership.voters)
         if len(leaders) != 1:
             return f"{len(leaders)} leaders ({', '.join(leaders) or 'none'})"
         lead = cl.nodes[leaders[0]]
@@ -474,12 +478,16 @@ class Simulation:
             raise Violation("liveness", f"{SETTLE_MS:.0f} ms after every fault was healed the "
                                         f"cluster has not converged: {self._not_converged()}")
         self._check_logs()
+        nodes = self.cluster.nodes
+        # the cluster's leader: a stale leader of an older term, or a server removed while it
+        # led that never heard so, need not hold what later terms acknowledged
         leaders = [n for n in self.ids + [self.spare] if n not in self.cluster.down
-                   and self.cluster.nodes[n].core.role == LEADER]
+                   and nodes[n].core.role == LEADER and n in nodes[n].core.membership.voters]
         for nid in leaders:
-            core = self.cluster.nodes[nid].core
+            core = nodes[nid].core
             for index, term in self.inv.acked.items():
-                if index > core.snap_index and core.term_at(index) != term:
+                if (term <= core.term and index > core.snap_index
+                        and core.term_at(index) != term):
                     raise Violation("acknowledged-write-lost",
                                     f"entry {index} (term {term}) was acknowledged but the "
                                     f"final leader {nid} does not have it")
