@@ -362,10 +362,9 @@ class Simulation:
         """Lists and sets: read every key from the converged cluster, as the runner's final
         reads do after healing (what its leader has applied, which every member has too).
         Not converged: no final reads, so lost elements cannot be told from late ones."""
-        cl = self.cluster
         if not self._converged():
             return
-        lead = next(n for n in cl.nodes.values() if n.core.role == LEADER and n.id not in cl.down)
+        lead = self._cluster_leaders()[0]
         proc = max(c.process for c in self.clients) + 1
         t = int(self.now * 1_000_000)
         for k in range(self.plan.keys):
@@ -424,16 +423,22 @@ class Simulation:
             self.rate[nid] = 1.0
         self.stalled.clear()
 
+    def _cluster_leaders(self) -> list[SimNode]:
+        """Live leaders inside their own configuration, by id. A server removed while it led
+        and never told so (e.g. without CheckQuorum) is not part of the cluster any more: it
+        is neither the leader the cluster converges on nor the one final reads ask."""
+        cl = self.cluster
+        return sorted((n for n in cl.nodes.values() if n.core.role == LEADER
+                       and n.id not in cl.down and n.id in n.core.membership.voters),
+                      key=lambda n: n.id)
+
     def _converged(self) -> bool:
         """One leader whose whole log is committed and matched by every member.
 
         Settling ends here rather than after a fixed time: nothing after this point can
         change what the final checks look at until the next fault, and there is none."""
         cl = self.cluster
-        # a server outside its own configuration (removed while it led, and never told, e.g.
-        # without CheckQuorum) is not part of the cluster any more: its role does not count
-        leaders = [n for n in cl.nodes.values() if n.core.role == LEADER and n.id not in cl.down
-                   and n.id in n.core.membership.voters]
+        leaders = self._cluster_leaders()
         if len(leaders) != 1:
             return False
         core = leaders[0].core
@@ -455,9 +460,7 @@ class Simulation:
     def _not_converged(self) -> str:
         """What keeps the healed cluster from converging, naming the node."""
         cl = self.cluster
-        leaders = sorted(n.id for n in cl.nodes.values()
-                         if n.core.role == LEADER and n.id not in cl.down
-                         and n.id in n.core.membership.voters)
+        leaders = [n.id for n in self._cluster_leaders()]
         if len(leaders) != 1:
             return f"{len(leaders)} leaders ({', '.join(leaders) or 'none'})"
         lead = cl.nodes[leaders[0]]
@@ -478,13 +481,9 @@ class Simulation:
             raise Violation("liveness", f"{SETTLE_MS:.0f} ms after every fault was healed the "
                                         f"cluster has not converged: {self._not_converged()}")
         self._check_logs()
-        nodes = self.cluster.nodes
-        # the cluster's leader: a stale leader of an older term, or a server removed while it
-        # led that never heard so, need not hold what later terms acknowledged
-        leaders = [n for n in self.ids + [self.spare] if n not in self.cluster.down
-                   and nodes[n].core.role == LEADER and n in nodes[n].core.membership.voters]
-        for nid in leaders:
-            core = nodes[nid].core
+        # a stale leader of an older term need not hold what later terms acknowledged
+        for node in self._cluster_leaders():
+            core, nid = node.core, node.id
             for index, term in self.inv.acked.items():
                 if (term <= core.term and index > core.snap_index
                         and core.term_at(index) != term):
