@@ -424,13 +424,19 @@ class Simulation:
         self.stalled.clear()
 
     def _cluster_leaders(self) -> list[SimNode]:
-        """Live leaders inside their own configuration, by id. A server removed while it led
-        and never told so (e.g. without CheckQuorum) is not part of the cluster any more: it
-        is neither the leader the cluster converges on nor the one final reads ask."""
+        """Live leaders inside the cluster's configuration and their own, by id. A server
+        removed while it led and never told so (possible without CheckQuorum) is not part of
+        the cluster any more: it is neither the leader the cluster converges on nor the one
+        the final reads ask."""
         cl = self.cluster
-        return sorted((n for n in cl.nodes.values() if n.core.role == LEADER
-                       and n.id not in cl.down and n.id in n.core.membership.voters),
-                      key=lambda n: n.id)
+        live = [n for n in cl.nodes.values() if n.id not in cl.down]
+        if not live:
+            return []
+        # the configuration of the most advanced node; a leader outside it (removed, maybe
+        # without ever hearing so) is outside the cluster
+        best = max(live, key=lambda n: (n.core.term, n.core.last_index(), n.id)).core.membership
+        return sorted((n for n in live if n.core.role == LEADER and n.id in best.voters
+                       and n.id in n.core.membership.voters), key=lambda n: n.id)
 
     def _converged(self) -> bool:
         """One leader whose whole log is committed and matched by every member.
