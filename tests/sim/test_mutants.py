@@ -11,12 +11,12 @@ from tester.mutation import BY_NAME, MUTANTS, ROOT, mutated_tree, run_sim
 #: one mutant per area the simulator covers, each killed well inside the budget when measured
 #: (bench/mutants.py: seeds to the kill in brackets)
 CI_MUTANTS = {
-    "vote-twice-in-term": 300,  # (7)
-    "quorum-even-cluster": 300,  # (4)
-    "append-keeps-conflicts": 300,  # (2)
+    "vote-twice-in-term": 300,  # (17)
+    "quorum-even-cluster": 300,  # (7)
+    "append-keeps-conflicts": 300,  # (5)
     "follower-commit-unbounded": 300,  # (3)
-    "read-index-self-confirmed": 300,  # (2)
-    "reject-does-not-back-off": 50,  # (1) a liveness failure: never converges after heal
+    "read-index-self-confirmed": 300,  # (31)
+    "reject-does-not-back-off": 50,  # (3) a liveness failure: never converges after heal
 }
 
 
