@@ -130,10 +130,7 @@ def parse(data: Any, path: str = "campaign") -> Campaign:
     """Validate a decoded campaign document; errors name the field."""
     if not isinstance(data, dict):
         raise CampaignError(f"{path}: expected a mapping of fields, got {type(data).__name__}")
-    unknown = sorted(set(map(str, data)) - _KNOWN)
-    if unknown:
-        raise CampaignError(f"{path}: unknown field {unknown[0]!r}; expected "
-                            f"{', '.join(sorted(_KNOWN))}")
+    _reject_unknown(path, data, _KNOWN)
     name = data.get("name", Path(path).stem)
     if not isinstance(name, str) or not _slug(name):
         raise CampaignError(f"{path}: field 'name' must be a non-empty string, got {name!r}")
@@ -172,13 +169,18 @@ def parse(data: Any, path: str = "campaign") -> Campaign:
     return camp
 
 
+def _reject_unknown(path: str, fields: dict[Any, Any], known: set[str], prefix: str = "") -> None:
+    """A misspelt field is an error naming it, not a setting silently ignored."""
+    unknown = sorted(set(map(str, fields)) - known)
+    if unknown:
+        raise CampaignError(f"{path}: unknown field '{prefix}{unknown[0]}'; expected "
+                            f"{', '.join(sorted(known))}")
+
+
 def _parse_sim(path: str, sim: Any) -> tuple[int, list[int]]:
     if not isinstance(sim, dict):
         raise CampaignError(f"{path}: field 'sim' must be a mapping (seeds, nodes), got {sim!r}")
-    unknown = sorted(set(map(str, sim)) - _SIM_KNOWN)
-    if unknown:
-        raise CampaignError(f"{path}: unknown field 'sim.{unknown[0]}'; expected "
-                            f"{', '.join(sorted(_SIM_KNOWN))}")
+    _reject_unknown(path, sim, _SIM_KNOWN, "sim.")
     seeds = sim.get("seeds", 1000)
     if not (isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1):
         raise CampaignError(f"{path}: field 'sim.seeds' must be a positive count, got {seeds!r}")
