@@ -445,49 +445,38 @@ class Simulation:
 
         Settling ends here rather than after a fixed time: nothing after this point can
         change what the final checks look at until the next fault, and there is none."""
+        return not self._not_converged()
+
+    def _not_converged(self) -> str:
+        """What keeps the healed cluster from converging, naming the node ("" once it has)."""
         cl = self.cluster
         leaders = self._cluster_leaders()
         if len(leaders) != 1:
-            return False
-        core = leaders[0].core
+            names = ", ".join(n.id for n in leaders) or "none"
+            return f"{len(leaders)} leaders ({names})"
+        lead = leaders[0]
+        core = lead.core
         last = core.last_index()
-        if core.commit != last or leaders[0].applied != last:
-            return False
-        m = core.membership
-        for nid in (*m.voters, *m.learners):
+        if core.commit != last or lead.applied != last:
+            return (f"leader {lead.id} (term {core.term}) has committed {core.commit} and "
+                    f"applied {lead.applied} of {last} entries")
+        for nid in sorted((*core.membership.voters, *core.membership.learners)):
             if nid == core.id:
                 continue
             if nid in cl.down:
-                return False
-            other = cl.nodes[nid]
-            if (other.applied != last or other.core.last_index() != last
-                    or other.core.term_at(last) != core.term_at(last)):
-                return False
-        return True
-
-    def _not_converged(self) -> str:
-        """What keeps the healed cluster from converging, naming the node."""
-        cl = self.cluster
-        leaders = [n.id for n in self._cluster_leaders()]
-        if len(leaders) != 1:
-            return f"{len(leaders)} leaders ({', '.join(leaders) or 'none'})"
-        lead = cl.nodes[leaders[0]]
-        core = lead.core
-        last = core.last_index()
-        if core.commit != last:
-            return (f"leader {lead.id} (term {core.term}) has committed {core.commit} of "
-                    f"{last} entries")
-        for nid in sorted((*core.membership.voters, *core.membership.learners)):
+                return f"{nid} is down"
             node = cl.nodes[nid]
-            if node.applied != last or node.core.last_index() != last:
+            if (node.applied != last or node.core.last_index() != last
+                    or node.core.term_at(last) != core.term_at(last)):
                 return (f"{nid} is behind: applied {node.applied}, log ends at "
                         f"{node.core.last_index()}, leader {lead.id} at {last}")
-        return "it had not settled when the run ended"
+        return ""
 
     def _final_checks(self) -> None:
-        if self.settling and not self.converged:
+        reason = self._not_converged() if self.settling and not self.converged else ""
+        if reason:
             raise Violation("liveness", f"{SETTLE_MS:.0f} ms after every fault was healed the "
-                                        f"cluster has not converged: {self._not_converged()}")
+                                        f"cluster has not converged: {reason}")
         self._check_logs()
         # a stale leader of an older term need not hold what later terms acknowledged
         for node in self._cluster_leaders():
