@@ -2,7 +2,8 @@
 
 Each subcommand module exposes ``add_parser(subparsers)`` which registers its parser and sets
 ``func`` (taking the parsed args, returning an exit code). Every module is imported here so
-``raftlab --help`` lists every subcommand.
+``raftlab --help`` lists every subcommand; a command line naming a subcommand imports only
+that one (``raftlab check`` on a long history should not pay for the simulator's imports).
 """
 
 from __future__ import annotations
@@ -34,20 +35,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand, or of subcommand ``only`` alone."""
     parser = _Parser(
         prog="raftlab",
         description="Jepsen-style linearizability testing of distributed systems.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for modname in SUBCOMMANDS.values():
-        importlib.import_module(modname).add_parser(sub)
+    for name, modname in SUBCOMMANDS.items():
+        if only is None or name == only:
+            importlib.import_module(modname).add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    parser = build_parser(words[0] if words and words[0] in SUBCOMMANDS else None)
+    args = parser.parse_args(words)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT
