@@ -9,12 +9,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from typing import Any
 
-from checker.formats import FORMATS, History, history_files, load, split_independent
+from checker.formats import (
+    FORMATS,
+    History,
+    history_files,
+    load,
+    looks_independent,
+    split_independent,
+)
 from checker.history import HistoryError
-from checker.linearizability import CheckResult, check
+from checker.linearizability import EMPTY, NIL_READS, CheckResult, check
 from checker.model import Model
 from checker.models import MODELS, infer_model, load_model
 from checker.operation import pair
@@ -53,6 +61,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="kv: check all keys together as one state (slow; for validation)")
     p.add_argument("--first-violation", action="store_true",
                    help="stop at the first invalid partition (others reported as skipped)")
+    p.add_argument("--nil-reads", choices=NIL_READS,
+                   help="what a read that returned nil means: unknown (Knossos: legal in any "
+                   "state) or value (the value was nil, e.g. the key was absent) (default: "
+                   "unknown for Jepsen EDN, value for raftlab JSONL and Porcupine logs)")
+    p.add_argument("--allow-empty", action="store_true",
+                   help="a history with no client operation is linearizable (default: "
+                   "unknown, exit 2: nothing was tested)")
     p.add_argument("--json", action="store_true",
                    help="print one JSON document (docs/results.md) instead of text")
     p.add_argument("--html", metavar="FILE",
@@ -102,6 +117,10 @@ def run(args: argparse.Namespace) -> int:
             load_model(args.model, initial)
         except ValueError as e:
             return _fail(str(e))
+    if args.html:
+        problem = _html_problem(args.html)
+        if problem:
+            return _fail(f"--html {args.html}: {problem}")
     files: list[str] = []
     for path in args.paths:
         found = history_files(path)
@@ -149,17 +168,33 @@ def _check_one(
             result: Any = check_set(hist.ops)
         else:
             result = check(hist, _model_for(hist, args, initial), timeout=args.timeout,
-                           max_memory=limit, first_violation=args.first_violation)
+                           max_memory=limit, first_violation=args.first_violation,
+                           nil_reads=args.nil_reads, allow_empty=args.allow_empty)
     except HistoryError as e:
         entry["error"] = {"path": e.path or path, "line": e.line, "message": e.reason}
         return entry, None
     entry.update(result.to_dict())
+    if not args.independent and looks_independent(hist.ops):
+        entry["hint"] = ("every client value is a [key value] pair (Jepsen's independent "
+                         "workloads): check each key on its own with --independent")
     if getattr(args, "html", None) and result.model != "set":
         from checker import visualize
 
         visualize.write_html(result, hist.ops,
                              visualize.html_path(args.html, path, args.html_many))
     return entry, result
+
+
+def _html_problem(target: str) -> str | None:
+    """Why ``--html`` cannot be written, checked before any work is done (or ``None``)."""
+    if os.path.isdir(target):
+        return "is a directory (expected the name of an HTML file to write)"
+    folder = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(folder):
+        return f"folder {folder} does not exist"
+    if not os.access(folder, os.W_OK):
+        return f"folder {folder} is not writable"
+    return None
 
 
 def _model_for(hist: History, args: argparse.Namespace, initial: Any) -> Model:
@@ -182,6 +217,32 @@ def _word(v: Any) -> str:
     return {True: "linearizable", False: "NOT linearizable"}.get(v, "unknown")
 
 
+def natural(key: Any) -> tuple[Any, ...]:
+    """A sort key that puts keys in natural order: 2 before 10, "k2" before "k10"."""
+    if isinstance(key, bool) or key is None:
+        return (0, str(key))
+    if isinstance(key, int | float):
+        return (1, key)
+    if isinstance(key, str):
+        return (2, tuple((0, int(t), "") if t.isdigit() else (1, 0, t)
+                         for t in re.findall(r"\d+|\D+", key)))
+    return (3, repr(key))
+
+
+def _key(key: Any) -> str:
+    return json.dumps(key, default=str)
+
+
+def _op_text(op: dict[str, Any], key: Any, keyed: bool) -> str:
+    """``process 5, key 0: read() -> 49``: who did what."""
+    text = op["text"]
+    if keyed:
+        # models of several keys name the key in the op's text already ("k": read() -> 1)
+        text = text.removeprefix(f"{_key(key)}: ")
+    where = f"process {op['process']}" + (f", key {_key(key)}" if keyed else "")
+    return f"{where}: {text}"
+
+
 def _print_entry(entry: dict[str, Any], result: CheckResult | None) -> None:
     path = entry["path"]
     if result is None:
@@ -190,24 +251,44 @@ def _print_entry(entry: dict[str, Any], result: CheckResult | None) -> None:
         print(f"{path}: bad input: {where}: {err['message']}", file=sys.stderr)
         return
     st = result.stats
-    why = f" ({result.reason})" if result.reason else ""
+    why = f" ({_REASONS.get(result.reason, result.reason)})" if result.reason else ""
+    nil_reads = getattr(result, "nil_reads", None)  # (the set checker has no such rule)
+    nil = f"nil reads {nil_reads}, " if nil_reads else ""
+    if nil_reads == "unknown":
+        nil = f"nil reads unknown ({st['nil_reads']}), "
     _Stdout.print(f"{path}: {_word(result.valid)}{why} [{entry['format']}, model {result.model}, "
-          f"{st['invokes']} ops: {st['ok']} ok, {st['fail']} fail, {st['info']} info; "
+          f"{nil}{st['invokes']} ops: {st['ok']} ok, {st['fail']} fail, {st['info']} info; "
           f"{st['partitions']} partition(s); {result.time_s:.3f} s]")
-    parts = result.partitions
+    if entry.get("hint"):
+        _Stdout.print(f"  hint: {entry['hint']}")
+    parts = sorted(result.partitions, key=lambda p: natural(p.key))
     if len(parts) > 1:
-        counts = {True: 0, False: 0, "unknown": 0}
+        counts = {"linearizable": 0, "not": 0, "unknown": 0, "skipped": 0}
         for p in parts:
-            counts[p.valid] += 1
-        _Stdout.print(f"  partitions: {counts[True]} linearizable, {counts[False]} not, "
-              f"{counts['unknown']} unknown")
+            counts[_part_word(p.valid, p.reason, short=True)] += 1
+        _Stdout.print("  partitions: " + ", ".join(f"{n} {w}" for w, n in counts.items()
+                                                    if n or w != "skipped"))
         for p in parts:  # every key when there are few, else the ones not linearizable
             if p.valid is not True or len(parts) <= SHOW_ALL_PARTITIONS:
-                reason = f" ({p.reason})" if p.reason else ""
-                _Stdout.print(f"  key {json.dumps(p.key, default=str)}: {_word(p.valid)}{reason} "
-                      f"[{p.ops} ops, {p.time_s:.3f} s]")
-    for p in result.violations:
-        _print_violation(p.key, p.violation, len(parts) > 1)
+                word = _part_word(p.valid, p.reason)
+                reason = f" ({p.reason})" if p.reason and word != "skipped" else ""
+                _Stdout.print(f"  key {_key(p.key)}: {word}{reason} "
+                              f"[{p.ops} ops, {p.time_s:.3f} s]")
+    for p in parts:
+        if p.valid is False:
+            _print_violation(p.key, p.violation, len(parts) > 1 or p.key is not None)
+
+
+_REASONS = {EMPTY: "empty: nothing was tested, no client operation in the history"}
+
+
+def _part_word(valid: Any, reason: str | None, short: bool = False) -> str:
+    """A partition's verdict in words; one left unsearched by --first-violation is skipped."""
+    if valid == "unknown" and reason == "skipped":
+        return "skipped"
+    if short:
+        return {True: "linearizable", False: "not"}.get(valid, "unknown")
+    return _word(valid)
 
 
 def _print_violation(key: Any, v: dict[str, Any] | None, keyed: bool) -> None:
@@ -215,14 +296,14 @@ def _print_violation(key: Any, v: dict[str, Any] | None, keyed: bool) -> None:
         return
     ops = {o["id"]: o for o in v["operations"]}
     bad = ops.get(v["op"])
-    label = f"key {json.dumps(key, default=str)}: " if keyed else ""
+    label = f"key {_key(key)}: " if keyed else ""
     if bad is not None:
-        _Stdout.print(f"  {label}cannot linearize op {bad['id']}: process {bad['process']} "
-              f"{bad['text']} (invoked at index {bad['invoke']['index']}"
+        _Stdout.print(f"  cannot linearize op {bad['id']}: {_op_text(bad, key, keyed)} "
+              f"(invoked at index {bad['invoke']['index']}"
               + (f", completed at index {bad['complete']['index']})" if bad["complete"]
                  else ")"))
     for a in v.get("anomalies") or []:
-        _Stdout.print(f"  {label}{a['kind']} {json.dumps(a['element'], default=str)}: {a['text']}")
+        _Stdout.print(f"  {label}{a['kind']} {_key(a['element'])}: {a['text']}")
     _Stdout.print(f"  longest linearizable prefix ({len(v['prefix'])} ops), from "
           f"{v['initial_state']['text']}:")
     shown = v["prefix"][-20:]

@@ -40,6 +40,8 @@ class History:
     lines: list[int]
     default_model: str | None = None
     default_initial: Any = None
+    #: what a nil read means by default: Knossos' "unknown" for Jepsen EDN, else "value"
+    nil_reads: str = "value"
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -112,11 +114,12 @@ def _parse_edn(text: str, path: str | None, fmt: str) -> History:
             d["time"] = int(d["time"])
         ops.append(Op.from_dict(d, path, line))
         lines.append(line)
-    hist = History(path, "edn", ops, lines)
+    hist = History(path, "edn", ops, lines, nil_reads="unknown")
     if fmt == "porcupine-kv" or _looks_like_porcupine_kv(ops):
         hist.format = "porcupine-kv"
         hist.default_model = "kv"
         hist.default_initial = ""
+        hist.nil_reads = "value"  # Porcupine's kv model: a get of a missing key is ""
     return hist
 
 
@@ -132,10 +135,9 @@ def split_independent(hist: History) -> History:
         if op.is_nemesis:
             ops.append(op)
             continue
-        v = op.value
-        if isinstance(v, dict) and set(v) == {"key", "value"}:
-            v = [v["key"], v["value"]]
-        if op.key is not None or not isinstance(v, list) or len(v) != 2:
+        v = _tuple(op.value)
+        if op.key is not None or v is None:
+            v = op.value
             if op.key is not None:
                 what = f"a record that has a key already ({op.key!r})"
             else:
@@ -144,6 +146,22 @@ def split_independent(hist: History) -> History:
                                hist.path, line)
         ops.append(replace(op, key=v[0], value=v[1]))
     return replace(hist, ops=ops)
+
+
+def _tuple(v: Any) -> list[Any] | None:
+    """``[k v]`` for an independent workload's value (a pair, or a ``Tuple`` map), or None."""
+    if isinstance(v, dict) and len(v) == 2 and "key" in v and "value" in v:
+        return [v["key"], v["value"]]
+    if isinstance(v, list) and len(v) == 2:
+        return v
+    return None
+
+
+def looks_independent(ops: list[Op]) -> bool:
+    """True when every client record's value is a ``[k v]`` pair and none has a key: the
+    shape of Jepsen's independent workloads, which ``--independent`` splits by key."""
+    client = [o for o in ops if not o.is_nemesis]
+    return bool(client) and all(o.key is None and _tuple(o.value) is not None for o in client)
 
 
 def _looks_like_porcupine_kv(ops: list[Op]) -> bool:

@@ -34,6 +34,11 @@ from checker.verdict import UNKNOWN, Verdict, worst
 PARALLEL_MIN_OPS = 20_000
 #: seconds allowed, in all, to compute per-op partial linearizations of invalid partitions
 EXPLAIN_BUDGET_S = 10.0
+#: what a read that returned nil means: Knossos' "unknown" (legal in any state), or "value"
+#: (the register held nil, i.e. the key was absent)
+NIL_READS = ("unknown", "value")
+#: the reason given for an empty history (no client operation): nothing was tested
+EMPTY = "empty"
 
 
 @dataclass
@@ -67,6 +72,7 @@ class CheckResult:
     reason: str | None
     stats: dict[str, int]
     partitions: list[PartitionResult] = field(default_factory=list)
+    nil_reads: str = "value"
 
     @property
     def violations(self) -> list[PartitionResult]:
@@ -78,6 +84,7 @@ class CheckResult:
             "valid": self.valid,
             "model": self.model,
             "initial": self.initial,
+            "nil_reads": self.nil_reads,
             "time_s": round(self.time_s, 6),
             "reason": self.reason,
             "stats": dict(self.stats),
@@ -116,6 +123,8 @@ def check(
     parallel: bool | None = None,
     explain: bool = True,
     first_violation: bool = False,
+    nil_reads: str | None = None,
+    allow_empty: bool = True,
 ) -> CheckResult:
     """Check that ``history`` is linearizable with respect to ``model``.
 
@@ -126,25 +135,39 @@ def check(
     linearization (the rest of the explanation is always there). ``first_violation`` stops
     at the first invalid partition, as Porcupine does: the verdict is then already false,
     and the partitions not searched are reported ``"unknown"`` with reason ``"skipped"``.
-    Bad input raises
-    :class:`checker.history.HistoryError` naming the file and line.
+    ``nil_reads`` says what an ``ok`` read (a read-only op) that returned nil means:
+    ``"unknown"`` -- Knossos' convention, the read is legal in any state -- or ``"value"``
+    (the value was nil: the key was absent); the default is the history format's
+    (``History.nil_reads``: ``"unknown"`` for Jepsen EDN), else ``"value"``. Without
+    ``allow_empty`` a history with no client operation is ``"unknown"`` with reason
+    ``"empty"``: nothing was tested (a gate must not pass a run that never happened).
+    Bad input raises :class:`checker.history.HistoryError` naming the file and line.
     """
     t0 = time.monotonic()
     deadline = t0 + timeout if timeout is not None else None
     max_rss = max_memory if max_memory is not None else default_max_rss()
     if isinstance(history, History):
         path, lines, ops = history.path, history.lines, history.ops
+        nil_reads = nil_reads or history.nil_reads
     else:
         path, lines, ops = None, None, list(history)
+    nil_reads = nil_reads or "value"
+    if nil_reads not in NIL_READS:
+        raise ValueError(f"nil_reads must be one of {', '.join(NIL_READS)}, got {nil_reads!r}")
     operations = pair(ops, lines, path)
     stats = {"invokes": len(operations), "ok": 0, "fail": 0, "info": 0, "checked": 0,
-             "partitions": 0}
+             "partitions": 0, "nil_reads": 0}
     for o in operations:
         stats[o.status] += 1
         msg = model.validate(o)
         if msg is not None:
             raise HistoryError(msg, path, o.line)
-    parts = _partitions(model, operations)
+    if not operations and not allow_empty:
+        return CheckResult(UNKNOWN, model.name, model.initial, time.monotonic() - t0, EMPTY,
+                           stats, [], nil_reads)
+    unknown_reads = _unknown_reads(model, operations) if nil_reads == "unknown" else set()
+    stats["nil_reads"] = len(unknown_reads)
+    parts = _partitions(model, operations, unknown_reads)
     stats["checked"] = sum(len(p.ops) for p in parts)
     stats["partitions"] = len(parts)
 
@@ -181,17 +204,27 @@ def check(
         reason=reason,
         stats=stats,
         partitions=results,
+        nil_reads=nil_reads,
     )
 
 
-def _partitions(model: Model, operations: Sequence[Operation]) -> list[_Partition]:
+def _unknown_reads(model: Model, operations: Sequence[Operation]) -> set[int]:
+    """The ids of ``ok`` read-only ops that returned nil: under Knossos' convention such a
+    read is legal in any state, so (like an ``info`` read) it constrains nothing."""
+    return {o.id for o in operations
+            if o.output is None and o.status == "ok" and model.read_only(o)}
+
+
+def _partitions(model: Model, operations: Sequence[Operation],
+                unknown_reads: set[int] | frozenset[int] = frozenset()) -> list[_Partition]:
     groups: dict[Any, list[Operation]] = {}
     for o in operations:
         groups.setdefault(model.partition(o), []).append(o)
     parts = []
     for key, shown in groups.items():
         live = [o for o in shown
-                if o.status == "ok" or (o.status == "info" and not model.read_only(o))]
+                if (o.status == "ok" and o.id not in unknown_reads)
+                or (o.status == "info" and not model.read_only(o))]
         parts.append(_Partition(key, model.init(key), model.prune(live), shown))
     return parts
 

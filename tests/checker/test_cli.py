@@ -23,7 +23,7 @@ def test_valid_history_exits_0(capsys):
 def test_invalid_history_exits_1_and_explains(capsys):
     assert main(["check", INVALID, "--model", "cas-register"]) == 1
     out = capsys.readouterr().out
-    assert "cannot linearize op 2: process 2 read() -> 1" in out
+    assert "cannot linearize op 2: process 2: read() -> 1" in out
     assert "longest linearizable prefix (2 ops)" in out
 
 
@@ -153,5 +153,5 @@ def test_a_read_of_a_value_never_written_is_named_after_the_prefix_before_it(tmp
         '{"index":3,"time":70,"type":"ok","process":1,"f":"read","value":5}\n')
     assert main(["check", str(path), "--model", "cas-register"]) == 1
     out = capsys.readouterr().out
-    assert "cannot linearize op 1: process 1 read() -> 5" in out
+    assert "cannot linearize op 1: process 1: read() -> 5" in out
     assert "longest linearizable prefix (1 ops)" in out and "write(7)" in out

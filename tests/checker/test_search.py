@@ -30,7 +30,7 @@ def test_valid_example_is_linearizable():
     result = check(load("examples/cas-register-valid.jsonl"), load_model("cas-register"))
     assert result.valid is True
     assert result.stats == {"invokes": 8, "ok": 6, "fail": 1, "info": 1, "checked": 7,
-                            "partitions": 1}
+                            "partitions": 1, "nil_reads": 0}
 
 
 def test_result_to_dict_is_json_ready():
