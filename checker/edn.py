@@ -131,7 +131,10 @@ class Reader:
             raise EdnError("a map needs an even number of forms (key value pairs)", self.line)
         out: dict[Any, Any] = {}
         for k, v in zip(items[::2], items[1::2], strict=True):
-            out[_hashable(k)] = v
+            k = _hashable(k)
+            if k in out:
+                raise EdnError(f"duplicate map key {_show(k)}", self.line)
+            out[k] = v
         return out
 
     def _read_string(self) -> str:
@@ -171,7 +174,18 @@ class Reader:
         nxt = self.text[self.pos + 1:self.pos + 2]
         if nxt == "{":
             self.pos += 2
-            return self._read_seq("}")  # a set, read as a list
+            items = self._read_seq("}")  # a set, read as a list
+            seen = set()
+            for x in items:
+                h = _hashable(x)
+                if h in seen:
+                    raise EdnError(f"duplicate element {_show(h)} in a set", self.line)
+                seen.add(h)
+            return items
+        if nxt == "#":  # ##Inf, ##-Inf, ##NaN: no value a history can compare
+            self.pos += 2
+            raise EdnError(f"##{self._read_token()} is not supported in a history (infinities "
+                           "and NaN cannot be compared)", self.line)
         if nxt == "_":
             self._skip()
             return self.read()
@@ -235,6 +249,11 @@ def _hashable(v: Any) -> Any:
     if isinstance(v, dict):
         return tuple(sorted(((_hashable(k), _hashable(x)) for k, x in v.items()), key=repr))
     return v
+
+
+def _show(v: Any) -> str:
+    """A value as EDN-ish text for messages (keywords were read as plain strings)."""
+    return f":{v}" if isinstance(v, str) else repr(v)
 
 
 def loads_all(text: str) -> list[tuple[int, Any]]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from checker.edn import EdnError, Reader
-from checker.history import TYPES, HistoryError, Op, parse_jsonl
+from checker.history import NESTED_TOO_DEEPLY, TYPES, HistoryError, Op, parse_jsonl
 
 FORMATS = ("jsonl", "edn", "porcupine-etcd", "porcupine-kv")
 EXTENSIONS = (".jsonl", ".json", ".edn", ".log", ".txt")
@@ -45,14 +45,32 @@ class History:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+#: Jepsen's other files, which look like histories but are not: file name -> what to say
+UNSUPPORTED = {
+    "history.txt": "Jepsen's history.txt is a human-readable rendering that loses values; "
+                   "raftlab reads history.edn (use history.edn from the same folder)",
+    "jepsen.log": "jepsen.log is Jepsen's log, not a history (use history.edn from the same "
+                  "folder)",
+}
+_JEPSEN_TXT = re.compile(r"^(\d+|:nemesis)\t:(invoke|ok|fail|info)\t")
+_JEPSEN_LOG = re.compile(r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d")
+
+
 def detect(text: str) -> str | None:
-    """The format of ``text`` from its first meaningful line, or ``None`` if empty."""
+    """The format of ``text`` from its first meaningful line, or ``None`` if empty.
+
+    Jepsen's ``history.txt`` and ``jepsen.log`` are recognised and refused by name
+    (:class:`HistoryError`), rather than misread."""
     for raw in text.splitlines():
         line = raw.strip()
         if not line or line.startswith(";"):
             continue
         if _ETCD_LINE.match(line):
             return "porcupine-etcd"
+        if _JEPSEN_TXT.match(raw):
+            raise HistoryError(UNSUPPORTED["history.txt"])
+        if _JEPSEN_LOG.match(line):
+            raise HistoryError(UNSUPPORTED["jepsen.log"])
         if line.startswith("{") and '"' in line.split(":", 1)[0]:
             return "jsonl"
         if line[0] in "[({#":
@@ -63,7 +81,11 @@ def detect(text: str) -> str | None:
 
 def parse(text: str, path: str | None = None, fmt: str | None = None) -> History:
     """Parse a history in format ``fmt`` (detected when ``None``)."""
-    fmt = fmt or detect(text)
+    if fmt is None:
+        try:
+            fmt = detect(text)
+        except HistoryError as e:
+            raise HistoryError(e.reason, path) from None
     if fmt is None:
         return History(path, "empty", [], [])
     if fmt == "jsonl":
@@ -82,13 +104,22 @@ def parse(text: str, path: str | None = None, fmt: str | None = None) -> History
 def load(path: str | os.PathLike[str], fmt: str | None = None) -> History:
     """Read and parse one history file; errors are :class:`HistoryError` naming the file."""
     p = os.fspath(path)
+    why = UNSUPPORTED.get(os.path.basename(p))
+    if why is not None and fmt is None:
+        raise HistoryError(why, p)
     try:
-        with open(p, encoding="utf-8") as fh:
-            text = fh.read()
-    except UnicodeDecodeError as e:
-        raise HistoryError(f"not UTF-8 text ({e.reason} at byte {e.start})", p) from None
+        with open(p, "rb") as fh:
+            data = fh.read()
     except OSError as e:
         raise HistoryError(f"cannot read: {e.strerror}", p) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise HistoryError(f"not UTF-8 text, a binary file? ({e.reason} at byte {e.start})",
+                           p, data.count(b"\n", 0, e.start) + 1) from None
+    if "\0" in text:
+        line = text.count("\n", 0, text.index("\0")) + 1
+        raise HistoryError("a NUL byte: a binary file, not a history", p, line)
     return parse(text, p, fmt)
 
 
@@ -98,6 +129,8 @@ def _parse_edn(text: str, path: str | None, fmt: str) -> History:
         forms = list(reader.records())
     except EdnError as e:
         raise HistoryError(f"bad EDN: {e}", path, e.line) from None
+    except RecursionError:
+        raise HistoryError(NESTED_TOO_DEEPLY, path, reader.line) from None
     ops: list[Op] = []
     lines: list[int] = []
     for n, (line, form) in enumerate(forms):
@@ -204,6 +237,8 @@ def _parse_etcd(text: str, path: str | None) -> History:
             value = Reader(value_s).read() if value_s else None
         except EdnError as e:
             raise HistoryError(f"bad value {value_s!r}: {e}", path, lineno) from None
+        except RecursionError:
+            raise HistoryError(NESTED_TOO_DEEPLY, path, lineno) from None
         ops.append(Op(index=len(ops), time=0, type=typ, process=proc, f=f[1:], value=value))
         lines.append(lineno)
     return History(path, "porcupine-etcd", ops, lines, default_model="cas-register")

@@ -127,17 +127,53 @@ class Op:
         )
 
 
+class _NotJson(ValueError):
+    """A JSON text Python would accept but a history must not hold."""
+
+
+def _constant(name: str) -> Any:
+    raise _NotJson(f"{name} is not supported in a history (infinities and NaN cannot be "
+                   "compared)")
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        seen: set[str] = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise _NotJson(f"duplicate key {k!r} in an object")
+            seen.add(k)
+    return d
+
+
+#: strict JSON for histories: no NaN or Infinity, no duplicate keys
+_DECODER = json.JSONDecoder(parse_constant=_constant, object_pairs_hook=_object)
+
+
+def loads(text: str, path: str | None = None, line: int | None = None) -> Any:
+    """One JSON value of a history; what is wrong with it is a :class:`HistoryError`."""
+    try:
+        return _DECODER.decode(text)
+    except json.JSONDecodeError as e:
+        raise HistoryError(f"not valid JSON ({e.msg} at column {e.colno})", path, line) from None
+    except _NotJson as e:
+        raise HistoryError(str(e), path, line) from None
+    except RecursionError:
+        raise HistoryError(NESTED_TOO_DEEPLY, path, line) from None
+
+
+#: the message for values nested deeper than the reader can follow
+NESTED_TOO_DEEPLY = "values nested too deeply to read (deeper than about 900 levels)"
+
+
 def parse_jsonl(lines: Iterable[str], path: str | None = None) -> Iterator[Op]:
     """Parse raftlab JSONL. Blank lines are skipped; anything else malformed is an error."""
     for n, raw in enumerate(lines, start=1):
         text = raw.strip()
         if not text:
             continue
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise HistoryError(f"not valid JSON ({e.msg} at column {e.colno})", path, n) from None
-        yield Op.from_dict(d, path, n)
+        yield Op.from_dict(loads(text, path, n), path, n)
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> list[Op]:
