@@ -208,6 +208,42 @@ def check(
     )
 
 
+#: one operation for :func:`check_operations`: (process, call time, return time or None,
+#: input, output); input is ``(f, value)`` or ``(f, key, value)``
+OperationTuple = tuple[Any, float, "float | None", Any, Any]
+
+
+def check_operations(model: Model, operations: Sequence[OperationTuple], **options: Any
+                     ) -> CheckResult:
+    """Check a plain list of operations, as Porcupine's ``CheckOperations`` takes them.
+
+    Each operation is ``(process, call_time, return_time, input, output)``: ``input`` is
+    ``(f, value)`` or ``(f, key, value)`` (e.g. ``("write", 3)``, ``("read", "x", None)``),
+    ``output`` what it returned (a read's value; ``None`` for a write). A ``return_time``
+    of ``None`` is a crashed op: it may take effect at any time after its call, or never.
+    Calls come before returns at equal times (the ops overlap). ``options`` are
+    :func:`check`'s. Operations of one process must not overlap.
+    """
+    events: list[tuple[float, int, int, Op]] = []
+    for n, row in enumerate(operations):
+        try:
+            process, call, ret, inp, output = row
+            f, key, value = (inp[0], None, inp[1]) if len(inp) == 2 else inp
+        except (TypeError, ValueError):
+            raise HistoryError(f"operation {n}: expected (process, call_time, return_time, "
+                               f"(f, value) or (f, key, value), output), got {row!r}") from None
+        events.append((call, 0, n, Op(0, int(call), "invoke", process, f, value, key)))
+        if ret is not None:
+            done = output if output is not None else value
+            events.append((ret, 1, n, Op(0, int(ret), "ok", process, f, done, key)))
+    events.sort(key=lambda e: e[:3])
+    ops = []
+    for i, (_, _, _, op) in enumerate(events):
+        op.index = i
+        ops.append(op)
+    return check(ops, model, **options)
+
+
 def _unknown_reads(model: Model, operations: Sequence[Operation]) -> set[int]:
     """The ids of ``ok`` read-only ops that returned nil: under Knossos' convention such a
     read is legal in any state, so (like an ``info`` read) it constrains nothing."""

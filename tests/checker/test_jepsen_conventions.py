@@ -112,3 +112,18 @@ def test_text_names_process_and_key_and_sorts_keys_naturally(tmp_path, capsys):
     out = capsys.readouterr().out
     assert 'process 5, key "k2": read() -> 49' in out
     assert out.index('key "k1":') < out.index('key "k2":') < out.index('key "k10":')
+
+
+def test_check_operations_takes_a_plain_list_as_porcupine_does():
+    from checker import check_operations
+
+    model = load_model("cas-register", 0)
+    good = [(0, 0, 10, ("write", 1), None),
+            (1, 5, 15, ("read", None), 1),        # overlaps the write: may see it
+            (2, 20, None, ("write", 2), None),    # crashed: may take effect, or never
+            (1, 30, 40, ("read", None), 1)]
+    assert check_operations(model, good).valid is True
+    stale = [(0, 0, 10, ("write", 1), None), (1, 20, 30, ("read", None), 0)]
+    assert check_operations(model, stale).valid is False
+    keyed = [(0, 0, 10, ("write", "x", 1), None), (1, 20, 30, ("read", "y", None), None)]
+    assert check_operations(load_model("kv"), keyed).valid is True
