@@ -302,6 +302,12 @@ def _print_violation(key: Any, v: dict[str, Any] | None, keyed: bool) -> None:
               f"(invoked at index {bad['invoke']['index']}"
               + (f", completed at index {bad['complete']['index']})" if bad["complete"]
                  else ")"))
+        if v.get("culprit"):
+            _Stdout.print(f"    {v['culprit']['why']}")
+        stopped = ops.get(v.get("stopped_at"))
+        if stopped is not None and stopped is not bad:
+            _Stdout.print(f"    (the search got no further than op {stopped['id']}: "
+                          f"{_op_text(stopped, key, keyed)})")
     for a in v.get("anomalies") or []:
         _Stdout.print(f"  {label}{a['kind']} {_key(a['element'])}: {a['text']}")
     _Stdout.print(f"  longest linearizable prefix ({len(v['prefix'])} ops), from "

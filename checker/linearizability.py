@@ -34,6 +34,8 @@ from checker.verdict import UNKNOWN, Verdict, worst
 PARALLEL_MIN_OPS = 20_000
 #: seconds allowed, in all, to compute per-op partial linearizations of invalid partitions
 EXPLAIN_BUDGET_S = 10.0
+#: at most this many ops are tried, per invalid partition, when looking for the culprit
+CULPRIT_TRIES = 64
 #: what a read that returned nil means: Knossos' "unknown" (legal in any state), or "value"
 #: (the register held nil, i.e. the key was absent)
 NIL_READS = ("unknown", "value")
@@ -187,9 +189,11 @@ def check(
     for part, (sr, took) in zip(parts, outcomes, strict=True):
         pr = PartitionResult(part.key, sr.valid, len(part.ops), took, sr.reason)
         if sr.valid is False:
+            culprit = None
             if explain and time.monotonic() < explain_until:
                 sr = _with_partials(model, part, sr, explain_until, max_rss)
-            pr.violation = _violation(model, part, sr)
+                culprit = find_culprit(model, part.init, part.ops, sr, explain_until, max_rss)
+            pr.violation = _violation(model, part, sr, culprit)
         results.append(pr)
     verdict = worst(r.valid for r in results)
     reason = None
@@ -358,11 +362,55 @@ def _with_partials(
     return sr  # ran out of time: keep the first answer, without partials
 
 
+#: why an op is the culprit, by how the partition became linearizable
+_CULPRIT_WHY = {
+    "without": "no state explains it: without this op the history is linearizable",
+    "unconditional": "no state explains it: the history is linearizable if this op took "
+                     "effect whatever the state",
+}
+
+
+def find_culprit(model: Model, init: State, ops: Sequence[Operation], sr: SearchResult,
+                 until: float, max_rss: int | None = None) -> tuple[int, str] | None:
+    """The op a person should look at in an invalid partition: ``(position in ops, how)``.
+
+    Where the search stopped is not necessarily where the history went wrong (it often stops
+    at an always-legal write a few ops before a stale read). The culprit is the ``ok`` op
+    whose result no state explains: the partition becomes linearizable without it
+    (``"without"``: a stale read, a lost write), or with it taking effect whatever the state
+    (``"unconditional"``: a cas that cannot have succeeded though its effect was seen). Ops
+    that a state can refuse (reads, cas) are tried before ops every state allows (writes),
+    nearest to where the search stopped first; ``None`` when no single op explains it (or
+    time ran out).
+    """
+    if sr.blocking is None:
+        return None
+    states = {init, *(s for _, s in sr.prefix)}
+
+    def refusable(o: Operation) -> bool:
+        return model.read_only(o) or any(not model.step(s, o)[0] for s in states)
+
+    stop = ops[sr.blocking].call
+    order = sorted((i for i, o in enumerate(ops) if o.ok),
+                   key=lambda i: (not refusable(ops[i]), abs(ops[i].call - stop), i))
+    for i in order[:CULPRIT_TRIES]:
+        for how, alt in (("without", None), ("unconditional", model.unconditional(ops[i]))):
+            if how == "unconditional" and alt is None:
+                continue
+            if time.monotonic() >= until:
+                return None
+            trial = [*ops[:i], *([alt] if alt is not None else []), *ops[i + 1:]]
+            if search(model, init, trial, until, max_rss).valid is True:
+                return i, how
+    return None
+
+
 def _state(model: Model, state: State) -> dict[str, Any]:
     return {"value": model.state_json(state), "text": model.describe_state(state)}
 
 
-def _violation(model: Model, part: _Partition, sr: SearchResult) -> dict[str, Any]:
+def _violation(model: Model, part: _Partition, sr: SearchResult,
+               culprit: tuple[int, str] | None = None) -> dict[str, Any]:
     ops = part.ops
 
     def steps(path: list[tuple[int, State]]) -> list[dict[str, Any]]:
@@ -376,8 +424,12 @@ def _violation(model: Model, part: _Partition, sr: SearchResult) -> dict[str, An
         d = o.to_dict(model.describe_op(o))
         d["longest"] = longest.get(o.id)
         shown.append(d)
+    stopped = ops[sr.blocking].id if sr.blocking is not None else None
     out = {
-        "op": ops[sr.blocking].id if sr.blocking is not None else None,
+        "op": ops[culprit[0]].id if culprit is not None else stopped,
+        "culprit": ({"op": ops[culprit[0]].id, "why": _CULPRIT_WHY[culprit[1]]}
+                    if culprit is not None else None),
+        "stopped_at": stopped,
         "initial_state": _state(model, part.init),
         "prefix": steps(sr.prefix),
         "operations": shown,

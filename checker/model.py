@@ -127,6 +127,15 @@ class Model:
         """
         return list(ops)
 
+    def unconditional(self, op: Operation) -> Operation | None:
+        """``op`` taking effect whatever the state, e.g. a cas as a write of its new value
+        (optional; ``None``: no such variant).
+
+        Only used to name the culprit of a violation: when the history is linearizable with
+        this variant in place of ``op``, the op to look at is ``op`` (a cas that cannot have
+        succeeded, though its effect was seen)."""
+        return None
+
     def validate(self, op: Operation) -> str | None:
         """A message saying what is wrong with ``op``'s shape, or ``None`` if it is fine."""
         if self.functions is not None and op.f not in self.functions:

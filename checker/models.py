@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from checker.model import Model, State, _jsonable, _text
@@ -84,6 +85,12 @@ class Register(Model):
 
     def read_only(self, op: Operation) -> bool:
         return op.f in READS
+
+    def unconditional(self, op: Operation) -> Operation | None:
+        """A cas as a write of its new value."""
+        if op.f != "cas":
+            return None
+        return replace(op, f="write", input=op.input[1])
 
     def validate(self, op: Operation) -> str | None:
         msg = super().validate(op)
