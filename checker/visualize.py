@@ -3,8 +3,11 @@
 For each key the checker found not linearizable, the view shows one row per process with a
 bar per operation (invocation to completion), the longest linearizable prefix the search found
 with a point where each of its operations took effect and the model state after each step, and
-the operation that cannot be linearized after that prefix, highlighted. Hovering a bar shows
-its details; clicking it pins them; "Jump to first error" scrolls to the failing operation.
+the operation that cannot be linearized after that prefix, highlighted. When the checker named
+a culprit (the op whose result no state explains, which may come a few ops after where the
+search stopped), that op is the one highlighted, with the ops around it, and where the search
+stopped is marked too. Hovering a bar shows its details; clicking it pins them; "Jump to
+first error" scrolls to the failing operation.
 
 Two users: ``raftlab check HISTORY --html FILE`` (:func:`write_html`) and the run report
 (``tester.report``), which embeds :data:`STYLE`, :data:`SCRIPT` and :func:`view_data`.
@@ -29,6 +32,8 @@ from checker.history import NEMESIS, Op
 #: At most this many operations of one key are drawn; beyond that, a window ending at the
 #: failure (the part a person reads first) is kept and the rest is summarised.
 MAX_VIEW_OPS = 3000
+#: ops drawn after the culprit in such a window: what happened around it matters too
+AFTER_CULPRIT = 20
 
 
 @dataclass
@@ -47,6 +52,8 @@ class Partition:
     operations: list[dict[str, Any]] | None = None  # the violation's operations, if given
     partials: list[list[tuple[int, str]]] = field(default_factory=list)
     note: str = ""
+    why: str = ""  # why ``failing`` is the culprit, when the checker named one
+    stopped: int | None = None  # id of the op the search got no further than
 
     @property
     def label(self) -> str:
@@ -101,6 +108,11 @@ def _partition(d: dict[str, Any]) -> Partition:
     if isinstance(v, dict):
         if isinstance(v.get("op"), int):
             part.failing = v["op"]
+        culprit = v.get("culprit")
+        if isinstance(culprit, dict) and isinstance(culprit.get("why"), str):
+            part.why = culprit["why"]
+        if isinstance(v.get("stopped_at"), int) and v["stopped_at"] != part.failing:
+            part.stopped = v["stopped_at"]
         part.steps = _steps(v.get("prefix"))
         if "initial_state" in v:
             part.initial = state_text(v["initial_state"])
@@ -225,9 +237,10 @@ def view_data(part: Partition, ops: list[Op] | HistoryIndex) -> dict[str, Any]:
     ids = sorted(src, key=lambda i: (src[i][1], i))
     steps = [(i, s) for i, s in part.steps if i in src]
     fail = part.failing if part.failing in src else None
+    stopped = part.stopped if part.stopped in src else None
     omitted = 0
     if len(ids) > MAX_VIEW_OPS:
-        ids, steps, omitted = _window(src, ids, steps, fail)
+        ids, steps, omitted = _window(src, ids, steps, fail, stopped)
     pos = {op_id: n for n, op_id in enumerate(ids)}
     names = sorted({src[i][0] for i in ids}, key=lambda p: (isinstance(p, str), str(p).zfill(12)))
     proc_row = {p: n for n, p in enumerate(names)}
@@ -259,6 +272,8 @@ def view_data(part: Partition, ops: list[Op] | HistoryIndex) -> dict[str, Any]:
         "ops": rows,
         "steps": [[pos[i], s] for i, s in steps if i in pos],
         "fail": pos.get(fail) if fail is not None else None,
+        "why": part.why,
+        "stopped": pos.get(stopped) if stopped is not None else None,
         "initial": part.initial,
         "partials": partials,
         "omitted": omitted,
@@ -268,11 +283,16 @@ def view_data(part: Partition, ops: list[Op] | HistoryIndex) -> dict[str, Any]:
 
 
 def _window(src: dict[int, _Row], ids: list[int], steps: list[tuple[int, str]],
-            fail: int | None) -> tuple[list[int], list[tuple[int, str]], int]:
-    """Keep the end of a long partition: the last steps of the prefix and the failure."""
+            fail: int | None, stopped: int | None = None
+            ) -> tuple[list[int], list[tuple[int, str]], int]:
+    """Keep the end of a long partition: the last steps of the prefix, where the search
+    stopped, and the failure with a few ops after it."""
     tail = steps[-(MAX_VIEW_OPS // 2):]
     omitted = len(steps) - len(tail)
-    anchors = [i for i, _ in tail] + ([fail] if fail is not None else [])
+    anchors = [i for i, _ in tail] + [i for i in (fail, stopped) if i is not None]
+    if fail is not None:
+        at = ids.index(fail)
+        anchors += ids[at + 1:at + 1 + AFTER_CULPRIT]
     if not anchors:
         anchors = ids[-(MAX_VIEW_OPS // 2):]
     lo = min(src[i][1] for i in anchors)
@@ -523,7 +543,12 @@ SCRIPT = r"""
     var last = steps.length ? steps[steps.length - 1][1] : view.initial;
     var txt = "The longest linearizable prefix found has " + (steps.length + view.omitted) + " operation" +
       ((steps.length + view.omitted) === 1 ? "" : "s") + ".";
-    if (failIdx !== null && failIdx !== undefined) {
+    if (failIdx !== null && failIdx !== undefined && view.why) {
+      var fo = ops[failIdx];
+      if (view.stopped !== null && view.stopped !== undefined) txt += " The search got no further than process " +
+        view.procs[ops[view.stopped][0]] + "'s " + describe(ops[view.stopped]) + " (marked \u201csearch stopped\u201d).";
+      txt += " The op to look at is process " + view.procs[fo[0]] + "'s " + describe(fo) + ": " + view.why + ".";
+    } else if (failIdx !== null && failIdx !== undefined) {
       var fo = ops[failIdx];
       txt += " After it the state is " + last + ", and process " +
         view.procs[fo[0]] + "'s " + describe(fo) + " cannot take effect next: no order of the concurrent operations explains it.";
@@ -569,7 +594,12 @@ SCRIPT = r"""
     if (failIdx !== null && failIdx !== undefined) {
       failX = Math.max(xs(ops[failIdx]) + 3, prev + 4);
       svg.appendChild(svgEl("line", { x1: failX, x2: failX, y1: 18, y2: height, stroke: "#dc2626", "stroke-dasharray": "4 3", "stroke-width": 1.5 }));
-      var lab = svgEl("text", { x: failX + 4, y: 13, fill: "#b91c1c" }); lab.textContent = "first error"; svg.appendChild(lab);
+      var lab = svgEl("text", { x: failX + 4, y: 13, fill: "#b91c1c" }); lab.textContent = view.why ? "culprit" : "first error"; svg.appendChild(lab);
+    }
+    if (view.stopped !== null && view.stopped !== undefined) {
+      var stopX = xs(ops[view.stopped]) + 3;
+      svg.appendChild(svgEl("line", { x1: stopX, x2: stopX, y1: 18, y2: height, stroke: "#6b7280", "stroke-dasharray": "2 3", "stroke-width": 1 }));
+      var slab = svgEl("text", { x: stopX + 4, y: 13, fill: "#4b5563" }); slab.textContent = "search stopped"; svg.appendChild(slab);
     }
     function info(i) {
       var o = ops[i], lines = [];
@@ -577,7 +607,9 @@ SCRIPT = r"""
       if (view.timed) lines.push("invoked " + secs(o[1]) + (o[2] === null ? ", no definite completion" : ", completed " + secs(o[2]) + " (" + ((o[2] - o[1]) / 1000).toFixed(2) + " ms)"));
       else lines.push(o[2] === null && o[3] !== "ok" ? "no definite completion" : "(this history has no timestamps: columns follow its order)");
       if (o[7] !== null && o[7] !== undefined) lines.push("error: " + fmt(o[7]));
-      if (i === failIdx) {
+      if (i === failIdx && view.why) {
+        lines.push("THE CULPRIT: " + view.why + ".");
+      } else if (i === failIdx) {
         lines.push("CANNOT BE LINEARIZED after step " + steps.length + ".");
         lines.push("state before it: " + last);
         lines.push("this operation is not a legal next step from that state, and no reordering");
@@ -684,7 +716,7 @@ SCRIPT = r"""
     steps.forEach(function (s, k) { var o = ops[s[0]]; addRow([String(k + 1 + view.omitted), String(view.procs[o[0]]), describe(o), s[1]], "", s[0]); });
     if (failIdx !== null && failIdx !== undefined) {
       var fo2 = ops[failIdx];
-      addRow(["\u2717", String(view.procs[fo2[0]]), describe(fo2), "cannot be linearized"], "failing", failIdx);
+      addRow(["\u2717", String(view.procs[fo2[0]]), describe(fo2), view.why ? "the culprit: " + view.why : "cannot be linearized"], "failing", failIdx);
     }
     table.appendChild(tbody); wrap.appendChild(table); det.appendChild(wrap); box.appendChild(det);
 
@@ -713,7 +745,7 @@ SCRIPT = r"""
     sum.appendChild(el("span", "", "key ")); sum.appendChild(el("code", "", view.key));
     sum.appendChild(el("span", "pill invalid", "NOT LINEARIZABLE"));
     var n = view.steps.length + view.omitted;
-    var what = view.fail !== null && view.fail !== undefined ? ", then process " + view.procs[view.ops[view.fail][0]] + "'s " + describe(view.ops[view.fail]) + " cannot be linearized" : "";
+    var what = view.fail === null || view.fail === undefined ? "" : view.why ? "; the culprit: process " + view.procs[view.ops[view.fail][0]] + "'s " + describe(view.ops[view.fail]) : ", then process " + view.procs[view.ops[view.fail][0]] + "'s " + describe(view.ops[view.fail]) + " cannot be linearized";
     sum.appendChild(el("span", "lin-gist", n + "-operation linearizable prefix" + what));
     det.appendChild(sum);
     var body = el("div", "lin-content"); det.appendChild(body);

@@ -47,3 +47,23 @@ def test_without_explanations_no_culprit_is_searched_for():
     ops, _ = generate("never-written", 1)
     v = check(ops, load_model("cas-register", 0), explain=False).partitions[0].violation
     assert v["culprit"] is None and v["op"] == v["stopped_at"]
+
+
+def test_the_view_draws_the_culprit_where_the_search_stopped_and_the_ops_after_it(monkeypatch):
+    from checker import visualize
+
+    ops, target = generate("stale-read", 3, n_ops=120)
+    result = check(ops, load_model("cas-register", 0)).to_dict()
+    part = visualize.partitions(result)[0]
+    assert part.why and part.failing is not None
+    # a window smaller than the history: it must still hold the culprit and what follows
+    monkeypatch.setattr(visualize, "MAX_VIEW_OPS", 30)
+    view = visualize.view_data(part, ops)
+    drawn = [row[8] for row in view["ops"]]
+    assert view["why"] == part.why and view["ops"][view["fail"]][8] == target
+    after = [i for i in drawn if i > target]
+    assert len(after) >= 5, drawn
+    # here the search stopped a few ops before the stale read: both are drawn
+    assert view["stopped"] is not None and view["stopped"] != view["fail"]
+    page = visualize.render_html(result, ops)
+    assert '"why":"no state explains it' in page
