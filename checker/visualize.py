@@ -607,13 +607,12 @@ SCRIPT = r"""
       if (view.timed) lines.push("invoked " + secs(o[1]) + (o[2] === null ? ", no definite completion" : ", completed " + secs(o[2]) + " (" + ((o[2] - o[1]) / 1000).toFixed(2) + " ms)"));
       else lines.push(o[2] === null && o[3] !== "ok" ? "no definite completion" : "(this history has no timestamps: columns follow its order)");
       if (o[7] !== null && o[7] !== undefined) lines.push("error: " + fmt(o[7]));
-      if (i === failIdx && view.why) {
-        lines.push("THE CULPRIT: " + view.why + ".");
-      } else if (i === failIdx) {
+      if (i === failIdx) {
         lines.push("CANNOT BE LINEARIZED after step " + steps.length + ".");
         lines.push("state before it: " + last);
         lines.push("this operation is not a legal next step from that state, and no reordering");
         lines.push("of the operations concurrent with it makes it one.");
+        if (view.why) lines.push("The culprit: " + view.why + ".");
       } else if (stepOf[i] !== undefined) {
         var k = stepOf[i];
         lines.push("linearized as step " + (k + 1 + view.omitted) + " of " + (steps.length + view.omitted));
