@@ -20,8 +20,15 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from checker.edn import EdnError, Reader
-from checker.history import NESTED_TOO_DEEPLY, TYPES, HistoryError, Op, parse_jsonl
+from checker.edn import EdnError, Reader, fast_records
+from checker.history import (
+    NESTED_TOO_DEEPLY,
+    TYPES,
+    HistoryError,
+    Op,
+    ops_from_records,
+    parse_jsonl_text,
+)
 
 FORMATS = ("jsonl", "edn", "porcupine-etcd", "porcupine-kv")
 EXTENSIONS = (".jsonl", ".json", ".edn", ".log", ".txt")
@@ -89,10 +96,7 @@ def parse(text: str, path: str | None = None, fmt: str | None = None) -> History
     if fmt is None:
         return History(path, "empty", [], [])
     if fmt == "jsonl":
-        rows = text.splitlines()
-        ops = list(parse_jsonl(rows, path))
-        # parse_jsonl skips blank lines: the k-th record is on the k-th non-blank line
-        lines = [n for n, raw in enumerate(rows, start=1) if raw.strip()]
+        ops, lines = parse_jsonl_text(text, path)
         return History(path, "jsonl", ops, lines)
     if fmt == "edn" or fmt == "porcupine-kv":
         return _parse_edn(text, path, fmt)
@@ -124,6 +128,9 @@ def load(path: str | os.PathLike[str], fmt: str | None = None) -> History:
 
 
 def _parse_edn(text: str, path: str | None, fmt: str) -> History:
+    fast = fast_records(text)
+    if fast is not None:
+        return _edn_history(fast[0], fast[1], path, fmt)
     reader = Reader(text)
     try:
         forms = list(reader.records())
@@ -131,22 +138,21 @@ def _parse_edn(text: str, path: str | None, fmt: str) -> History:
         raise HistoryError(f"bad EDN: {e}", path, e.line) from None
     except RecursionError:
         raise HistoryError(NESTED_TOO_DEEPLY, path, reader.line) from None
-    ops: list[Op] = []
+    records: list[Any] = []
     lines: list[int] = []
-    for n, (line, form) in enumerate(forms):
+    for line, form in forms:
         if not isinstance(form, dict):
             raise HistoryError(
                 f"expected an operation map {{:type ... :process ... :f ...}}, got {_kind(form)}",
                 path, line,
             )
-        d = {str(k): v for k, v in form.items()}
-        d.setdefault("index", n)
-        if d.get("time") is None:
-            d["time"] = 0
-        if isinstance(d.get("time"), float):
-            d["time"] = int(d["time"])
-        ops.append(Op.from_dict(d, path, line))
+        records.append({str(k): v for k, v in form.items()})
         lines.append(line)
+    return _edn_history(records, lines, path, fmt)
+
+
+def _edn_history(records: list[Any], lines: list[int], path: str | None, fmt: str) -> History:
+    ops = ops_from_records(records, lines, path, edn=True)
     hist = History(path, "edn", ops, lines, nil_reads="unknown")
     if fmt == "porcupine-kv" or _looks_like_porcupine_kv(ops):
         hist.format = "porcupine-kv"

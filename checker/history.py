@@ -167,6 +167,81 @@ def loads(text: str, path: str | None = None, line: int | None = None) -> Any:
 NESTED_TOO_DEEPLY = "values nested too deeply to read (deeper than about 900 levels)"
 
 
+_KNOWN = frozenset({"index", "time", "type", "process", "f", "value", "key", "error", "node"})
+_TYPES = frozenset(TYPES)
+
+
+def ops_from_records(records: list[Any], lines: list[int], path: str | None = None,
+                     edn: bool = False) -> list[Op]:
+    """Decoded records (dicts) -> ops, fast: the loop every record of a long history takes.
+
+    A record that is anything but plain goes to :meth:`Op.from_dict`, which builds it the
+    careful way or raises the error naming its line. ``edn``: Jepsen's conventions, a
+    record without ``index`` is numbered by position (JSONL: by line), and a ``time`` that
+    is nil or a float is read as 0 or truncated."""
+    out: list[Op] = []
+    append = out.append
+    known, types = _KNOWN, _TYPES
+
+    def careful(d: Any, n: int) -> Op:
+        if edn and d.__class__ is dict:
+            d = {"index": n, **d}
+            t = d.get("time")
+            d["time"] = 0 if t is None else int(t) if t.__class__ is float else t
+        return Op.from_dict(d, path, lines[n])
+
+    for n, d in enumerate(records):
+        if d.__class__ is not dict or not d.keys() <= known:
+            append(careful(d, n))
+            continue
+        get = d.get
+        typ, proc, f, node = get("type"), get("process"), get("f"), get("node")
+        index, t = get("index", n if edn else lines[n]), get("time", 0)
+        if (typ not in types or f.__class__ is not str or not f
+                or (proc.__class__ is not int and proc != NEMESIS)
+                or index.__class__ is not int or t.__class__ is not int
+                or (node is not None and node.__class__ is not str)):
+            append(careful(d, n))
+            continue
+        append(Op(index, t, typ, proc, f, get("value"), get("key"), get("error"), node))
+    return out
+
+
+def parse_jsonl_text(text: str, path: str | None = None) -> tuple[list[Op], list[int]]:
+    """A whole JSONL text -> (ops, the line of each): one JSON array decoded at once when
+    the text is plain, else line by line (which names the bad line)."""
+    rows = text.split("\n")
+    lines = [n for n, raw in enumerate(rows, start=1) if raw and not raw.isspace()]
+    records = _bulk(text, rows, lines)
+    if records is None:
+        ops = list(parse_jsonl(rows, path))
+    else:
+        ops = ops_from_records(records, lines, path)
+    return ops, lines
+
+
+def _bulk(text: str, rows: list[str], lines: list[int]) -> list[Any] | None:
+    """Every record of a plain JSONL text, decoded in one call, or ``None`` when the text
+    needs the careful reader: NaN or Infinity, a duplicate key (the keys decoded fall short
+    of the keys written), or anything not valid JSON a line."""
+    if "NaN" in text or "Infinity" in text:
+        return None
+    try:
+        records = json.loads("[" + ",".join([rows[n - 1] for n in lines]) + "]")
+    except (ValueError, RecursionError):
+        return None
+    if len(records) != len(lines):  # e.g. "1, 2" on one line
+        return None
+    keys = 0
+    for d in records:
+        if d.__class__ is not dict:
+            return None
+        keys += len(d)
+    if keys != text.count('":'):  # a duplicate key, nested objects, or '":' in a string
+        return None
+    return records
+
+
 def parse_jsonl(lines: Iterable[str], path: str | None = None) -> Iterator[Op]:
     """Parse raftlab JSONL. Blank lines are skipped; anything else malformed is an error."""
     for n, raw in enumerate(lines, start=1):
@@ -180,7 +255,7 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[Op]:
     p = os.fspath(path)
     try:
         with open(p, encoding="utf-8") as fh:
-            return list(parse_jsonl(fh, p))
+            return parse_jsonl_text(fh.read(), p)[0]
     except UnicodeDecodeError as e:
         raise HistoryError(f"not UTF-8 text ({e.reason} at byte {e.start})", p) from None
 

@@ -1,0 +1,63 @@
+"""The fast EDN path for Jepsen's line-per-op histories reads exactly what the full reader
+reads, and hands everything else to it."""
+
+from __future__ import annotations
+
+import pytest
+
+from checker.edn import Reader, fast_records
+from checker.formats import parse
+
+JEPSEN = """\
+{:type :invoke, :f :read, :value nil, :process 0, :time 1000, :index 0}
+{:type :invoke, :f :cas, :value [1 2], :process 1, :time 2000, :index 1}
+{:type :ok, :f :read, :value 3, :process 0, :time 3000, :index 2}
+{:type :info, :f :start-partition, :value [:isolated nil], :process :nemesis, :time 3500}
+
+{:type :fail, :f :cas, :value (1 2), :process 1, :time 4000, :index 3, :error :mismatch}
+"""
+
+
+def _full(text: str) -> list:
+    return [form for _, form in Reader(text).records()]
+
+
+@pytest.mark.parametrize("text", [
+    JEPSEN,
+    "{:a [nil nil nil], :b :read-only, :c :read}\n{:a [:append 1], :b [[:r 1 nil]]}\n",
+    "{:a -1.5e3, :b :x/y, :c true, :d false}\n",
+])
+def test_line_per_op_histories_take_the_fast_path_and_read_the_same(text):
+    fast = fast_records(text)
+    assert fast is not None
+    assert fast[0] == _full(text)
+
+
+@pytest.mark.parametrize("text", [
+    "{:a 1 :b 2}",                  # no commas between entries
+    "{:a 1, :b foo}",               # a symbol
+    "{:a 1, :b 1/2}",               # a ratio
+    "{:a 1, :b 5N}",                # a big integer
+    "{:a 1,  :b 2}",                # other spacing
+    "{:a [1  2]}",
+    "{:a 1, :b {:c 1}}",            # nested map
+    '{:a "text, :b 1"}',            # a string
+    "{:a #{1 2}}",                  # a set
+    "[{:a 1}\n{:a 2}]",             # one vector holding the history
+    "; a comment\n{:a 1}",
+])
+def test_anything_else_is_left_to_the_full_reader(text):
+    assert fast_records(text) is None
+
+
+def test_a_duplicate_key_is_still_an_error_naming_the_line():
+    with pytest.raises(ValueError, match=r"h.edn:2: .*duplicate map key :a"):
+        parse("{:a 1, :b 2}\n{:a 1, :a 2}\n", "h.edn")
+
+
+def test_lines_and_defaults_are_the_full_readers():
+    hist = parse(JEPSEN, "h.edn")
+    assert hist.lines == [1, 2, 3, 4, 6]
+    nemesis = hist.ops[3]
+    assert nemesis.index == 3 and nemesis.process == "nemesis" and nemesis.value == ["isolated", None]
+    assert hist.ops[4].error == "mismatch" and hist.ops[4].value == [1, 2]
