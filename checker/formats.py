@@ -20,14 +20,16 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from checker.edn import EdnError, Reader, fast_records
+from checker.edn import EdnError, Reader, fast_json_rows
 from checker.history import (
     NESTED_TOO_DEEPLY,
     TYPES,
     HistoryError,
     Op,
+    ops_from_json_rows,
     ops_from_records,
     parse_jsonl_text,
+    paused_gc,
 )
 
 FORMATS = ("jsonl", "edn", "porcupine-etcd", "porcupine-kv")
@@ -121,16 +123,20 @@ def load(path: str | os.PathLike[str], fmt: str | None = None) -> History:
     except UnicodeDecodeError as e:
         raise HistoryError(f"not UTF-8 text, a binary file? ({e.reason} at byte {e.start})",
                            p, data.count(b"\n", 0, e.start) + 1) from None
+    del data  # a long history should not be held twice
     if "\0" in text:
         line = text.count("\n", 0, text.index("\0")) + 1
         raise HistoryError("a NUL byte: a binary file, not a history", p, line)
-    return parse(text, p, fmt)
+    with paused_gc():
+        return parse(text, p, fmt)
 
 
 def _parse_edn(text: str, path: str | None, fmt: str) -> History:
-    fast = fast_records(text)
+    fast = fast_json_rows(text)
     if fast is not None:
-        return _edn_history(fast[0], fast[1], path, fmt)
+        ops = ops_from_json_rows(fast[0], fast[1], path, edn=True)
+        if ops is not None:
+            return _edn_history(ops, fast[1], path, fmt)
     reader = Reader(text)
     try:
         forms = list(reader.records())
@@ -148,11 +154,10 @@ def _parse_edn(text: str, path: str | None, fmt: str) -> History:
             )
         records.append({str(k): v for k, v in form.items()})
         lines.append(line)
-    return _edn_history(records, lines, path, fmt)
+    return _edn_history(ops_from_records(records, lines, path, edn=True), lines, path, fmt)
 
 
-def _edn_history(records: list[Any], lines: list[int], path: str | None, fmt: str) -> History:
-    ops = ops_from_records(records, lines, path, edn=True)
+def _edn_history(ops: list[Op], lines: list[int], path: str | None, fmt: str) -> History:
     hist = History(path, "edn", ops, lines, nil_reads="unknown")
     if fmt == "porcupine-kv" or _looks_like_porcupine_kv(ops):
         hist.format = "porcupine-kv"

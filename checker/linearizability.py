@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from checker.formats import History
-from checker.history import HistoryError, Op
+from checker.history import HistoryError, Op, paused_gc
 from checker.model import Model, State
 from checker.operation import Operation, pair
 from checker.search import SearchResult, search
@@ -145,6 +145,14 @@ def check(
     ``"empty"``: nothing was tested (a gate must not pass a run that never happened).
     Bad input raises :class:`checker.history.HistoryError` naming the file and line.
     """
+    with paused_gc():
+        return _check(history, model, timeout, max_memory, parallel, explain, first_violation,
+                      nil_reads, allow_empty)
+
+
+def _check(history: History | Sequence[Op], model: Model, timeout: float | None,
+           max_memory: int | None, parallel: bool | None, explain: bool,
+           first_violation: bool, nil_reads: str | None, allow_empty: bool) -> CheckResult:
     t0 = time.monotonic()
     deadline = t0 + timeout if timeout is not None else None
     max_rss = max_memory if max_memory is not None else default_max_rss()

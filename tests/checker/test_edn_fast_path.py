@@ -3,9 +3,11 @@ reads, and hands everything else to it."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from checker.edn import Reader, fast_records
+from checker.edn import Reader, fast_json_rows
 from checker.formats import parse
 
 JEPSEN = """\
@@ -22,15 +24,23 @@ def _full(text: str) -> list:
     return [form for _, form in Reader(text).records()]
 
 
+def fast_records(text: str) -> list | None:
+    fast = fast_json_rows(text)
+    if fast is None:
+        return None
+    try:
+        return [json.loads(row) for row in fast[0]]
+    except ValueError:
+        return None
+
+
 @pytest.mark.parametrize("text", [
     JEPSEN,
     "{:a [nil nil nil], :b :read-only, :c :read}\n{:a [:append 1], :b [[:r 1 nil]]}\n",
     "{:a -1.5e3, :b :x/y, :c true, :d false}\n",
 ])
 def test_line_per_op_histories_take_the_fast_path_and_read_the_same(text):
-    fast = fast_records(text)
-    assert fast is not None
-    assert fast[0] == _full(text)
+    assert fast_records(text) == _full(text)
 
 
 @pytest.mark.parametrize("text", [
