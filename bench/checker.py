@@ -1,6 +1,7 @@
 """Checker speed against Porcupine's reference times, and a large generated history.
 
-    .venv/bin/python bench/checker.py [--repeat 3] [--ops 100000] [--skip-large]
+    .venv/bin/python bench/checker.py [--repeat 3] [--ops 100000] [--million]
+                                      [--porcupine DIR] [--skip-suites] [--skip-large]
 
 Suites (Porcupine's own test data, read in place from ../shared/peer-histories/porcupine):
 etcd (102 Jepsen etcd logs, cas-register, initial null), kv partitioned and kv unpartitioned
@@ -16,19 +17,29 @@ Times are parse-excluded medians of ``--repeat`` runs, wall clock and CPU time o
 process (the machine may be shared: CPU time is the steadier figure; the parallel check of
 the large history also uses worker processes); the ratio is ours / Porcupine's
 (Go 1.19 on a 2-vCPU machine: etcd 0.58 s, kv partitioned 0.18 s, kv unpartitioned 5.3 s).
-Then a generated linearizable kv history (read/write/cas, 1,000 keys, 50 processes, some
-crashed ops) is checked: target under 60 s and 2 GB peak resident memory.
+Then whole processes, side by side on the same generated kv history (read/write/cas over
+1,000 keys, 50 processes, about 1 % crashed ops), as a user runs them: ``raftlab check`` on
+it as JSONL and as Jepsen EDN (one map a line), and Porcupine on the JSONL when given a
+checkout of it (``--porcupine DIR``: a small Go harness of raftlab's own, bench/porcupine/,
+is built against DIR with Debian's golang-go; Porcupine's code is never part of raftlab),
+else Porcupine's figure from the issue that set the target (0.6 s for 100,000 ops). Wall
+time, CPU time (user + system, the process and its workers) and peak resident memory of
+each process; medians of ``--repeat`` runs. Targets: 100,000 ops no slower than Porcupine
+in both formats; 1,000,000 ops (``--million``) under 10 s and 2 GB.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import re
 import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,10 +48,12 @@ sys.path.insert(0, str(ROOT))
 
 from checker import check, load_model  # noqa: E402
 from checker.formats import load  # noqa: E402
-from checker.history import Op  # noqa: E402
+from checker.history import Op, write_jsonl  # noqa: E402
 from checker.models import KV  # noqa: E402
 
 PEER = ROOT.parent / "shared" / "peer-histories" / "porcupine"
+#: Porcupine's whole-process time on a generated 100,000-op kv history (the issue's figure)
+PORCUPINE_100K = 0.6
 REFERENCE = {"etcd": 0.58, "kv partitioned": 0.18, "kv unpartitioned": 5.3}
 # single histories Porcupine's benchmark names: (file, partitioned, seconds)
 NOTABLE = [("jepsen/etcd_002.log", True, 0.26), ("jepsen/etcd_007.log", True, 0.17),
@@ -154,9 +167,16 @@ def main() -> int:
     ap.add_argument("--ops", type=int, default=100_000)
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--skip-large", action="store_true")
+    ap.add_argument("--skip-suites", action="store_true")
+    ap.add_argument("--million", action="store_true",
+                    help="also a 1,000,000-op history (takes minutes, needs about 2 GB)")
+    ap.add_argument("--porcupine", metavar="DIR",
+                    help="a Porcupine checkout: time it in the same run (needs Go)")
     args = ap.parse_args()
 
-    if PEER.is_dir():
+    if args.skip_suites:
+        pass
+    elif PEER.is_dir():
         all_suites = suites()
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
               "(wall times suffer when the machine is shared; CPU time less so)")
@@ -197,28 +217,104 @@ def main() -> int:
         print(f"Porcupine histories not found at {PEER}; suites skipped")
 
     if not args.skip_large:
-        t = time.perf_counter()
-        hist = generate_kv(args.ops, keys=1000, procs=50)
-        gen = time.perf_counter() - t
-        t = time.perf_counter()
-        r = check(hist, load_model("kv"), timeout=args.timeout)
-        took = time.perf_counter() - t
-        me, kids = peak_rss_mb()
-        print(f"generated kv: {args.ops} ops, {len(hist)} records, 1000 keys, 50 processes "
-              f"(generated in {gen:.1f} s)")
-        print(f"  verdict {r.valid}, checked {r.stats['checked']} ops in "
-              f"{r.stats['partitions']} partitions in {took:.2f} s (target < 60 s); "
-              f"peak RSS {me:.0f} MB here, {kids:.0f} MB in a worker (target < 2048 MB)")
-        # the same history with one read changed to a value never written: must be caught
-        reads = [o for o in hist if o.type == "ok" and o.f == "read"]
-        reads[len(reads) // 2].value = 99
-        t = time.perf_counter()
-        r = check(hist, load_model("kv"), timeout=args.timeout)
-        took = time.perf_counter() - t
-        bad = [p for p in r.partitions if p.valid is False]
-        print(f"  with one read corrupted: verdict {r.valid} ({len(bad)} invalid key) in "
-              f"{took:.2f} s, explained: {bad[0].violation is not None if bad else False}")
+        sizes = [args.ops] + ([1_000_000] if args.million else [])
+        harness = build_harness(Path(args.porcupine)) if args.porcupine else None
+        with tempfile.TemporaryDirectory(prefix="raftlab-bench-") as tmp:
+            for n in sizes:
+                large(n, Path(tmp), args.repeat, harness)
     return 0
+
+
+def write_edn(ops: list[Op], path: Path) -> None:
+    """The history as Jepsen writes history.edn: one map a line, as Clojure prints it."""
+    def edn(v: object) -> str:
+        if v is None:
+            return "nil"
+        if isinstance(v, list):
+            return "[" + " ".join(edn(x) for x in v) + "]"
+        return f":{v}" if isinstance(v, str) else str(v)
+
+    with open(path, "w") as fh:
+        for o in ops:
+            fh.write(f"{{:type :{o.type}, :f :{o.f}, :key {o.key}, :value {edn(o.value)}, "
+                     f":process {o.process}, :time {o.time}, :index {o.index}}}\n")
+
+
+def timed(cmd: list[str]) -> tuple[float, float, float, int]:
+    """(wall s, CPU s of the process and its children, peak RSS MB, exit code) of one run."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode
+
+
+def build_harness(porcupine: Path) -> Path:
+    """Build bench/porcupine/main.go against the Porcupine checkout ``porcupine``."""
+    if not (porcupine / "porcupine.go").is_file():
+        sys.exit(f"--porcupine {porcupine}: not a Porcupine checkout (no porcupine.go)")
+    out = Path(tempfile.mkdtemp(prefix="raftlab-porcupine-"))
+    (out / "main.go").write_text((ROOT / "bench" / "porcupine" / "main.go").read_text())
+    (out / "go.mod").write_text(
+        "module raftlabbench\n\ngo 1.19\n\nrequire github.com/anishathalye/porcupine v0.0.0\n"
+        f"\nreplace github.com/anishathalye/porcupine => {porcupine.resolve()}\n")
+    env = dict(os.environ, GOFLAGS="-mod=mod", GOPROXY="off")
+    subprocess.run(["go", "build", "-o", "harness", "."], cwd=out, env=env, check=True)
+    return out / "harness"
+
+
+def large(n: int, tmp: Path, repeat: int, harness: Path | None) -> None:
+    """One generated history, checked whole-process by raftlab (JSONL, EDN) and Porcupine."""
+    hist = generate_kv(n, keys=1000, procs=50)
+    jsonl, edn = tmp / f"kv{n}.jsonl", tmp / f"kv{n}.edn"
+    write_jsonl(hist, jsonl)
+    write_edn(hist, edn)
+    raftlab = [sys.executable, "-m", "tester.cli", "check", "--model", "kv"]
+    runs: dict[str, list[str]] = {"raftlab check, JSONL": [*raftlab, str(jsonl)],
+                                  "raftlab check, EDN": [*raftlab, str(edn)]}
+    if harness is not None:
+        runs["Porcupine (Go)"] = [str(harness), str(jsonl)]
+    print(f"generated kv history: {n} ops, {len(hist)} records, 1000 keys, 50 processes; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"  {'checker':<22} {'wall s':>7} {'cpu s':>7} {'peak MB':>8}  verdict")
+    medians: dict[str, tuple[float, float]] = {}
+    for name, cmd in runs.items():
+        got = [timed(cmd) for _ in range(repeat)]
+        wall = statistics.median(g[0] for g in got)
+        cpu = statistics.median(g[1] for g in got)
+        peak = max(g[2] for g in got)
+        verdict = {0: "linearizable", 1: "NOT linearizable"}.get(got[0][3], f"exit {got[0][3]}")
+        medians[name] = (wall, cpu)
+        print(f"  {name:<22} {wall:7.2f} {cpu:7.2f} {peak:8.0f}  {verdict}", flush=True)
+    ref = medians.get("Porcupine (Go)")
+    if ref is None and n == 100_000:
+        ref = (PORCUPINE_100K, PORCUPINE_100K)
+        print(f"  Porcupine (Go): {PORCUPINE_100K} s, the reference figure (no --porcupine)")
+    for name in ("raftlab check, JSONL", "raftlab check, EDN"):
+        if ref is not None:
+            print(f"  {name} / Porcupine: wall {medians[name][0] / ref[0]:.2f}, "
+                  f"cpu {medians[name][1] / ref[1]:.2f}")
+    if n >= 1_000_000:
+        print("  target for 1,000,000 ops: under 10 s and 2048 MB")
+        return
+    # one read changed to a value never written: both must catch it, raftlab must blame it
+    reads = [o for o in hist if o.type == "ok" and o.f == "read"]
+    bad = reads[len(reads) // 2]
+    bad.value = 99
+    write_jsonl(hist, jsonl)
+    out = subprocess.run([*raftlab, "--json", str(jsonl)], cwd=ROOT, capture_output=True,
+                         text=True)
+    doc = json.loads(out.stdout)["histories"][0]
+    part = next(p for p in doc["partitions"] if p["valid"] is False)
+    blamed = next(o for o in part["violation"]["operations"]
+                  if o["id"] == part["violation"]["op"])
+    line = (f"  one read corrupted: raftlab {doc['valid']}, blames the corrupted read: "
+            f"{blamed['complete']['index'] == bad.index}")
+    if harness is not None:
+        line += f"; Porcupine exit {timed([str(harness), str(jsonl)])[3]} (1: not linearizable)"
+    print(line)
 
 
 if __name__ == "__main__":
