@@ -310,6 +310,7 @@ def _work(chunk: list[int]) -> list[tuple[int, SearchResult, float]]:
     out = []
     for k in chunk:
         sr, took = _search_one(model, parts[k], deadline, max_rss)
+        sr.linearization = None  # the parent never reads it: not worth sending back
         out.append((k, sr, took))
     return out
 
