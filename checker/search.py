@@ -155,22 +155,39 @@ def _in_completion_order(model: Model, init: State, ops: Sequence[Operation]
     """A linearization found in one pass, if the history makes that easy; else ``None``.
 
     Every ``ok`` op takes effect at its completion, in completion order. One that is not
-    legal there may be preceded by a single op still pending at that instant (invoked
+    legal there may instead take effect earlier: a read-only op in any state that was
+    current at some instant since its invoke (it changes nothing, so nothing after it
+    notices), or any op just after a single op still pending at that instant (invoked
     before it, and not completed yet, or ``info``) after which it is legal; ``info`` ops
     that are not needed never happen. Every op then takes effect inside its own interval,
     so a walk that gets through is a linearization. Most partitions of a well-behaved
-    system get through (a simulator checks thousands of small histories); any other is
-    searched in full, so verdicts and explanations stay what the search says.
+    system get through (a simulator checks thousands of small histories, a long run has
+    keys of thousands of ops); any other is searched in full, so verdicts and explanations
+    stay what the search says.
     """
-    step = model.step
+    step, read_only = model.step, model.read_only
     state = init
-    path: list[Step] = []
+    # each step of the linearization with its sort key (instant, then order at an instant)
+    placed: list[tuple[tuple[int, float], int, State]] = []
+    # the states the walk went through: each one's first instant and the key of its step
+    since: list[int] = [-1]
+    states: list[State] = [init]
+    keys: list[tuple[int, float]] = [(-1, 0.0)]
     taken: set[int] = set()
     # invoked before the current completion, not yet taken, in invoke order (a dict, so
     # that taking one costs the same however many info ops stay pending)
     pending: dict[int, None] = {}
     admitted, n = 0, len(ops)
-    budget = 4 * n + 64  # steps for trying pending ops: linear time, whatever the history
+    budget = 4 * n + 64  # steps for trying other placements: linear time, whatever the history
+
+    def place(ret: int, i: int, before: State, after: State) -> None:
+        key = (ret, float(len(placed)))
+        placed.append((key, i, after))
+        if after != before:
+            since.append(ret)
+            states.append(after)
+            keys.append(key)
+
     for ret, x in sorted((o.ret, i) for i, o in enumerate(ops) if o.ret is not None):
         if x in taken:
             continue  # taken early, to make an earlier completion legal
@@ -180,7 +197,21 @@ def _in_completion_order(model: Model, init: State, ops: Sequence[Operation]
         if x not in pending:
             return None  # completed before its invoke: not a history to take shortcuts on
         del pending[x]
-        legal, after = step(state, ops[x])
+        op = ops[x]
+        legal, after = step(state, op)
+        if not legal and read_only(op):
+            # a state current since its invoke: the k-th lasted until the (k+1)-th began
+            k = len(states) - 2
+            while k >= 0 and since[k + 1] > op.call and budget > 0:
+                budget -= 1
+                if step(states[k], op)[0]:
+                    t, order = keys[k + 1]
+                    placed.append(((t, order - 0.5), x, states[k]))  # just before it changed
+                    taken.add(x)
+                    break
+                k -= 1
+            if x in taken:
+                continue
         if not legal:
             budget -= len(pending)
             if budget < 0:  # too many pending ops (e.g. many info ops): leave it to the search
@@ -188,18 +219,20 @@ def _in_completion_order(model: Model, init: State, ops: Sequence[Operation]
             for w in pending:
                 took, mid = step(state, ops[w])
                 if took and mid != state:  # (an op that changes nothing cannot help)
-                    legal, after = step(mid, ops[x])
+                    legal, after = step(mid, op)
                     if legal:
                         del pending[w]  # (the loop stops here)
                         taken.add(w)
-                        path.append((w, mid))
+                        place(ret, w, state, mid)
+                        state = mid
                         break
             if not legal:
                 return None
         taken.add(x)
-        path.append((x, after))
+        place(ret, x, state, after)
         state = after
-    return SearchResult(True, linearization=path)
+    placed.sort(key=lambda p: p[0])
+    return SearchResult(True, linearization=[(i, st) for _, i, st in placed])
 
 
 def _search(

@@ -102,3 +102,24 @@ def test_first_violation_skips_the_rest():
     assert result.valid is False
     assert sorted(str(p.valid) for p in result.partitions) == ["False"] + ["unknown"] * 4
     assert {p.reason for p in result.partitions if p.valid == "unknown"} == {"skipped"}
+
+
+def test_the_one_pass_places_a_read_at_an_earlier_state_current_during_it():
+    from checker.linearizability import _partitions
+    from checker.operation import pair
+    from checker.search import _in_completion_order
+
+    rows = [(0, "invoke", "write", 1), (0, "ok", "write", 1),
+            (1, "invoke", "read", None),          # the read begins while 1 is current
+            (2, "invoke", "write", 2), (2, "ok", "write", 2),
+            (1, "ok", "read", 1)]                 # and completes after 2 was written
+    model = load_model("cas-register")
+    part = _partitions(model, pair(history(*rows)))[0]
+    found = _in_completion_order(model, part.init, part.ops)
+    assert found is not None  # no search needed
+    assert [(part.ops[i].f, st) for i, st in found.linearization] == [
+        ("write", 1), ("read", 1), ("write", 2)]
+    stale = rows[:2] + [(2, "invoke", "write", 2), (2, "ok", "write", 2),
+                        (1, "invoke", "read", None), (1, "ok", "read", 1)]
+    part = _partitions(model, pair(history(*stale)))[0]
+    assert _in_completion_order(model, part.init, part.ops) is None  # 1 was gone before it
