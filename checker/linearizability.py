@@ -27,7 +27,7 @@ from checker.formats import History
 from checker.history import HistoryError, Op, paused_gc
 from checker.model import Model, State
 from checker.operation import Operation, pair
-from checker.search import SearchResult, search
+from checker.search import UNSETTLED, SearchResult, search
 from checker.verdict import UNKNOWN, Verdict, worst
 
 #: a history this large (ops to search) is worth worker processes when partitions allow
@@ -181,14 +181,7 @@ def _check(history: History | Sequence[Op], model: Model, timeout: float | None,
     stats["checked"] = sum(len(p.ops) for p in parts)
     stats["partitions"] = len(parts)
 
-    use_pool = parallel
-    if use_pool is None:
-        use_pool = stats["checked"] >= PARALLEL_MIN_OPS and len(parts) > 1
-    workers = min(os.cpu_count() or 1, 8)
-    if use_pool and workers > 1 and len(parts) > 1:
-        outcomes = _search_parallel(model, parts, deadline, max_rss, workers, first_violation)
-    else:
-        outcomes = _search_serial(model, parts, deadline, max_rss, first_violation)
+    outcomes = _search_all(model, parts, deadline, max_rss, parallel, first_violation)
 
     results: list[PartitionResult] = []
     explain_until = time.monotonic() + EXPLAIN_BUDGET_S
@@ -278,11 +271,39 @@ def _partitions(model: Model, operations: Sequence[Operation],
 
 
 def _search_one(
-    model: Model, part: _Partition, deadline: float | None, max_rss: int | None
+    model: Model, part: _Partition, deadline: float | None, max_rss: int | None,
+    full: bool = True,
 ) -> tuple[SearchResult, float]:
     t = time.monotonic()
-    sr = search(model, part.init, part.ops, deadline, max_rss)
+    sr = search(model, part.init, part.ops, deadline, max_rss, full=full)
     return sr, time.monotonic() - t
+
+
+def _search_all(
+    model: Model, parts: list[_Partition], deadline: float | None, max_rss: int | None,
+    parallel: bool | None, first_violation: bool,
+) -> list[tuple[SearchResult, float]]:
+    """Every partition's outcome. Worker processes cost more than they save unless the
+    search has much to do, so (unless ``parallel`` says) the one linear pass settles what
+    it can here first, and only when the partitions left hold PARALLEL_MIN_OPS ops or
+    more are they searched in parallel."""
+    workers = min(os.cpu_count() or 1, 8)
+    if parallel is False or workers < 2 or len(parts) < 2:
+        return _search_serial(model, parts, deadline, max_rss, first_violation)
+    if parallel is True:
+        return _search_parallel(model, parts, deadline, max_rss, workers, first_violation)
+    if sum(len(p.ops) for p in parts) < PARALLEL_MIN_OPS:
+        return _search_serial(model, parts, deadline, max_rss, first_violation)
+    out = [_search_one(model, p, deadline, max_rss, full=False) for p in parts]
+    hard = [k for k, (sr, _) in enumerate(out) if sr.reason == UNSETTLED]
+    rest = [parts[k] for k in hard]
+    if sum(len(p.ops) for p in rest) >= PARALLEL_MIN_OPS and len(rest) > 1:
+        done = _search_parallel(model, rest, deadline, max_rss, workers, first_violation)
+    else:
+        done = _search_serial(model, rest, deadline, max_rss, first_violation)
+    for k, outcome in zip(hard, done, strict=True):
+        out[k] = outcome
+    return out
 
 
 def _search_serial(

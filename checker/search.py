@@ -54,6 +54,8 @@ from checker.verdict import UNKNOWN, Verdict
 #: one step of a linearization: (position of the op in the partition's list, state after it)
 Step = tuple[int, State]
 
+#: the reason of a partition the one pass did not settle (``search(..., full=False)``)
+UNSETTLED = "unsettled"
 _CHECK_EVERY = 256  # loop iterations between deadline checks
 _MEMORY_EVERY = 32768  # loop iterations between resident-set checks
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -108,11 +110,14 @@ def search(
     deadline: float | None = None,
     max_rss: int | None = None,
     partials: bool = False,
+    full: bool = True,
 ) -> SearchResult:
     """Search for a linearization of ``ops`` (one partition) starting from state ``init``.
 
     ``ops`` must be ordered by ``call``; ``fail`` ops must already be left out. ``deadline``
-    is a ``time.monotonic()`` instant; ``max_rss`` a limit in bytes.
+    is a ``time.monotonic()`` instant; ``max_rss`` a limit in bytes. Without ``full`` only
+    the one linear pass is tried: a partition it does not settle comes back ``"unknown"``
+    with reason :data:`UNSETTLED`.
     """
     alarm = (
         deadline is not None
@@ -135,8 +140,11 @@ def search(
         signal.setitimer(signal.ITIMER_REAL, remaining + 0.05)
     try:
         easy = _in_completion_order(model, init, ops)
-        return easy if easy is not None else _search(model, init, ops, deadline, max_rss,
-                                                     partials)
+        if easy is not None:
+            return easy
+        if not full:
+            return SearchResult(UNKNOWN, UNSETTLED)
+        return _search(model, init, ops, deadline, max_rss, partials)
     except _Timeout:  # the alarm fired just outside the search loop
         return SearchResult(UNKNOWN, "timeout")
     finally:

@@ -123,3 +123,26 @@ def test_the_one_pass_places_a_read_at_an_earlier_state_current_during_it():
                         (1, "invoke", "read", None), (1, "ok", "read", 1)]
     part = _partitions(model, pair(history(*stale)))[0]
     assert _in_completion_order(model, part.init, part.ops) is None  # 1 was gone before it
+
+
+def test_by_default_only_partitions_the_one_pass_leaves_go_to_workers(monkeypatch):
+    from bench.checker import generate_kv
+    from checker import linearizability
+
+    hist = generate_kv(4000, keys=40, procs=20)
+    reads = [o for o in hist if o.type == "ok" and o.f == "read"]
+    reads[len(reads) // 2].value = 99  # one key goes wrong
+    serial = check(hist, load_model("kv"), parallel=False)
+    sent: list[int] = []
+    real = linearizability._search_parallel
+
+    def spy(model, parts, *args):
+        sent.append(len(parts))
+        return real(model, parts, *args)
+
+    monkeypatch.setattr(linearizability, "PARALLEL_MIN_OPS", 100)
+    monkeypatch.setattr(linearizability, "_search_parallel", spy)
+    result = check(hist, load_model("kv"))
+    assert [p.valid for p in result.partitions] == [p.valid for p in serial.partitions]
+    assert result.valid is False
+    assert sent and 1 < sent[0] < 40  # the settled keys stayed here
