@@ -265,6 +265,11 @@ _SAMPLE_LINES = 200  # lines the keywords are collected from; any other sends to
 _VAL, _SEP, _END, _KW, _KEY = "\x01", "\x00", "\x02", "\x03", "\x04"
 
 
+#: lines rewritten at a time: a chunk small enough to stay in the processor's cache makes
+#: each of the rewrite's passes several times faster than one pass over a long history
+_REWRITE_LINES = 5_000
+
+
 def fast_json_rows(text: str) -> tuple[list[str], list[int]] | None:
     """A line-per-op history in Clojure's printed form rewritten as JSON, one object a row,
     with the line of each, or ``None`` when the text needs the full reader (which is always
@@ -275,10 +280,21 @@ def fast_json_rows(text: str) -> tuple[list[str], list[int]] | None:
     lines = [n for n, raw in enumerate(rows, start=1) if raw and not raw.isspace()]
     if not lines or text.count("{") != len(lines):  # one flat map a line, nothing nested
         return None
-    body = "\n".join(rows[n - 1].strip() for n in lines)
+    names = set(_KEYWORD.findall("\n".join(rows[n - 1] for n in lines[:_SAMPLE_LINES])))
+    out: list[str] = []
+    for at in range(0, len(lines), _REWRITE_LINES):
+        body = "\n".join(rows[n - 1].strip() for n in lines[at:at + _REWRITE_LINES])
+        json_rows = _rewrite(body, names)
+        if json_rows is None:
+            return None
+        out += json_rows
+    return out, lines
+
+
+def _rewrite(body: str, names: set[str]) -> list[str] | None:
+    """Lines of Clojure-printed maps as JSON rows, or ``None`` (see :func:`fast_json_rows`)."""
     if not (body.startswith("{") and body.endswith("}")):
         return None
-    names = set(_KEYWORD.findall("\n".join(rows[n - 1] for n in lines[:_SAMPLE_LINES])))
     body = body.replace("(", "[").replace(")", "]")
     body = body.replace("{:", "{" + _KEY).replace(", :", ", " + _KEY)
     for name in names:  # keys: ':type ' -> '"type":'
@@ -296,7 +312,7 @@ def fast_json_rows(text: str) -> tuple[list[str], list[int]] | None:
         return None
     body = (body.replace("nil" + _END, "null").replace(_END, "").replace(_VAL, " ")
             .replace(_SEP, ", "))
-    return body.split("\n"), lines
+    return body.split("\n")
 
 
 def _show(v: Any) -> str:
