@@ -218,8 +218,8 @@ def main() -> int:
 
     if not args.skip_large:
         sizes = [args.ops] + ([1_000_000] if args.million else [])
-        harness = build_harness(Path(args.porcupine)) if args.porcupine else None
         with tempfile.TemporaryDirectory(prefix="raftlab-bench-") as tmp:
+            harness = build_harness(Path(args.porcupine), Path(tmp)) if args.porcupine else None
             for n in sizes:
                 large(n, Path(tmp), args.repeat, harness)
     return 0
@@ -251,11 +251,13 @@ def timed(cmd: list[str]) -> tuple[float, float, float, int]:
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode
 
 
-def build_harness(porcupine: Path) -> Path:
-    """Build bench/porcupine/main.go against the Porcupine checkout ``porcupine``."""
+def build_harness(porcupine: Path, tmp: Path) -> Path:
+    """Build bench/porcupine/main.go against the Porcupine checkout ``porcupine``, in
+    ``tmp``."""
     if not (porcupine / "porcupine.go").is_file():
         sys.exit(f"--porcupine {porcupine}: not a Porcupine checkout (no porcupine.go)")
-    out = Path(tempfile.mkdtemp(prefix="raftlab-porcupine-"))
+    out = tmp / "porcupine-harness"
+    out.mkdir()
     (out / "main.go").write_text((ROOT / "bench" / "porcupine" / "main.go").read_text())
     (out / "go.mod").write_text(
         "module raftlabbench\n\ngo 1.19\n\nrequire github.com/anishathalye/porcupine v0.0.0\n"
