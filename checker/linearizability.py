@@ -36,6 +36,10 @@ PARALLEL_MIN_OPS = 20_000
 EXPLAIN_BUDGET_S = 10.0
 #: at most this many ops are tried, per invalid partition, when looking for the culprit
 CULPRIT_TRIES = 64
+#: and for at most this many times the partition's own search time, within these bounds
+#: (seconds): when no single op explains a violation every try fails, and a key with many
+#: anomalies would otherwise spend seconds finding that out
+CULPRIT_TIME = (5.0, 0.05, 0.5)
 #: what a read that returned nil means: Knossos' "unknown" (legal in any state), or "value"
 #: (the register held nil, i.e. the key was absent)
 NIL_READS = ("unknown", "value")
@@ -193,7 +197,10 @@ def _check(history: History | Sequence[Op], model: Model, timeout: float | None,
             culprit = None
             if explain and time.monotonic() < explain_until:
                 sr = _with_partials(model, part, sr, explain_until, max_rss)
-                culprit = find_culprit(model, part.init, part.ops, sr, explain_until, max_rss)
+                factor, least, most = CULPRIT_TIME
+                budget = min(max(factor * took, least), most)
+                culprit = find_culprit(model, part.init, part.ops, sr,
+                                       min(explain_until, time.monotonic() + budget), max_rss)
             pr.violation = _violation(model, part, sr, culprit)
         results.append(pr)
     verdict = worst(r.valid for r in results)
