@@ -338,6 +338,9 @@ def render_html(result: Any, ops: list[Op], title: str = "raftlab check") -> str
         lines.append("not linearizable: " + ", ".join(bad[:20]) + (" …" if len(bad) > 20 else ""))
     if unknown:
         lines.append("undecided: " + ", ".join(unknown[:20]) + (" …" if len(unknown) > 20 else ""))
+    nil_reads = result.get("nil_reads") if isinstance(result, dict) else None
+    if nil_reads in NIL_READS_TEXT:
+        lines.append(NIL_READS_TEXT[nil_reads])
     body = (
         f"<header class=\"banner {cls}\"><div class=\"verdict\">{word}</div><div>"
         f"<h1>{html.escape(title)}</h1><p class=\"why\">{html.escape('; '.join(lines))}</p>"
@@ -352,6 +355,11 @@ def render_html(result: Any, ops: list[Op], title: str = "raftlab check") -> str
         f"<script>{SCRIPT}</script>"
     )
     return page(f"{title}: {word}", body, STYLE, scripts)
+
+
+#: how the page says which convention applied to reads that returned nil
+NIL_READS_TEXT = {"unknown": "nil reads: unknown (Knossos: legal in any state)",
+                  "value": "nil reads: a value (the key was absent)"}
 
 
 #: The banner's link to the first violation (the page's script makes it open and scroll).

@@ -127,3 +127,13 @@ def test_check_operations_takes_a_plain_list_as_porcupine_does():
     assert check_operations(model, stale).valid is False
     keyed = [(0, 0, 10, ("write", "x", 1), None), (1, 20, 30, ("read", "y", None), None)]
     assert check_operations(load_model("kv"), keyed).valid is True
+
+
+def test_the_html_view_says_which_nil_read_convention_applied(tmp_path, capsys):
+    path = _write(tmp_path, "history.edn", KNOSSOS)
+    page = tmp_path / "view.html"
+    main(["check", path, "--model", "cas-register", "--initial", "0", "--html", str(page)])
+    assert "nil reads: unknown (Knossos: legal in any state)" in page.read_text()
+    main(["check", path, "--model", "cas-register", "--initial", "0", "--nil-reads", "value",
+          "--html", str(page)])
+    assert "nil reads: a value (the key was absent)" in page.read_text()
