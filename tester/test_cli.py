@@ -14,8 +14,8 @@ import sys
 from typing import Any
 
 from checker.verdict import EXIT_BAD_INPUT, exit_code
+from tester import liveness, nodeevents
 from tester import nemesis as nem
-from tester import nodeevents
 from tester import workloads as wl
 from tester.runner import RunConfig, Runner
 
@@ -226,6 +226,11 @@ def print_summary(out: Any) -> None:
         print(f"node events violate: {', '.join(broken)}")
         for line in itertools.islice(nodeevents.iter_messages(r.get("node_events")), 3):
             print(f"  {line}")
+    live = r.get("liveness")
+    if isinstance(live, dict):
+        print(f"liveness: {liveness.headline(live)}")
+        for p in (live.get("problems") or [])[:8]:
+            print(f"  {p.get('text')}")
     if r.get("errors"):
         print(f"errors: {'; '.join(r['errors'])}")
     print(f"run folder: {out.run_dir}")
