@@ -950,6 +950,8 @@ class RunSummary:
     seed: str
     error: str = ""
     bad_keys: list[str] = field(default_factory=list)
+    #: liveness after heal, when it failed: the headline (tester.liveness)
+    liveness: str = ""
 
     def href(self, base: Path) -> str | None:
         """The link to the run's report (or its folder) relative to ``base``."""
@@ -986,6 +988,8 @@ def summarize(run_dir: str | os.PathLike[str], error: str = "") -> RunSummary:
         error=error or "; ".join(str(e) for e in res.get("errors") or []),
         bad_keys=sorted((p.label for p in visualize.partitions(res.get("checker"))
                          if p.valid is False), key=natural),
+        liveness=liveness.headline(live) if isinstance(live := res.get("liveness"), dict)
+        and live.get("valid") is False else "",
     )
 
 

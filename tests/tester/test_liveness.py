@@ -235,3 +235,24 @@ def test_bounds_call_names_what_did_not_finish():
         bounds.call(lambda: release.wait(10), 0.1, "the thing")
     release.set()
     assert bounds.call(lambda: 7, 1.0, "x") == 7
+
+
+def test_a_liveness_failure_is_a_junit_failure_that_says_so(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    import yaml
+
+    from tester import campaign
+    from tester.report import summarize
+
+    out = run(tmp_path, MemDB(FakeFleet(3), stuck="n2"))
+    path = tmp_path / "c.yml"
+    path.write_text(yaml.safe_dump({"name": "c", "dbs": ["raftnode"], "workloads": ["registers"],
+                                    "nemeses": ["partition"], "seeds": 1}))
+    cell = {"db": "memdb", "workload": "registers", "nemesis": "partition", "seed": 5}
+    entry = campaign.Entry(cell, summarize(out.run_dir), 1.0)
+    campaign.write_junit(campaign.load(path), [entry], tmp_path / "j.xml")
+    failure = ET.parse(tmp_path / "j.xml").getroot().find("testsuite/testcase/failure")
+    assert failure is not None
+    assert failure.get("message", "").startswith(
+        "liveness after the final heal FAILED: not converged 0.5 s after the heal")
