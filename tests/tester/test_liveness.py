@@ -256,3 +256,30 @@ def test_a_liveness_failure_is_a_junit_failure_that_says_so(tmp_path):
     assert failure is not None
     assert failure.get("message", "").startswith(
         "liveness after the final heal FAILED: not converged 0.5 s after the heal")
+
+
+def test_etcd_and_raftnode_statuses_speak_the_liveness_fields(monkeypatch):
+    from tester.dbs.etcd import EtcdDB, EtcdError
+    from tester.dbs.raftnode import RaftnodeDB
+
+    node = FakeFleet(1).nodes[0]
+    etcd = EtcdDB()
+    answer = {"header": {"member_id": "17", "raft_term": "4"}, "leader": "9",
+              "raftIndex": "120", "raftTerm": "4", "raftAppliedIndex": "118"}
+    monkeypatch.setattr(etcd, "_status", lambda n, timeout: answer)
+    assert etcd.node_status(node, 0.5) == {"id": "17", "role": "follower", "term": 4,
+                                           "leader": "9", "applied": 118, "commit": 120}
+
+    def refuse(n: Any, timeout: float) -> Any:
+        raise EtcdError("HTTP 503")
+
+    monkeypatch.setattr(etcd, "_status", refuse)
+    assert etcd.node_status(node, 0.5) is None
+    raft = RaftnodeDB()
+    monkeypatch.setattr(raft, "status", lambda n, timeout: {
+        "id": "n1", "role": "leader", "term": 2, "leader": "n1", "commit": 9, "applied": 9,
+        "last_index": 9, "snapshot_index": 0,
+        "members": {"voters": {"n1": "a", "n2": "b"}, "learners": {"n3": "c"}}})
+    assert raft.node_status(node, 0.5) == {"id": "n1", "role": "leader", "term": 2,
+                                           "leader": "n1", "applied": 9, "commit": 9,
+                                           "last_index": 9, "members": ["n1", "n2", "n3"]}
