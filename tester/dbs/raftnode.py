@@ -30,6 +30,7 @@ from typing import Any
 
 from tester.control import ControlError, Remote, on_all
 from tester.db import DBError
+from tester.dbs import faketime
 from tester.dbs.daemon import wait_until
 from tester.inventory import Node
 
@@ -143,6 +144,7 @@ class RaftnodeDB:
                    timeout=30)
         remote.put(app, APP, mode=0o755)
         remote.put(CTL_SOURCE, CTL, mode=0o755)
+        faketime.install(remote, HOME)  # raftnodectl runs the node through its wrapper
         remote.write(SECRET, self.secret + "\n", mode=0o600)
         cache = int(opts.get("faketime_cache", self.faketime_cache))
         remote.write(ENV, env_file(node, nodes, self._setup_args, cache))
