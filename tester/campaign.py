@@ -13,6 +13,7 @@ shared by every run (any ``raftlab test`` option, spelled with underscores)::
       fleet: raftlab
       time_limit: 30
       concurrency: 2n
+      db_opt: {faketime_cache: 0}   # a mapping gives one --db-opt KEY=JSON per key
 
 An optional ``sim`` section runs the deterministic simulator first (``raftlab sim``, docs/sim.md):
 it explores thousands of fault schedules a minute against raftnode's Raft core, so a gate finds
@@ -262,6 +263,9 @@ def test_argv(config: dict[str, Any]) -> list[str]:
         elif isinstance(v, list):
             for x in v:
                 argv += [flag, str(x)]
+        elif isinstance(v, dict):  # db_opt: {faketime_cache: 0} -> --db-opt faketime_cache=0
+            for key, x in v.items():
+                argv += [flag, f"{key}={json.dumps(x)}"]
         else:
             argv += [flag, str(v)]
     return argv

@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from raftnode.types import UNSAFE_SWITCHES
 from tester.control import ControlError, Remote, on_all
 from tester.db import DBError
 from tester.dbs import faketime
@@ -83,6 +84,7 @@ class RaftnodeDB:
     """raftnode on every node of the fleet (one member per node)."""
 
     name = "raftnode"
+    unsafe_switches = UNSAFE_SWITCHES  # planted bugs --unsafe may turn on (docs/raftnode.md)
 
     def __init__(self, deploy: bool = True, unsafe: list[str] | tuple[str, ...] = (),
                  secret: str | None = None, faketime_cache: int = 1,
@@ -115,8 +117,6 @@ class RaftnodeDB:
             return self._zipapp
 
     def _args(self, opts: dict[str, Any]) -> list[str]:
-        from raftnode.types import UNSAFE_SWITCHES
-
         args: list[str] = []
         for u in list(opts.get("unsafe") or []) + self.unsafe:
             if u not in UNSAFE_SWITCHES:
