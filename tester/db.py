@@ -145,7 +145,8 @@ class DB(Protocol):
 
 
 #: ``--db NAME`` for the adapters shipped with raftlab; anything else is ``package.module:Class``
-BUILTIN = {"raftnode": "tester.dbs.raftnode:RaftnodeDB", "etcd": "tester.dbs.etcd:EtcdDB"}
+BUILTIN = {"raftnode": "tester.dbs.raftnode:RaftnodeDB", "etcd": "tester.dbs.etcd:EtcdDB",
+           "nats": "tester.dbs.nats:NatsDB"}
 
 
 def adapter_options(cls: type) -> list[str] | None:
