@@ -146,7 +146,7 @@ class DB(Protocol):
 
 #: ``--db NAME`` for the adapters shipped with raftlab; anything else is ``package.module:Class``
 BUILTIN = {"raftnode": "tester.dbs.raftnode:RaftnodeDB", "etcd": "tester.dbs.etcd:EtcdDB",
-           "nats": "tester.dbs.nats:NatsDB"}
+           "nats": "tester.dbs.nats:NatsDB", "redis": "tester.dbs.redis:RedisDB"}
 
 
 def adapter_options(cls: type) -> list[str] | None:

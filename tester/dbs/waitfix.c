@@ -1,4 +1,4 @@
-/* waitfix: timed waits that end under libfaketime.
+/* waitfix: timed waits that end under libfaketime, and a safe start for programs on jemalloc.
  *
  * libfaketime (0.9.10, Debian 12) fakes CLOCK_MONOTONIC as well as CLOCK_REALTIME, and its
  * faked monotonic clock reads like the wall clock (about 1.8e9 s), but it does not wrap
@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +33,46 @@ static struct timespec real_deadline(clockid_t clock, const struct timespec *abs
   long long at = real.tv_sec * 1000000000LL + real.tv_nsec + left;
   struct timespec out = {at / 1000000000LL, at % 1000000000LL};
   return out;
+}
+
+/* libfaketime initialises itself on its first clock call, and that allocates (dlsym). A
+ * program whose malloc reads the clock while holding its own lock -- jemalloc, as in
+ * redis-server, initialising from another library's constructor -- then deadlocks in
+ * libfaketime's initialisation, or libfaketime gives up on the recursion and the process dies.
+ * So until this library's constructor has initialised libfaketime (at a moment nothing holds
+ * an allocator lock), and in a clock call nested inside libfaketime, the kernel's clock is
+ * read directly: only code that runs before main() sees the real time. */
+static int (*next_clock_gettime)(clockid_t, struct timespec *);
+static int ready;
+static __thread int in_clock;
+
+int clock_gettime(clockid_t clock, struct timespec *tp) {
+  if (!ready || in_clock || !next_clock_gettime)
+    return (int)syscall(SYS_clock_gettime, clock, tp);
+  in_clock = 1;
+  int r = next_clock_gettime(clock, tp);
+  in_clock = 0;
+  return r;
+}
+
+/* jemalloc also creates a condition variable while initialising; libfaketime wraps
+ * pthread_cond_init. A default one is all zeroes (PTHREAD_COND_INITIALIZER). */
+int pthread_cond_init(pthread_cond_t *cond, const pthread_condattr_t *attr) {
+  static int (*next)(pthread_cond_t *, const pthread_condattr_t *);
+  if (!ready && !attr) {
+    memset(cond, 0, sizeof *cond);
+    return 0;
+  }
+  if (!next) next = (int (*)(pthread_cond_t *, const pthread_condattr_t *))
+                 dlvsym(RTLD_NEXT, "pthread_cond_init", "GLIBC_2.3.2");
+  return next ? next(cond, attr) : ENOSYS;
+}
+
+__attribute__((constructor)) static void start_libfaketime(void) {
+  struct timespec t;
+  next_clock_gettime = (int (*)(clockid_t, struct timespec *))dlsym(RTLD_NEXT, "clock_gettime");
+  if (next_clock_gettime) next_clock_gettime(CLOCK_REALTIME, &t);
+  ready = 1;
 }
 
 int sem_clockwait(sem_t *sem, clockid_t clock, const struct timespec *abstime) {
