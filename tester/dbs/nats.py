@@ -62,9 +62,10 @@ class NatsDB:
     workloads = ("registers", "kv", "append", "set")
 
     def __init__(self, deploy: bool = True, client_port: int = 4222, cluster_port: int = 6222,
-                 http_port: int = 8222, direct_reads: bool = False,
+                 http_port: int = 8222, direct_reads: bool = False, replicas: int | None = None,
                  binary: str = "/usr/sbin/nats-server"):
         self.deploy, self.binary, self.direct_reads = deploy, binary, bool(direct_reads)
+        self.replicas = int(replicas) if replicas else None  # None: one per node, at most 5
         self.ports = (int(client_port), int(cluster_port), int(http_port))
         self.nodes: list[Node] = []
 
@@ -97,7 +98,8 @@ class NatsDB:
         def bucket_ready() -> bool:
             st = self._stream(nodes)
             if st is None:
-                _run(self._create_bucket(nodes[0], min(len(nodes), MAX_REPLICAS)), 5)
+                _run(self._create_bucket(nodes[0],
+                                         self.replicas or min(len(nodes), MAX_REPLICAS)), 5)
                 return False
             cl = st.get("cluster") or {}
             replicas = cl.get("replicas") or []
@@ -254,6 +256,20 @@ class NatsClient:
             return None, 0
         return json.loads(e.value), e.revision
 
+    async def _read(self, key: str, deadline: float) -> tuple[Any, int]:
+        """``_get``, asked again while JetStream says it has no leader for the bucket yet (as
+        after a partition heals): a read changes nothing, so retrying it is safe."""
+        from nats.errors import NoRespondersError
+        from nats.js.errors import ServiceUnavailableError
+
+        while True:
+            try:
+                return await self._get(key)
+            except (ServiceUnavailableError, NoRespondersError):
+                if time.monotonic() + 0.2 > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+
     async def _update(self, key: str, new: Any, revision: int) -> None:
         """Write ``new`` only if the key is still at ``revision`` (0: only if it is missing)."""
         if revision:
@@ -265,7 +281,7 @@ class NatsClient:
         from nats.js.errors import KeyWrongLastSequenceError
 
         if f == "read":
-            return "ok", (await self._get(key))[0], None
+            return "ok", (await self._read(key, deadline))[0], None
         if f == "write":
             await self.kv.put(key, _enc(value))
             return "ok", value, None
