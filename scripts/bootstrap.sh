@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything raftlab needs on a Debian/Ubuntu machine, as root: Debian packages
-# (python3, sshd, iptables, libfaketime, etcd, NATS, Redis, chromium, a C compiler) and a virtualenv in .venv
-# with raftlab installed in editable mode and its simulator modules compiled. Safe to run
-# again; it skips what is already there.
+# (python3, sshd, iptables, libfaketime, etcd, NATS, Redis, chromium, a C compiler) and a
+# virtualenv in .venv with raftlab installed in editable mode and its simulator modules
+# compiled. Safe to run again; it skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
