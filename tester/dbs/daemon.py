@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from tester.control import Remote
 from tester.db import DBError
+from tester.inventory import Node
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,23 @@ class Daemon:
     def _signal(self, sig: str) -> str:
         return (f"p={shlex.quote(self.pid_file)}; [ -f \"$p\" ] && "
                 f'kill -{sig} "$(cat "$p")" 2>/dev/null')
+
+
+class DaemonFaults:
+    """``kill``, ``pause`` and ``resume`` of an adapter whose database is one pid-file daemon
+    per node (``daemon``): what every such adapter does alike, written once."""
+
+    daemon: Daemon
+
+    def kill(self, remote: Remote, node: Node) -> None:
+        """SIGKILL, and wait until the process is gone."""
+        self.daemon.kill(remote)
+
+    def pause(self, remote: Remote, node: Node) -> None:
+        self.daemon.signal(remote, "STOP")
+
+    def resume(self, remote: Remote, node: Node) -> None:
+        self.daemon.signal(remote, "CONT")
 
 
 def wait_until(what: str, fn, timeout: float, interval: float = 0.05):  # type: ignore[no-untyped-def]

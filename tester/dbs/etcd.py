@@ -21,7 +21,7 @@ from typing import Any
 
 from tester.control import Remote, on_all
 from tester.db import DBError
-from tester.dbs.daemon import Daemon, wait_until
+from tester.dbs.daemon import Daemon, DaemonFaults, wait_until
 from tester.inventory import Node
 
 DATA_DIR = "/var/lib/etcd/raftlab"
@@ -65,10 +65,11 @@ class EtcdError(RuntimeError):
     """etcd answered with an error (the request may or may not have taken effect)."""
 
 
-class EtcdDB:
+class EtcdDB(DaemonFaults):
     """etcd on every node, one member per node, managed as a pid-file daemon."""
 
     name = "etcd"
+    daemon = DAEMON  # kill, pause and resume act on it
 
     def __init__(self, client_port: int = 2379, peer_port: int = 2380,
                  binary: str = "/usr/bin/etcd", heartbeat_ms: int = 50,
@@ -134,15 +135,6 @@ class EtcdDB:
         if argv is None:
             raise DBError(f"{node.name}: etcd was never set up on this node by this test")
         DAEMON.start(remote, argv)
-
-    def kill(self, remote: Remote, node: Node) -> None:
-        DAEMON.kill(remote)
-
-    def pause(self, remote: Remote, node: Node) -> None:
-        DAEMON.signal(remote, "STOP")
-
-    def resume(self, remote: Remote, node: Node) -> None:
-        DAEMON.signal(remote, "CONT")
 
     def log_files(self, remote: Remote, node: Node) -> list[str]:
         return [DAEMON.log_file]

@@ -31,7 +31,7 @@ from typing import Any
 
 from tester.control import Remote, on_all
 from tester.db import DBError
-from tester.dbs.daemon import Daemon, wait_until
+from tester.dbs.daemon import Daemon, DaemonFaults, wait_until
 from tester.inventory import Node
 
 HOME = "/opt/raftlab/nats"
@@ -55,10 +55,11 @@ def config(node: Node, nodes: list[Node], ports: tuple[int, int, int]) -> str:
             f"routes: [{routes}] }}\n")
 
 
-class NatsDB:
+class NatsDB(DaemonFaults):
     """A nats-server JetStream cluster, one server per node, and the KV bucket ``raftlab``."""
 
     name = "nats"
+    daemon = DAEMON  # kill, pause and resume act on it
     workloads = ("registers", "kv", "append", "set")
 
     def __init__(self, deploy: bool = True, client_port: int = 4222, cluster_port: int = 6222,
@@ -130,15 +131,6 @@ class NatsDB:
     # --- process faults ------------------------------------------------------------------------
     def start(self, remote: Remote, node: Node) -> None:
         DAEMON.start(remote, [self.binary, "-c", CONF])
-
-    def kill(self, remote: Remote, node: Node) -> None:
-        DAEMON.kill(remote)
-
-    def pause(self, remote: Remote, node: Node) -> None:
-        DAEMON.signal(remote, "STOP")
-
-    def resume(self, remote: Remote, node: Node) -> None:
-        DAEMON.signal(remote, "CONT")
 
     def log_files(self, remote: Remote, node: Node) -> list[str]:
         return [DAEMON.log_file, CONF]

@@ -31,7 +31,7 @@ from typing import Any
 from tester.control import Remote, on_all
 from tester.db import DBError
 from tester.dbs import faketime
-from tester.dbs.daemon import Daemon, wait_until
+from tester.dbs.daemon import Daemon, DaemonFaults, wait_until
 from tester.inventory import Node
 
 HOME = "/opt/raftlab/redis"
@@ -83,10 +83,11 @@ def sentinel_config(node: Node, primary: Node, nodes: list[Node], ports: tuple[i
         f"sentinel parallel-syncs {SERVICE} 1"]) + "\n"
 
 
-class RedisDB:
+class RedisDB(DaemonFaults):
     """redis-server and redis-sentinel on every node; the first node starts as the primary."""
 
     name = "redis"
+    daemon = SERVER  # kill, pause and resume act on it
     workloads = ("registers", "kv", "append", "set")
 
     def __init__(self, deploy: bool = True, port: int = 6379, sentinel_port: int = 26379,
@@ -166,15 +167,6 @@ class RedisDB:
     # --- process faults: the database is redis-server; the sentinels stay up -------------------
     def start(self, remote: Remote, node: Node) -> None:
         SERVER.start(remote, self._wrap([self.binaries[0], SERVER_CONF]))
-
-    def kill(self, remote: Remote, node: Node) -> None:
-        SERVER.kill(remote)
-
-    def pause(self, remote: Remote, node: Node) -> None:
-        SERVER.signal(remote, "STOP")
-
-    def resume(self, remote: Remote, node: Node) -> None:
-        SERVER.signal(remote, "CONT")
 
     def log_files(self, remote: Remote, node: Node) -> list[str]:
         return [SERVER.log_file, SENTINEL.log_file, SENTINEL_CONF]
