@@ -14,14 +14,13 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-import shlex
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tester.control import Remote, on_all
 from tester.db import DBError
-from tester.dbs.daemon import Daemon, DaemonFaults, wait_until
+from tester.dbs.daemon import Daemon, DaemonFaults, require_program, wait_until
 from tester.inventory import Node
 
 DATA_DIR = "/var/lib/etcd/raftlab"
@@ -105,13 +104,9 @@ class EtcdDB(DaemonFaults):
             self._nodes[n.name] = n
         self._argv[node.name] = self._argv_for(node, nodes, "new")
         if not self.deploy:
-            if not DAEMON.running(remote):
-                raise DBError(f"{node.name}: etcd is not running (no live pid in "
-                              f"{DAEMON.pid_file}); drop --no-deploy to deploy it")
+            DAEMON.require_running(remote)
             return
-        remote.run(f"test -x {shlex.quote(self.binary)} || "
-                   f"{{ echo 'etcd not installed at {self.binary} (apt-get install etcd-server)'"
-                   " >&2; exit 1; }", timeout=10)
+        require_program(remote, self.binary, "etcd-server")
         self._fresh(remote, node, nodes, "new")
 
     def _fresh(self, remote: Remote, node: Node, cluster: list[Node], state: str) -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shlex
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +30,7 @@ from typing import Any
 
 from tester.control import Remote, on_all
 from tester.db import DBError
-from tester.dbs.daemon import Daemon, DaemonFaults, wait_until
+from tester.dbs.daemon import Daemon, DaemonFaults, require_program, wait_until
 from tester.inventory import Node
 
 HOME = "/opt/raftlab/nats"
@@ -74,13 +73,9 @@ class NatsDB(DaemonFaults):
     def setup(self, remote: Remote, node: Node, nodes: list[Node], opts: dict[str, Any]) -> None:
         self.nodes = list(nodes)
         if not self.deploy:
-            if not DAEMON.running(remote):
-                raise DBError(f"{node.name}: nats-server is not running (no live pid in "
-                              f"{DAEMON.pid_file}); drop --no-deploy to deploy it")
+            DAEMON.require_running(remote)
             return
-        remote.run(f"test -x {shlex.quote(self.binary)} || {{ echo 'nats-server not installed "
-                   f"at {self.binary} (apt-get install nats-server)' >&2; exit 1; }}",
-                   timeout=10)
+        require_program(remote, self.binary, "nats-server")
         DAEMON.kill(remote)
         remote.run(f"rm -rf {DATA} && mkdir -p {HOME} && : > {DAEMON.log_file}", timeout=15)
         remote.write(CONF, config(node, nodes, self.ports))

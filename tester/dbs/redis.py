@@ -24,14 +24,13 @@ mitigation), ``faketime_cache``.
 from __future__ import annotations
 
 import json
-import shlex
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tester.control import Remote, on_all
 from tester.db import DBError
 from tester.dbs import faketime
-from tester.dbs.daemon import Daemon, DaemonFaults, wait_until
+from tester.dbs.daemon import Daemon, DaemonFaults, require_program, wait_until
 from tester.inventory import Node
 
 HOME = "/opt/raftlab/redis"
@@ -105,14 +104,11 @@ class RedisDB(DaemonFaults):
     def setup(self, remote: Remote, node: Node, nodes: list[Node], opts: dict[str, Any]) -> None:
         self.nodes = list(nodes)
         if not self.deploy:
-            missing = [d.name for d in (SERVER, SENTINEL) if not d.running(remote)]
-            if missing:
-                raise DBError(f"{node.name}: {' and '.join(missing)} not running (--no-deploy); "
-                              "drop --no-deploy to deploy them")
+            SERVER.require_running(remote)
+            SENTINEL.require_running(remote)
             return
         for b in self.binaries:
-            remote.run(f"test -x {shlex.quote(b)} || {{ echo '{b} is not installed (apt-get "
-                       "install redis-server redis-sentinel)' >&2; exit 1; }", timeout=10)
+            require_program(remote, b, "redis-server redis-sentinel")
         primary = nodes[0]
         faketime.install(remote, HOME)
         faketime.reset_clock(remote, CLOCK)
