@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         faults = _validate(args)
-        db = load_db(args.db, **args.db_opts, **({"deploy": False} if args.no_deploy else {}))
+        db = load_db(args.db, **{**args.db_opts, **({"deploy": False} if args.no_deploy else {})})
         check_unsafe(db, args.unsafe)
         wl.require(db, args.workload)
     except (BadInput, ValueError) as e:

@@ -45,6 +45,13 @@ def test_db_options_and_no_deploy_reach_the_adapters_constructor(capsys):
     assert RecordingDB.made == [{"deploy": False, "port": 9100, "peers": ["a", "b"]}]
 
 
+def test_no_deploy_and_a_deploy_db_option_together_are_one_option(capsys):
+    RecordingDB.made.clear()
+    code, _ = run(capsys, "--fleet", "tsnofleet", "--db", f"{__name__}:RecordingDB",
+                  "--db-opt", "deploy=true", "--no-deploy")
+    assert code == 254 and RecordingDB.made == [{"deploy": False, "port": 9000, "peers": None}]
+
+
 def test_the_runner_gets_the_db_options_for_setup_and_clients(monkeypatch, capsys):
     seen: dict[str, Any] = {}
 
