@@ -186,7 +186,11 @@ def load_db(spec: str, **options: Any) -> DB:
                 what = "--no-deploy" if k == "deploy" else f"--db-opt {k}"
                 raise ValueError(f"{what}: --db {spec} takes no option {k!r} "
                                  f"(its options: {', '.join(known) or 'none'})")
-    return cls(**options)
+    try:
+        return cls(**options)
+    except (TypeError, ValueError) as e:  # e.g. --db-opt port="x" where a number was meant
+        given = ", ".join(f"{k}={v!r}" for k, v in sorted(options.items()))
+        raise ValueError(f"--db {spec}: its options ({given}) were refused: {e}") from None
 
 
 def check_unsafe(db: DB, switches: list[str]) -> None:

@@ -72,6 +72,8 @@ def test_the_runner_gets_the_db_options_for_setup_and_clients(monkeypatch, capsy
      "--unsafe 'local-reads': not a switch of --db etcd (it has no unsafe switches)"),
     (["--db", f"{__name__}:RecordingDB", "--unsafe", "local-reads"],
      "--unsafe 'local-reads': not a switch of --db recording (expected one of drop-acks)"),
+    (["--db", "redis", "--db-opt", 'port="x"'],
+     "--db redis: its options (port='x') were refused: invalid literal for int()"),
     (["--db", f"{__name__}:NoOptionsDB", "--no-deploy"],
      "--no-deploy: --db tests.tester.test_adapter_kit:NoOptionsDB takes no option 'deploy'"),
 ])
