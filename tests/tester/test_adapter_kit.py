@@ -100,6 +100,15 @@ def test_an_adapter_taking_any_keyword_gets_every_option():
     assert db.options == {"deploy": False, "anything": 1}
 
 
+def test_a_campaign_file_with_db_options_runs_each_cell_with_them(tmp_path, capsys):
+    f = tmp_path / "c.yml"
+    f.write_text("name: c\ndbs: [redis]\nworkloads: [set]\nnemeses: [none]\nseeds: [1]\n"
+                 "settings: {fleet: x, db_opt: {down_after_ms: 2000, min_replicas: 1}}\n")
+    assert main(["campaign", str(f), "--dry-run"]) == 0
+    line = capsys.readouterr().out
+    assert "--db-opt down_after_ms=2000 --db-opt min_replicas=1" in line, line
+
+
 def test_a_campaign_mapping_of_db_options_becomes_one_flag_per_key():
     argv = campaign.test_argv({"fleet": "x", "db": "raftnode",
                                "db_opt": {"faketime_cache": 0, "tick_ms": 20}})
