@@ -32,7 +32,7 @@ if [ -n "$fix" ] && [ ! -f "$fix" ]; then
     mv -f "$fix.$$" "$fix"
   else
     rm -f "$fix.$$"
-    echo "faketime-run: no C compiler to build waitfix.so: timed waits may hang under clock faults" >&2
+    echo "faketime-run: cannot build $fix (no cc, or cc failed): timed waits may hang under clock faults" >&2
   fi
 fi
 if [ -n "$fix" ] && [ -f "$fix" ]; then preload="$fix $lib"; else preload=$lib; fi
