@@ -116,4 +116,10 @@ def load_db(spec: str, **kwargs: Any) -> DB:
         cls = getattr(mod, attr)
     except AttributeError:
         raise ValueError(f"--db {spec!r}: module {modname!r} has no {attr!r}") from None
-    return cls(**kwargs)
+    if not isinstance(cls, type):
+        raise ValueError(f"--db {spec!r}: {modname}.{attr} is a {type(cls).__name__}, not a "
+                         "class; name the adapter class, e.g. package.module:MyDB")
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise ValueError(f"--db {spec!r}: cannot create {modname}.{attr}: {e}") from None
