@@ -337,6 +337,25 @@ def per_key(checked: dict[str, Any]) -> dict[str, Any]:
     return {str(p.get("key")): p.get("valid") for p in checked.get("partitions") or []}
 
 
+def judge(ops: list[Op], workload: wl.Workload, nodes_dir: Path, cut_short: bool,
+          timeout: float) -> dict[str, Any]:
+    """The verdict and its evidence, from the history and the node logs alone: what a run
+    writes into results.json, and what ``raftlab analyze`` recomputes from a stored run."""
+    checked = check_history(ops, workload, timeout)
+    stats, perf = summarize(ops)
+    valid: Verdict = checked.get("valid", UNKNOWN)
+    events = nodeevents.check(nodes_dir)
+    if events is not None:
+        valid = worst([valid, events["valid"]])  # composed checkers: the worst verdict wins
+    if cut_short and valid is True:
+        valid = UNKNOWN  # a run cut short proves nothing about the rest
+    if not [op for op in ops if op.process != NEMESIS and op.type == "ok"]:
+        valid = worst([valid, UNKNOWN])  # nothing succeeded: nothing was tested
+    return {"valid": valid, "checker": checked, "per_key": per_key(checked),
+            "node_events": events, "elections": nodeevents.elections(events),
+            "stats": stats, "perf": perf}
+
+
 # --------------------------------------------------------------------------- the run
 
 
@@ -538,31 +557,19 @@ class Runner:
         # stopped before the workload existed: judge what there is as registers
         workload = getattr(self, "workload", None) or wl.registers()
         with self.step("check"):
-            checked = check_history(ops, workload, self.cfg.check_timeout)
-        stats, perf = summarize(ops)
-        valid: Verdict = checked.get("valid", UNKNOWN)
-        events = nodeevents.check(self.store.path / "nodes")
-        if events is not None:
-            valid = worst([valid, events["valid"]])  # composed checkers: the worst verdict wins
-        if self.errors and valid is True:
-            valid = UNKNOWN  # a run cut short proves nothing about the rest
-        if not [op for op in ops if op.process != NEMESIS and op.type == "ok"]:
-            valid = worst([valid, UNKNOWN])  # nothing succeeded: nothing was tested
+            judged = judge(ops, workload, self.store.path / "nodes", bool(self.errors),
+                           self.cfg.check_timeout)
+        valid: Verdict = judged["valid"]
         results = {
-            "valid": valid,
-            "checker": checked,
-            "per_key": per_key(checked),
-            "node_events": events,
-            "elections": nodeevents.elections(events),
+            **judged,
             "nemesis": self.nemesis.summary() if self.nemesis is not None else None,
-            "stats": stats,
-            "perf": perf,
             "timings": self.timings,
             "errors": self.errors,
             "interrupted": interrupted,
             "partial": partial,
         }
         self.store.write_results(results)
+        self.store.write_history_edn(ops)
         report = self.store.write_report()
         log.info("verdict %s; run folder %s", valid, self.store.path)
         logging.getLogger("raftlab").removeHandler(self._handler)

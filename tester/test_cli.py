@@ -33,7 +33,7 @@ def concurrency(spec: str, nodes: int) -> int:
     return int(m.group(1)) * (nodes if m.group(2) else 1)
 
 
-def test_name(db: str, workload: str, unsafe: list[str]) -> str:
+def default_name(db: str, workload: str, unsafe: list[str]) -> str:
     """The default test name: what makes runs differ, so each kind keeps its own ``latest``
     (``raftnode-registers``, ``raftnode-registers-unsafe-local-reads``)."""
     name = f"{db.split(':')[-1].lower()}-{workload}"
@@ -207,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
     try:
         cfg = RunConfig(
-            name=args.name or test_name(args.db, args.workload, args.unsafe),
+            name=args.name or default_name(args.db, args.workload, args.unsafe),
             db=args.db,
             workload=args.workload,
             nemesis=faults,
