@@ -257,7 +257,8 @@ def fault_windows(ops: list[Op], end: int) -> list[tuple[int, int, str]]:
     return sorted(out)
 
 
-def _quantiles(xs: list[float]) -> dict[str, float]:
+def quantiles(xs: list[float]) -> dict[str, float]:
+    """p50, p95, p99 and the maximum ("1") of ``xs``, as results.json and the report give them."""
     if not xs:
         return {}
     xs = sorted(xs)
@@ -313,8 +314,8 @@ def summarize(ops: list[Op]) -> tuple[dict[str, Any], dict[str, Any]]:
     perf = {
         "duration_s": round(dur, 3),
         "ops_per_s": round(n / dur, 1) if dur > 0 else None,
-        "latency_ms": {f: _quantiles(v) for f, v in lat.items()},
-        "latency_all_ms": _quantiles([x for v in lat.values() for x in v]),
+        "latency_ms": {f: quantiles(v) for f, v in lat.items()},
+        "latency_all_ms": quantiles([x for v in lat.values() for x in v]),
     }
     return stats, perf
 
