@@ -85,5 +85,6 @@ def test_latency_and_throughput_are_given_per_f():
 def test_each_op_carries_the_node_that_served_it():
     cols = report.op_columns(pair_ops(history()))
     assert sorted(cols["nodes"]) == ["n1", "n2"]
-    by_proc = {cols["procs"][p]: cols["nodes"][nd] for p, nd in zip(cols["proc"], cols["node"])}
+    pairs = zip(cols["proc"], cols["node"], strict=True)
+    by_proc = {cols["procs"][p]: cols["nodes"][nd] for p, nd in pairs}
     assert by_proc == {"0": "n1", "1": "n2"}
