@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from checker.history import HistoryError, read_jsonl
@@ -55,6 +57,8 @@ def _load_json(path: Any) -> Any:
 def analyze(run_dir: str, check_timeout: float | None = None) -> Outcome:
     """Re-check one stored run and rewrite its results and report; ValueError on bad input."""
     d = resolve_run_dir(run_dir)
+    if d.is_symlink():  # a ``latest`` link: name the run itself
+        d = Path(os.path.relpath(d.resolve()))
     test = _load_json(d / "test.json")
     test = test if isinstance(test, dict) else {}
     old = _load_json(d / "results.json")

@@ -70,5 +70,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"raftlab heal: {family}: {'; '.join(errs)}", file=sys.stderr)
         print(f"not every fault was healed on {names} ({where})")
         return 1
-    print(f"healed {', '.join(res['healed'])} on {names} ({where})")
+    healed = [f for f in res["healed"] if f not in ("kill", *NEEDS_THE_RUN)]
+    print(f"healed {', '.join(healed)} on {names} ({where}); processes a kill fault stopped "
+          "are not restarted: the next run's setup starts the database afresh")
     return 0

@@ -196,8 +196,11 @@
       if (!busy[k2] && !all[k2]) continue;  // no client was asking: nothing to judge
       var v = all[k2] ? good[k2] / all[k2] : 0;
       var x0 = c.x(k2 * bin), x1 = Math.max(x0 + 1, c.x((k2 + 1) * bin) - 0.5);
+      if (!all[k2]) {  // clients waiting and nothing completed: an outage, drawn as one
+        ctx.fillStyle = "rgba(220,38,38,.18)"; ctx.fillRect(x0, top, x1 - x0, bottom - top);
+      }
       ctx.fillStyle = v >= 0.99 ? "#16a34a" : v >= 0.5 ? "#ca8a04" : "#dc2626";
-      ctx.fillRect(x0, y(Math.max(v, 0.02)), x1 - x0, bottom - y(Math.max(v, 0.02)));
+      ctx.fillRect(x0, y(Math.max(v, 0.03)), x1 - x0, bottom - y(Math.max(v, 0.03)));
       hits.push([x0, x1, top, bottom, fmtSecs(k2 * bin) + " \u2013 " + fmtSecs((k2 + 1) * bin) + ": " +
         (all[k2] ? Math.round(100 * v) + "% answered (" + good[k2] + " of " + all[k2] + " completions)" : "clients waiting, nothing completed")]);
       drawn++;
