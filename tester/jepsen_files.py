@@ -22,20 +22,12 @@ from checker.history import NEMESIS, Op
 
 
 def op_map(op: Op) -> dict[Any, Any]:
-    """One history record as Jepsen's op map."""
-    d: dict[Any, Any] = {
-        "index": op.index,
-        "time": op.time,
-        "type": Keyword(op.type),
-        "process": Keyword(NEMESIS) if op.process == NEMESIS else op.process,
-        "f": keyword_key(op.f),
-        "value": op.value if op.key is None else [op.key, op.value],
-    }
-    if op.error is not None:
-        d["error"] = op.error
-    if op.node is not None:
-        d["node"] = op.node
-    d.update(op.extra)
+    """One history record as Jepsen's op map (the JSONL record's fields, Jepsen's types)."""
+    d: dict[Any, Any] = op.to_dict()
+    d.pop("key", None)  # folded into the value, as Jepsen's independent tuple
+    d.update(type=Keyword(op.type), f=keyword_key(op.f),
+             process=Keyword(NEMESIS) if op.process == NEMESIS else op.process,
+             value=op.value if op.key is None else [op.key, op.value])
     return d
 
 

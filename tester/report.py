@@ -766,10 +766,15 @@ def _by_f_html(rows: list[dict[str, Any]]) -> str:
         f"<td>{r['info']:,}</td><td>{_ms(r['per_s'])}</td><td>{_ms(r['ok_per_s'])}</td>"
         + "".join(f"<td>{_ms(r['latency_ms'].get(q))}</td>" for q in ("0.5", "0.95", "0.99", "1"))
         + "</tr>" for r in rows)
-    return ("<h3>By operation</h3><table class=\"grid small\" id=\"by-f\"><thead><tr>"
-            "<th>f</th><th>ok</th><th>fail</th><th>info</th><th>ops/s</th><th>ok/s</th>"
-            "<th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>max ms</th></tr></thead>"
-            f"<tbody>{body}</tbody></table>")
+    return _table("By operation", "by-f", ("f", "ok", "fail", "info", "ops/s", "ok/s", "p50 ms",
+                                           "p95 ms", "p99 ms", "max ms"), body)
+
+
+def _table(title: str, id_: str, heads: tuple[str, ...], body: str) -> str:
+    """A titled small table of the counts section."""
+    return (f"<h3>{esc(title)}</h3><table class=\"grid small\" id=\"{id_}\"><thead><tr>"
+            + "".join(f"<th>{esc(h)}</th>" for h in heads)
+            + f"</tr></thead><tbody>{body}</tbody></table>")
 
 
 #: rows of the error table (results.json and the history keep every one)
@@ -790,9 +795,8 @@ def _errors_html(rows: list[dict[str, Any]]) -> str:
         + "</td></tr>" for r in rows[:ERROR_ROWS])
     more = (f"<p class=\"hint\">{len(rows) - ERROR_ROWS} rarer errors are not listed.</p>"
             if len(rows) > ERROR_ROWS else "")
-    return ("<h3>Fails and infos by error</h3><table class=\"grid small\" id=\"errors\"><thead>"
-            "<tr><th>f</th><th>type</th><th>error</th><th>count</th><th>what it means</th></tr>"
-            f"</thead><tbody>{body}</tbody></table>{more}")
+    return _table("Fails and infos by error", "errors",
+                  ("f", "type", "error", "count", "what it means"), body) + more
 
 
 def _stalls_html(found: list[tuple[int, int]], faults: Faults) -> str:
