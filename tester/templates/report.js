@@ -85,7 +85,7 @@
       ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, bottom); ctx.stroke(); ctx.setLineDash([]); ctx.lineWidth = 1;
       if (data.errors.length <= 10) {  // more would only be clutter: hover tells which key
         ctx.fillStyle = "#b91c1c"; ctx.font = "bold 11px system-ui, sans-serif";
-        ctx.fillText("\u2717 " + e[1], x + 3, top + 14); ctx.font = "11px system-ui, sans-serif";
+        ctx.fillText("\u2717 " + e[1], x + 3, top + 14); ctx.font = "12px system-ui, sans-serif";
       }
       if (hits) hits.push([x - 4, x + 4, top, bottom, "key " + e[1] + ": the first operation that cannot be linearized began at " + fmtSecs(e[0])]);
     });
@@ -409,7 +409,7 @@
   // ------------------------------------------------------------------ cluster timeline
   function drawTimeline() {
     var canvas = document.getElementById("timeline"); if (!canvas) return;
-    var lanes = data.lanes, LANE = 54;
+    var lanes = data.lanes, LANE = 70;
     if (!lanes.length) {
       var p = document.createElement("p"); p.className = "hint";
       p.textContent = "This run has no node logs and no node-level faults to draw.";
@@ -427,7 +427,7 @@
     lanes.forEach(function (lane, li) {
       var y0 = M.t + li * LANE + 16, h = 24;
       ctx.fillStyle = "#111827"; ctx.font = "bold 12px system-ui, sans-serif"; ctx.textAlign = "right";
-      ctx.fillText(lane.node, M.l - 8, y0 + h / 2 + 4); ctx.textAlign = "left"; ctx.font = "11px system-ui, sans-serif";
+      ctx.fillText(lane.node, M.l - 8, y0 + h / 2 + 4); ctx.textAlign = "left"; ctx.font = "12px system-ui, sans-serif";
       ctx.fillStyle = "#f3f4f6"; ctx.fillRect(M.l, y0, c.w - M.l - M.r, h);
       lane.segs.forEach(function (s) {
         var x0 = c.x(s[0]), x1 = Math.max(x0 + 1, c.x(s[1]));
@@ -440,6 +440,7 @@
         hits.push([x0, x1, y0, y0 + h, lane.node + ": " + s[2] + (s[3] === null || s[3] === undefined ? " (starting)" : " in term " + s[3]) + (s[4] ? ", leader " + s[4] : "") + "\n" + fmtSecs(s[0]) + " \u2013 " + fmtSecs(s[1])]);
         segCount++;
       });
+      var underEnd = -Infinity;  // where the last label under the lane ends: labels never overlap
       lane.effects.forEach(function (e) {
         var x0 = c.x(e[0]), x1 = Math.max(x0 + 2, c.x(e[1])), kind = e[2];
         var text = lane.node + ": " + e[4] + "\n" + fmtSecs(e[0]) + " \u2013 " + fmtSecs(e[1]);
@@ -453,15 +454,20 @@
           ctx.strokeStyle = e[3]; ctx.lineWidth = 2;
           for (var sx = x0 - h; sx < x1; sx += 7) { ctx.beginPath(); ctx.moveTo(sx, y0 + h); ctx.lineTo(sx + h, y0); ctx.stroke(); }
           ctx.restore();
-          if (x1 - x0 > 44) { ctx.fillStyle = "#1e3a8a"; ctx.font = "bold 11px system-ui"; ctx.fillText("paused", x0 + 4, y0 + h / 2 + 4); ctx.font = "11px system-ui, sans-serif"; }
+          if (x1 - x0 > 44) { ctx.fillStyle = "#1e3a8a"; ctx.font = "bold 12px system-ui"; ctx.fillText("paused", x0 + 4, y0 + h / 2 + 4); ctx.font = "12px system-ui, sans-serif"; }
           hits.push([x0, x1, y0, y0 + h, text]);
         } else if (kind === "clock") {
           ctx.fillStyle = e[3]; ctx.fillRect(x0, y0 - 4, x1 - x0, 3);
           ctx.fillStyle = "#5b21b6"; ctx.fillText(e[4], x0 + 2, y0 - 6);
           hits.push([x0, x1, y0 - 15, y0, text]);
-        } else {
-          ctx.fillStyle = e[3]; ctx.fillRect(x0, y0 + h + 1, x1 - x0, 5);
-          hits.push([x0, x1, y0 + h, y0 + h + 7, text]);
+        } else {  // a partition, loss or delay: a bar under the lane, named where there is room
+          ctx.fillStyle = e[3]; ctx.fillRect(x0, y0 + h + 1, x1 - x0, 6);
+          var w = ctx.measureText(e[4]).width;
+          if (x1 - x0 >= Math.min(w, 60) && x0 > underEnd) {
+            ctx.fillStyle = "#7f1d1d"; ctx.fillText(e[4], x0 + 1, y0 + h + 19);
+            underEnd = x0 + w + 8;
+          }
+          hits.push([x0, x1, y0 + h, y0 + h + 20, text]);
         }
       });
       lane.marks.forEach(function (m) {
