@@ -175,8 +175,9 @@ def _reject_unknown(path: str, fields: dict[Any, Any], known: set[str], prefix: 
     """A misspelt field is an error naming it, not a setting silently ignored."""
     unknown = sorted(set(map(str, fields)) - known)
     if unknown:
-        raise CampaignError(f"{path}: unknown field '{prefix}{unknown[0]}'; expected "
-                            f"{', '.join(sorted(known))}")
+        names = ", ".join(f"'{prefix}{u}'" for u in unknown)
+        raise CampaignError(f"{path}: unknown field{'s' if len(unknown) > 1 else ''} {names}; "
+                            f"expected {', '.join(sorted(known))}")
 
 
 def _parse_sim(path: str, sim: Any) -> tuple[int, list[int]]:
@@ -208,10 +209,13 @@ def _check_names(path: str, camp: Campaign) -> None:
         except ValueError as e:
             raise CampaignError(f"{path}: field 'nemeses[{i}]': {e}") from None
     options = test_options()
-    for k in camp.settings:
-        if options and "--" + k.replace("_", "-") not in options:
-            raise CampaignError(f"{path}: field 'settings.{k}': raftlab test has no option "
-                                f"--{k.replace('_', '-')}")
+    bad = sorted(k for k in camp.settings if options and "--" + k.replace("_", "-") not in options)
+    if bad:  # every one at once, sorted: one fix-and-retry round, not one per typo
+        raise CampaignError(
+            f"{path}: field{'s' if len(bad) > 1 else ''} "
+            + ", ".join(f"'settings.{k}'" for k in bad)
+            + f": raftlab test has no option{'s' if len(bad) > 1 else ''} "
+            + ", ".join("--" + k.replace("_", "-") for k in bad))
     for i, w in enumerate(camp.workloads):
         if w not in wl.WORKLOADS:
             raise CampaignError(f"{path}: field 'workloads[{i}]': unknown workload {w!r}; "
