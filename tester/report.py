@@ -497,12 +497,18 @@ def op_columns(calls: list[visualize.Call]) -> dict[str, Any]:
         cols["node"].append(-1 if node is None else nodes.setdefault(node, len(nodes)))
         err = None if done.error is None else _short(done.error, 120)
         cols["err"].append(-1 if err is None else errs.setdefault(err, len(errs)))
-        cols["ans"].append(int(done.type == "fail" and done.error in ANSWERED))
+        cols["ans"].append(int(done.type == "fail" and is_answer(done)))
         if values:
             v = done.value if done.type == "ok" else inv.value
             cols["val"].append("" if v is None else _short(v, 40))
     return {**cols, "fnames": list(fs), "keys": list(keys), "procs": list(procs),
             "nodes": list(nodes), "errs": list(errs)}
+
+
+def is_answer(done: Op) -> bool:
+    """A fail that is the system's answer (a cas mismatch), not unavailability. Errors of
+    imported histories may be any value (Jepsen's are often vectors)."""
+    return done.type == "fail" and isinstance(done.error, str) and done.error in ANSWERED
 
 
 def by_f(calls: list[visualize.Call], duration_ns: int) -> list[dict[str, Any]]:
@@ -550,7 +556,7 @@ def stalls(calls: list[visualize.Call], min_s: float = 1.0) -> list[tuple[int, i
     The stretch begins at the first request made after the last answer, so a pause of the
     clients (the quiet period before the final reads) is not a stall."""
     answers = sorted(c.done.time for c in calls if c.done is not None and (
-        c.done.type == "ok" or (c.done.type == "fail" and c.done.error in ANSWERED)))
+        c.done.type == "ok" or is_answer(c.done)))
     asks = sorted(c.invoke.time for c in calls)
     out: list[tuple[int, int]] = []
     last = asks[0] if asks else 0

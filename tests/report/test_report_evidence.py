@@ -88,3 +88,14 @@ def test_each_op_carries_the_node_that_served_it():
     pairs = zip(cols["proc"], cols["node"], strict=True)
     by_proc = {cols["procs"][p]: cols["nodes"][nd] for p, nd in pairs}
     assert by_proc == {"0": "n1", "1": "n2"}
+
+
+def test_errors_that_are_not_strings_are_grouped_and_never_taken_for_answers():
+    ops = history()
+    ops = [op if op.type != "ok" or op.f != "write" else
+           Op(op.index, op.time, "fail", op.process, op.f, op.value, op.key,
+              ["not-leader", {"term": 3}], op.node) for op in ops]  # Jepsen-style vectors
+    calls = pair_ops(ops)
+    rows = report.by_error(calls)
+    assert rows[0]["error"] == '["not-leader", {"term": 3}]' and rows[0]["answer"] is False
+    assert sum(report.op_columns(calls)["ans"]) == 0
