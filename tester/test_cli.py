@@ -160,7 +160,7 @@ def connect_fleet(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any], 
             inv = inventory.from_nodes(args.nodes, args.username, args.ssh_private_key)
         except inventory.InventoryError as e:
             raise BadInput(str(e)) from None
-        return _connect(inv, "--nodes")
+        return _connect(inv, f"--nodes {args.nodes}")
     if args.fleet:
         from tester import fleet
 

@@ -91,7 +91,7 @@ def test_unreachable_hosts_are_one_line_naming_each_node_once(capfd, tmp_path, n
 def test_nodes_on_the_command_line_reach_the_same_check(capfd):
     code, err = run(capfd, "test", "--nodes", "127.0.0.1:1", "--username", "admin")
     assert code == 254
-    assert "--nodes: cannot reach the fleet: 127.0.0.1: cannot connect" in one_line(err)
+    assert "--nodes 127.0.0.1:1: cannot reach the fleet: 127.0.0.1: cannot connect" in one_line(err)
 
 
 def test_every_unknown_nemesis_option_is_listed_sorted(capfd):
