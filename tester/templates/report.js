@@ -84,7 +84,7 @@
       ctx.strokeStyle = "#dc2626"; ctx.lineWidth = 1.5; ctx.setLineDash([5, 3]);
       ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, bottom); ctx.stroke(); ctx.setLineDash([]); ctx.lineWidth = 1;
       if (data.errors.length <= 10) {  // more would only be clutter: hover tells which key
-        ctx.fillStyle = "#b91c1c"; ctx.font = "bold 11px system-ui, sans-serif";
+        ctx.fillStyle = "#b91c1c"; ctx.font = "bold 12px system-ui, sans-serif";
         ctx.fillText("\u2717 " + e[1], x + 3, top + 14); ctx.font = "12px system-ui, sans-serif";
       }
       if (hits) hits.push([x - 4, x + 4, top, bottom, "key " + e[1] + ": the first operation that cannot be linearized began at " + fmtSecs(e[0])]);
