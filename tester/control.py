@@ -26,14 +26,18 @@ import paramiko
 from tester.inventory import Node
 
 log = logging.getLogger("raftlab.control")
+# paramiko logs a failed handshake (with its traceback) from its own thread; without a
+# handler Python prints that on stderr. The error raised here already says what went wrong.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 T = TypeVar("T")
 
 
 class ControlError(RuntimeError):
     """An SSH step failed; the message names the node (``node`` holds its name)."""
 
-    def __init__(self, node: str, message: str):
-        super().__init__(f"{node}: {message}")
+    def __init__(self, node: str, message: str, named: bool = False):
+        """``named``: the message names its nodes already (several nodes' errors)."""
+        super().__init__(message if named else f"{node}: {message}")
         self.node = node
 
 
@@ -129,7 +133,9 @@ class Remote:
                                          f"({kh}): {e}") from None
         except paramiko.SSHException as e:
             client.close()
-            why = str(e)
+            why = str(e).replace("banner[", "banner: [")
+            if "protocol banner" in why:
+                why = f"no SSH server answered ({why})"
             if "not found in known_hosts" in why:
                 why = (f"host key of {node.host} is not in known_hosts ({kh}); "
                        "add it, or accept new keys explicitly (accept_new=True)")
@@ -137,8 +143,10 @@ class Remote:
                                          f"{node.port}: {why}") from None
         except OSError as e:
             client.close()
+            # paramiko wraps the socket errors of every address it tried: name the first
+            first = next(iter(getattr(e, "errors", {}).values()), e)
             raise Unreachable(node.name, f"cannot connect to {node.host}:{node.port}: "
-                                         f"{e.strerror or e}") from None
+                                         f"{first.strerror or first}") from None
         transport = client.get_transport()
         if transport is not None:  # small request/response packets: don't wait on Nagle
             transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -301,8 +309,11 @@ def connect(nodes: Iterable[Node], known_hosts: str | Path | None = None,
     if errors:
         for r in results.values():
             r.close()
-        names = ", ".join(sorted(e.node for e in errors))
-        raise Unreachable(names, "; ".join(str(e) for e in errors))
+        if len(errors) == 1:
+            raise errors[0]
+        errors.sort(key=lambda e: e.node)
+        raise Unreachable(", ".join(e.node for e in errors), "; ".join(map(str, errors)),
+                          named=True)
     return {n.name: results[n.name] for n in nodes}
 
 
@@ -323,7 +334,7 @@ def on_all(remotes: dict[str, Remote], fn: Callable[[Remote], T]) -> dict[str, T
         names = ", ".join(sorted(errors))
         msg = "; ".join(str(e) if isinstance(e, ControlError) else f"{n}: {e}"
                         for n, e in sorted(errors.items()))
-        raise ControlError(names, msg) from next(iter(errors.values()))
+        raise ControlError(names, msg, named=True) from next(iter(errors.values()))
     return {name: out[name] for name in remotes}
 
 

@@ -195,6 +195,9 @@ def load_db(spec: str, **options: Any) -> DB:
         cls = getattr(mod, attr)
     except AttributeError:
         raise ValueError(f"--db {spec!r}: module {modname!r} has no {attr!r}") from None
+    if not isinstance(cls, type):
+        raise ValueError(f"--db {spec!r}: {modname}.{attr} is a {type(cls).__name__}, not a "
+                         "class; name the adapter class, e.g. package.module:MyDB")
     known = adapter_options(cls)
     if known is not None:
         for k in sorted(options):

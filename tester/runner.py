@@ -299,7 +299,8 @@ def fault_windows(ops: list[Op], end: int) -> list[tuple[int, int, str]]:
     return sorted(out)
 
 
-def _quantiles(xs: list[float]) -> dict[str, float]:
+def quantiles(xs: list[float]) -> dict[str, float]:
+    """p50, p95, p99 and the maximum ("1") of ``xs``, as results.json and the report give them."""
     if not xs:
         return {}
     xs = sorted(xs)
@@ -355,8 +356,8 @@ def summarize(ops: list[Op]) -> tuple[dict[str, Any], dict[str, Any]]:
     perf = {
         "duration_s": round(dur, 3),
         "ops_per_s": round(n / dur, 1) if dur > 0 else None,
-        "latency_ms": {f: _quantiles(v) for f, v in lat.items()},
-        "latency_all_ms": _quantiles([x for v in lat.values() for x in v]),
+        "latency_ms": {f: quantiles(v) for f, v in lat.items()},
+        "latency_all_ms": quantiles([x for v in lat.values() for x in v]),
     }
     return stats, perf
 
@@ -377,6 +378,28 @@ def check_history(ops: list[Op], workload: wl.Workload, timeout: float) -> dict[
 
 def per_key(checked: dict[str, Any]) -> dict[str, Any]:
     return {str(p.get("key")): p.get("valid") for p in checked.get("partitions") or []}
+
+
+def judge(ops: list[Op], workload: wl.Workload, nodes_dir: Path, cut_short: bool,
+          timeout: float, live: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The verdict and its evidence, from the history, the node logs and the liveness check
+    after the final heal (``live``, already judged: only the run could ask the nodes): what a
+    run writes into results.json, and what ``raftlab analyze`` recomputes from a stored run."""
+    checked = check_history(ops, workload, timeout)
+    stats, perf = summarize(ops)
+    valid: Verdict = checked.get("valid", UNKNOWN)
+    events = nodeevents.check(nodes_dir)
+    if events is not None:
+        valid = worst([valid, events["valid"]])  # composed checkers: the worst verdict wins
+    if live is not None:
+        valid = worst([valid, live["valid"]])  # not converged: a detected defect
+    if cut_short and valid is True:
+        valid = UNKNOWN  # a run cut short proves nothing about the rest
+    if not [op for op in ops if op.process != NEMESIS and op.type == "ok"]:
+        valid = worst([valid, UNKNOWN])  # nothing succeeded: nothing was tested
+    return {"valid": valid, "checker": checked, "per_key": per_key(checked),
+            "node_events": events, "elections": nodeevents.elections(events),
+            "liveness": live, "stats": stats, "perf": perf}
 
 
 # --------------------------------------------------------------------------- the run
@@ -622,38 +645,24 @@ class Runner:
         # stopped before the workload existed: judge what there is as registers
         workload = getattr(self, "workload", None) or wl.registers()
         with self.step("check"):
-            checked = check_history(ops, workload, self.cfg.check_timeout)
-        stats, perf = summarize(ops)
-        valid: Verdict = checked.get("valid", UNKNOWN)
-        events = nodeevents.check(self.store.path / "nodes")
-        if events is not None:
-            valid = worst([valid, events["valid"]])  # composed checkers: the worst verdict wins
-        live = self.liveness
-        if live is not None:
-            live["valid"] = liveness.verdict(live, self.heal_failed)
-            if self.late_actions and live["valid"] is False:
-                live["valid"] = UNKNOWN  # a fault may have come back after the heal
-            valid = worst([valid, live["valid"]])  # not converged: a detected defect
-        if self.errors and valid is True:
-            valid = UNKNOWN  # a run cut short proves nothing about the rest
-        if not [op for op in ops if op.process != NEMESIS and op.type == "ok"]:
-            valid = worst([valid, UNKNOWN])  # nothing succeeded: nothing was tested
+            live = self.liveness
+            if live is not None:
+                live["valid"] = liveness.verdict(live, self.heal_failed)
+                if self.late_actions and live["valid"] is False:
+                    live["valid"] = UNKNOWN  # a fault may have come back after the heal
+            judged = judge(ops, workload, self.store.path / "nodes", bool(self.errors),
+                           self.cfg.check_timeout, live)
+        valid: Verdict = judged["valid"]
         results = {
-            "valid": valid,
-            "checker": checked,
-            "per_key": per_key(checked),
-            "node_events": events,
-            "elections": nodeevents.elections(events),
-            "liveness": live,
+            **judged,
             "nemesis": self.nemesis.summary() if self.nemesis is not None else None,
-            "stats": stats,
-            "perf": perf,
             "timings": self.timings,
             "errors": self.errors,
             "interrupted": interrupted,
             "partial": partial,
         }
         self.store.write_results(results)
+        self.store.write_history_edn(ops)
         report = self.store.write_report()
         log.info("verdict %s; run folder %s", valid, self.store.path)
         logging.getLogger("raftlab").removeHandler(self._handler)

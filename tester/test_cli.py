@@ -11,6 +11,7 @@ import json
 import random
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 from checker.verdict import EXIT_BAD_INPUT, exit_code
@@ -32,6 +33,26 @@ def concurrency(spec: str, nodes: int) -> int:
     return int(m.group(1)) * (nodes if m.group(2) else 1)
 
 
+def default_name(db: str, workload: str, unsafe: list[str]) -> str:
+    """The default test name: what makes runs differ, so each kind keeps its own ``latest``
+    (``raftnode-registers``, ``raftnode-registers-unsafe-local-reads``)."""
+    name = f"{db.split(':')[-1].lower()}-{workload}"
+    return name + "".join(f"-unsafe-{u}" for u in sorted(set(unsafe)))
+
+
+def add_fleet_args(p: argparse.ArgumentParser) -> None:
+    """Where the nodes are: a local fleet, an inventory, or Jepsen's quick ``--nodes``."""
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--fleet", metavar="NAME", help="a fleet made by `raftlab fleet up`")
+    where.add_argument("--inventory", metavar="FILE", help="an inventory YAML file")
+    where.add_argument("--nodes", metavar="H1,H2",
+                       help="the nodes' host names or IPs (optionally host:port), instead of "
+                            "an inventory")
+    p.add_argument("--username", default="root", help="SSH user with --nodes (default root)")
+    p.add_argument("--ssh-private-key", metavar="FILE", default=None,
+                   help="SSH private key with --nodes (default: your agent and ~/.ssh keys)")
+
+
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "test",
@@ -39,9 +60,7 @@ def add_parser(subparsers: Any) -> None:
         description="Run a Jepsen-style test against a fleet and store it under "
         "<store>/<name>/<timestamp>/.",
     )
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--fleet", metavar="NAME", help="a fleet made by `raftlab fleet up`")
-    where.add_argument("--inventory", metavar="FILE", help="an inventory YAML file")
+    add_fleet_args(p)
     p.add_argument("--db", default="raftnode", help="raftnode, etcd or package.module:Class")
     p.add_argument("--workload", default="registers", choices=wl.WORKLOADS + tuple(wl.ALIASES),
                    help="registers (alias: register), kv, append (lists: a lost write stays "
@@ -88,7 +107,9 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _validate(args: argparse.Namespace) -> list[str]:
+def validate(args: argparse.Namespace) -> list[str]:
+    """Check every option that needs no fleet (a campaign checks its runs with it before any
+    starts); the nemesis families; BadInput naming the option otherwise."""
     for name in ("time_limit", "nemesis_interval", "op_timeout", "settle_timeout",
                  "hang_timeout"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
@@ -113,6 +134,10 @@ def _validate(args: argparse.Namespace) -> list[str]:
         args.nemesis_opts["targets"] = targets
     args.nemesis_opts.update(key_json(args.nemesis_opt, "--nemesis-opt"))
     args.db_opts = key_json(args.db_opt, "--db-opt")
+    unknown = sorted(set(args.nemesis_opts) - set(nem.OPTIONS))
+    if unknown:
+        raise BadInput(f"--nemesis-opt: unknown key{'s' if len(unknown) > 1 else ''} "
+                       f"{', '.join(unknown)}; expected {', '.join(sorted(nem.OPTIONS))}")
     if args.nemesis_opts.get("schedule", "hunt") not in nem.SCHEDULES:
         raise BadInput(f"--nemesis-opt schedule={args.nemesis_opts['schedule']!r}: expected "
                        f"one of {', '.join(nem.SCHEDULES)}")
@@ -136,9 +161,20 @@ def key_json(items: list[str], flag: str) -> dict[str, Any]:
     return out
 
 
-def _fleet(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any], str]:
-    from tester import control, inventory
+def connect_fleet(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any], str]:
+    """(nodes, their SSH remotes, where they were described) from ``add_fleet_args``'
+    options; BadInput when the fleet is missing, its description is bad or a node cannot be
+    reached."""
+    from tester import inventory
 
+    if getattr(args, "nodes", None):
+        if args.ssh_private_key and not Path(args.ssh_private_key).expanduser().is_file():
+            raise BadInput(f"--ssh-private-key {args.ssh_private_key}: no such file")
+        try:
+            inv = inventory.from_nodes(args.nodes, args.username, args.ssh_private_key)
+        except inventory.InventoryError as e:
+            raise BadInput(str(e)) from None
+        return _connect(inv, f"--nodes {args.nodes}")
     if args.fleet:
         from tester import fleet
 
@@ -152,19 +188,25 @@ def _fleet(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any], str]:
         inv = inventory.load(path)
     except inventory.InventoryError as e:
         raise BadInput(str(e)) from None
+    return _connect(inv, str(path))
+
+
+def _connect(inv: Any, where: str) -> tuple[list[Any], dict[str, Any], str]:
+    from tester import control
+
     known = inv.known_hosts if inv.known_hosts and inv.known_hosts.exists() else None
     try:
         remotes = control.connect(inv.nodes, known, accept_new=known is None)
     except control.ControlError as e:
-        raise BadInput(f"{path}: cannot reach the fleet: {e}") from None
-    return inv.nodes, remotes, str(path)
+        raise BadInput(f"{where}: cannot reach the fleet: {e}") from None
+    return inv.nodes, remotes, where
 
 
 def run(args: argparse.Namespace) -> int:
     from tester.db import check_unsafe, load_db
 
     try:
-        faults = _validate(args)
+        faults = validate(args)
         db = load_db(args.db, **{**args.db_opts, **({"deploy": False} if args.no_deploy else {})})
         check_unsafe(db, args.unsafe)
         wl.require(db, args.workload)
@@ -172,14 +214,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"raftlab test: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        nodes, remotes, inv_path = _fleet(args)
+        nodes, remotes, inv_path = connect_fleet(args)
     except BadInput as e:
         print(f"raftlab test: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
     try:
         cfg = RunConfig(
-            name=args.name or f"{args.db.split(':')[-1].lower()}-{args.workload}",
+            name=args.name or default_name(args.db, args.workload, args.unsafe),
             db=args.db,
             workload=args.workload,
             nemesis=faults,

@@ -59,7 +59,7 @@ def test_the_runner_gets_the_db_options_for_setup_and_clients(monkeypatch, capsy
         seen["db_opts"] = args.db_opts  # what RunConfig.db_opts is built from
         raise BadInput("stop before connecting")
 
-    monkeypatch.setattr("tester.test_cli._fleet", fake_fleet)
+    monkeypatch.setattr("tester.test_cli.connect_fleet", fake_fleet)
     code, _ = run(capsys, "--fleet", "x", "--db-opt", "faketime_cache=0")
     assert code == 254 and seen["db_opts"] == {"faketime_cache": 0}
 
