@@ -14,7 +14,8 @@ fi
 APT_PACKAGES=(
   python3 python3-venv python3-pip python3-dev gcc libc6-dev
   openssh-server openssh-client iptables iproute2 procps psmisc kmod
-  libfaketime faketime
+  libfaketime faketime sudo
+  docker.io debootstrap
   etcd-server etcd-client
   chromium chromium-driver
 )
