@@ -27,7 +27,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "raftlab bootstrap: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # no package starts a service while installing (docker.io would start a system dockerd that
+  # sets the FORWARD policy to DROP): the tests start and stop their own daemons
+  no_start=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+    no_start=1
+  fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ -n "$no_start" ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 # Debian's etcd package may start a system etcd on 2379; raftlab runs its own members.
 if command -v systemctl >/dev/null 2>&1; then systemctl disable --now etcd >/dev/null 2>&1 || true; fi

@@ -96,7 +96,8 @@ def up(name: str, nodes: int, subnet: str | None, log: Callable[[str], None],
        ssh_timeout: float) -> Fleet:
     """Create the namespace fleet (the caller undoes a failure with ``down``)."""
     d = fleet_dir(name)
-    d.mkdir(parents=True, mode=0o700)
+    d.mkdir(parents=True)
+    d.chmod(0o711)  # a node's non-root users reach authorized_keys; nobody lists the keys
     (d / "driver").write_text("namespace\n")
     names = [f"n{i}" for i in range(1, nodes + 1)]
     key = make_keys(d, names, f"raftlab-{name}")
