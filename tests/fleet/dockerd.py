@@ -39,13 +39,21 @@ class Netns:
 
     def run(self, args: list[str], timeout: float = 240, check: bool = False
             ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["ip", "netns", "exec", self.name, *args], capture_output=True,
+        return subprocess.run([*enter(self.name), *args], capture_output=True,
                               text=True, timeout=timeout, check=check,
                               env={**os.environ, **self.env})
 
     def raftlab(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
         """``raftlab ARGS`` run from inside the namespace (the control node lives there)."""
         return self.run([sys.executable, "-m", "tester.cli", *args], timeout=timeout)
+
+
+def enter(ns: str) -> list[str]:
+    """The prefix that runs a command in network namespace ``ns`` and nothing else.
+
+    Not ``ip netns exec``: it also remounts /sys, hiding the cgroup mounts dockerd needs.
+    """
+    return ["nsenter", f"--net=/run/netns/{ns}"]
 
 
 def _kill_all_in(ns: str) -> None:
@@ -91,9 +99,11 @@ def daemon(image_timeout: float = 900) -> Iterator[Netns]:
     env = {"DOCKER_HOST": f"unix://{SOCKET}"}
     with netns(NETNS) as ns:
         ns = Netns(ns.name, {**ns.env, **env})
+        # as on a fresh machine: dockerd turns forwarding on itself, and so sets FORWARD to DROP
+        ns.run(["sysctl", "-qw", "net.ipv4.ip_forward=0"], check=True)
         with open(RUN_DIR / "dockerd.log", "ab") as log:
             proc = subprocess.Popen(
-                ["ip", "netns", "exec", NETNS, "dockerd", "--data-root", str(DATA_ROOT),
+                [*enter(NETNS), "dockerd", "--data-root", str(DATA_ROOT),
                  "--exec-root", str(RUN_DIR / "exec"), "--pidfile",
                  str(RUN_DIR / "docker.pid"), "-H", f"unix://{SOCKET}", "--bip", BIP],
                 stdout=log, stderr=log, start_new_session=True)
