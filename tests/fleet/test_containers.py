@@ -8,8 +8,10 @@ packages the first time (``raftlab fleet image build``) and kept in the daemon's
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,3 +99,49 @@ def test_raftlab_test_beside_docker(beside_docker: dockerd.Netns, tmp_path: Path
     assert run.returncode == verdict, run.stdout[-2000:] + run.stderr[-3000:]
     results = json.loads(next(tmp_path.glob("*/latest/results.json")).read_text())
     assert results["valid"] is (verdict == 0)
+
+
+def _flat_repo(d: Path, packages: list[str]) -> None:
+    """A trusted flat apt repository of ``packages`` (downloaded on the host) in ``d``."""
+    subprocess.run(["apt-get", "download", *packages], cwd=d, check=True, capture_output=True)
+    stanzas = []
+    for deb in sorted(d.glob("*.deb")):
+        control = subprocess.run(["dpkg-deb", "-f", str(deb)], capture_output=True, text=True,
+                                 check=True).stdout.strip()
+        data = deb.read_bytes()
+        stanzas.append(f"{control}\nFilename: ./{deb.name}\nSize: {len(data)}\n"
+                       f"SHA256: {hashlib.sha256(data).hexdigest()}\n")
+    (d / "Packages").write_text("\n".join(stanzas))
+
+
+def test_ansible_installs_packages_on_each_container_node_and_deploys_raftnode(
+        beside_docker: dockerd.Netns, tmp_path: Path) -> None:
+    """site.yml against the docker fleet: apt installs land in each container, not the host."""
+    playbook = Path(sys.executable).with_name("ansible-playbook")
+    if not playbook.exists():
+        pytest.skip("ansible-playbook is not installed in the venv")
+    ns, gateway = beside_docker, "10.213.69.1"
+    _flat_repo(tmp_path, ["procps", "python3-apt", "python-apt-common", "distro-info-data"])
+    with open(tmp_path / "http.log", "wb") as log:
+        server = subprocess.Popen([*dockerd.enter(ns.name), sys.executable, "-m", "http.server",
+                                   "--bind", gateway, "8089", "--directory", str(tmp_path)],
+                                  stdout=log, stderr=log)
+    try:
+        hosts = [f"10.213.69.1{i}" for i in (1, 2, 3)]
+        for h in hosts:  # the node's only package source is the control node; procps is gone
+            prep = ssh(ns, DOCKER, h, f"echo 'deb [trusted=yes] http://{gateway}:8089 ./' > "
+                                      "/etc/apt/sources.list && rm -f /etc/apt/sources.list.d/* "
+                                      "&& apt-get purge -y -q procps >/dev/null && "
+                                      "! dpkg -s procps >/dev/null 2>&1")
+            assert prep.returncode == 0, prep.stderr
+        run = ns.run([str(playbook), "-i", str(fleet.inventory_path(DOCKER)),
+                      str(dockerd.ROOT / "ansible/site.yml")], timeout=400)
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+        assert "failed=0" in run.stdout and "unreachable=0" in run.stdout
+        for h in hosts:
+            st = ssh(ns, DOCKER, h, "dpkg -s procps | grep -c 'install ok installed'; "
+                                    "/opt/raftnode/raftnodectl status")
+            assert st.stdout.split()[:2] == ["1", "running"], st.stdout + st.stderr
+    finally:
+        server.terminate()
+        server.wait(10)
