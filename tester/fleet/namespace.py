@@ -207,13 +207,13 @@ def down_pass(name: str) -> list[str]:
     namespaces = existing_namespaces(name)
     # 1. every process in the fleet's namespaces (sshd, sessions, the databases they started)
     pids = {pid: ns for ns in namespaces for pid in ns_pids(ns)}
+    # named first, killed after: killing a node's first process takes the rest of its PID
+    # namespace with it, so later names could no longer be read
+    removed += [f"process {pid} ({cmdline(pid)[:60]}) in {ns}" for pid, ns in pids.items()
+                if alive(pid)]
     for pid in pids:
-        cmd = cmdline(pid)[:60]
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-            removed.append(f"process {pid} ({cmd}) in {pids[pid]}")
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + DOWN_TIMEOUT
     while time.monotonic() < deadline:
         left = [p for p in pids if alive(p)] + [p for ns in namespaces for p in ns_pids(ns)
