@@ -28,29 +28,27 @@ FIRST_AUTO = 128
 BR_NETFILTER = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
 
 
-def in_use() -> list[ipaddress.IPv4Network]:
-    """Every IPv4 network on this machine's interfaces and routes (Docker's included)."""
-    nets: list[ipaddress.IPv4Network] = []
+def in_use() -> list[tuple[ipaddress.IPv4Network, str]]:
+    """Every IPv4 network on this machine's interfaces and routes (Docker's included), each
+    with where it was seen."""
+    nets: list[tuple[ipaddress.IPv4Network, str]] = []
     for ln in sh(["ip", "-o", "-4", "addr", "show"], check=False).stdout.splitlines():
         parts = ln.split()
         if len(parts) >= 4 and parts[2] == "inet":
-            nets.append(ipaddress.ip_interface(parts[3]).network)
+            nets.append((ipaddress.ip_interface(parts[3]).network, f"{parts[1]} has {parts[3]}"))
     for ln in sh(["ip", "-4", "route", "show", "table", "all"], check=False).stdout.splitlines():
         dest = ln.split()[0] if ln.split() else ""
         if dest and dest[0].isdigit():
             try:
-                nets.append(ipaddress.ip_network(dest, strict=False))
+                nets.append((ipaddress.ip_network(dest, strict=False), f"route {ln.strip()}"))
             except ValueError:
                 continue
-    return nets
+    return [(n, where) for n, where in nets if n.prefixlen > 0]
 
 
 def clash(net: ipaddress.IPv4Network) -> str | None:
     """What on this machine already uses ``net``, or None."""
-    for other in in_use():
-        if other.overlaps(net) and other.prefixlen > 0:
-            return f"{other} is in use"
-    return None
+    return next((where for other, where in in_use() if other.overlaps(net)), None)
 
 
 def parse_subnet(subnet: str) -> ipaddress.IPv4Network:
@@ -66,11 +64,11 @@ def parse_subnet(subnet: str) -> ipaddress.IPv4Network:
 
 def free_subnet(taken: list[ipaddress.IPv4Network] | None = None) -> ipaddress.IPv4Network:
     """The first /24 of ``POOL`` (from ``FIRST_AUTO`` on) that overlaps nothing in use."""
-    taken = in_use() if taken is None else taken
+    taken = [n for n, _ in in_use()] if taken is None else taken
     order = [*range(FIRST_AUTO, 256), *range(0, FIRST_AUTO)]
     for third in order:
         net = ipaddress.ip_network(f"{POOL.network_address + third * 256}/24")
-        if not any(net.overlaps(t) for t in taken if t.prefixlen > 0):
+        if not any(net.overlaps(t) for t in taken):
             return net
     raise FleetError(f"no free /24 left in {POOL}; pass --subnet")
 
