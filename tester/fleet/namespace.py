@@ -207,6 +207,9 @@ def down_pass(name: str) -> list[str]:
     namespaces = existing_namespaces(name)
     # 1. every process in the fleet's namespaces (sshd, sessions, the databases they started)
     pids = {pid: ns for ns in namespaces for pid in ns_pids(ns)}
+    # and a node's sshd whose namespace lost its name (deleted from another mount namespace,
+    # or by hand): found by its command line, which names the fleet's folder
+    pids.update({pid: "a nameless namespace" for pid in _by_marker(name) if pid not in pids})
     # named first, killed after: killing a node's first process takes the rest of its PID
     # namespace with it, so later names could no longer be read
     removed += [f"process {pid} ({cmdline(pid)[:60]}) in {ns}" for pid, ns in pids.items()
@@ -258,11 +261,15 @@ def leftovers(name: str) -> list[str]:
     found = [f"namespace {ns}" for ns in existing_namespaces(name)]
     found += [f"link {link}" for link in existing_links(name)]
     found += [f"mount {m}" for m in mounts_under(fleet_dir(name))]
-    marker = str(fleet_dir(name)) + "/"
-    for p in Path("/proc").iterdir():
-        if p.name.isdigit() and marker in cmdline(int(p.name)):
-            found.append(f"process {p.name} ({cmdline(int(p.name))[:60]})")
+    found += [f"process {pid} ({cmdline(pid)[:60]})" for pid in _by_marker(name)]
     return found
+
+
+def _by_marker(name: str) -> list[int]:
+    """Running processes whose command line names the fleet's folder (its nodes' sshd)."""
+    marker = str(fleet_dir(name)) + "/"
+    return [int(p.name) for p in Path("/proc").iterdir()
+            if p.name.isdigit() and marker in cmdline(int(p.name)) and alive(int(p.name))]
 
 
 def node_state(node_var: str, present: set[str]) -> tuple[bool, list[tuple[int, str]]]:

@@ -96,3 +96,20 @@ def test_bridged_traffic_gets_through_a_forward_drop_policy_and_br_netfilter() -
         assert down.returncode == 0, down.stderr
         assert "raftlab-fleet-ctr2" not in ns.run(["iptables", "-w", "-S", "FORWARD"]).stdout
         assert "iptables rule FORWARD" in down.stdout
+
+
+def test_down_ends_nodes_whose_namespaces_lost_their_names() -> None:
+    """A namespace deleted by name (by hand, or from another mount namespace) keeps its sshd
+    running; down finds it by the fleet folder on its command line and waits for it to die."""
+    skip_unless_root_tools()
+    fleet.down("ctr")
+    try:
+        fleet.up("ctr", nodes=2, subnet="10.213.66.0/24")
+        for ns in ("ctr-n1", "ctr-n2"):
+            subprocess.run(["ip", "netns", "del", ns], check=True)
+        assert any(x.startswith("process") for x in fleet.leftovers("ctr"))
+        removed = fleet.down("ctr")
+        assert len([r for r in removed if "sshd" in r and "nameless" in r]) == 2
+        assert fleet.leftovers("ctr") == []
+    finally:
+        fleet.down("ctr")
