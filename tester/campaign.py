@@ -424,6 +424,10 @@ def write_junit(camp: Campaign, entries: list[Entry], path: Path) -> Path:
             f = ET.SubElement(case, "failure", type="invalid",
                               message=f"simulation found a violation: {s.error}")
             f.text = where
+        elif e.verdict is False and s.liveness and not s.bad_keys:
+            f = ET.SubElement(case, "failure", type="invalid",
+                              message=f"liveness after the final heal {s.liveness}")
+            f.text = where
         elif e.verdict is False:
             keys = ", ".join(s.bad_keys) or "see the report"
             f = ET.SubElement(case, "failure", type="invalid",

@@ -99,6 +99,22 @@ class DB(Protocol):
         ...
 
 
+@runtime_checkable
+class StatusDB(Protocol):
+    """What an adapter may also offer: each node's Raft status, so that ``raftlab test`` can
+    check liveness after the final heal (``tester.liveness``: one leader that every node
+    follows, every node applied to the same index). Without it, that check is skipped.
+
+    ``node_status`` returns a dict with any of ``id`` (the node's own name for itself, as
+    ``leader`` names it), ``role`` ("leader" or anything else), ``term``, ``leader`` (the id
+    of the leader it follows, or None), ``applied``, ``commit``, ``last_index`` and
+    ``members`` (ids in the configuration in effect); fields it leaves out are not checked.
+    It returns None (or raises) when the node does not answer within ``timeout``.
+    """
+
+    def node_status(self, node: Node, timeout: float) -> dict[str, Any] | None: ...
+
+
 def load_db(spec: str, **kwargs: Any) -> DB:
     """Resolve ``raftnode``, ``etcd`` or ``package.module:Class`` to a DB instance."""
     builtin = {"raftnode": "tester.dbs.raftnode:RaftnodeDB", "etcd": "tester.dbs.etcd:EtcdDB"}

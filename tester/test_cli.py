@@ -14,8 +14,8 @@ import sys
 from typing import Any
 
 from checker.verdict import EXIT_BAD_INPUT, exit_code
+from tester import liveness, nodeevents
 from tester import nemesis as nem
-from tester import nodeevents
 from tester import workloads as wl
 from tester.runner import RunConfig, Runner
 
@@ -70,6 +70,13 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--no-deploy", action="store_true",
                    help="the database is already installed on the nodes")
     p.add_argument("--op-timeout", type=float, default=5.0, metavar="S")
+    p.add_argument("--settle-timeout", type=float, default=10.0, metavar="S",
+                   help="liveness: after the final heal the cluster must converge within S "
+                        "seconds (one leader, every node applied to the same index), else "
+                        "the run fails (default 10)")
+    p.add_argument("--hang-timeout", type=float, default=60.0, metavar="S",
+                   help="a client or nemesis step still running S seconds past the time "
+                        "limit is abandoned and the run ends unknown (default 60)")
     p.add_argument("--leave-db-running", action="store_true")
     p.add_argument("--nemesis-opt", action="append", default=[], metavar="KEY=JSON",
                    help='a nemesis option, e.g. partitions=["leader"], clock_kinds=["rate"], '
@@ -78,7 +85,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _validate(args: argparse.Namespace) -> list[str]:
-    for name in ("time_limit", "nemesis_interval", "op_timeout"):
+    for name in ("time_limit", "nemesis_interval", "op_timeout", "settle_timeout",
+                 "hang_timeout"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             raise BadInput(f"--{name.replace('_', '-')} must be positive")
     if args.rate < 0:
@@ -180,6 +188,8 @@ def run(args: argparse.Namespace) -> int:
             store=args.store,
             deploy=not args.no_deploy,
             op_timeout=args.op_timeout,
+            settle_timeout=args.settle_timeout,
+            hang_timeout=args.hang_timeout,
             leave_db_running=args.leave_db_running,
             nemesis_opts=args.nemesis_opts,
         )
@@ -226,6 +236,11 @@ def print_summary(out: Any) -> None:
         print(f"node events violate: {', '.join(broken)}")
         for line in itertools.islice(nodeevents.iter_messages(r.get("node_events")), 3):
             print(f"  {line}")
+    live = r.get("liveness")
+    if isinstance(live, dict):
+        print(f"liveness: {liveness.headline(live)}")
+        for p in (live.get("problems") or [])[:8]:
+            print(f"  {p.get('text')}")
     if r.get("errors"):
         print(f"errors: {'; '.join(r['errors'])}")
     print(f"run folder: {out.run_dir}")

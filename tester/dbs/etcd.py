@@ -175,6 +175,22 @@ class EtcdDB:
         with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
             return list(pool.map(one, nodes))
 
+    def node_status(self, node: Node, timeout: float = 1.0) -> dict[str, Any] | None:
+        """The member's Raft status in the liveness fields (``tester.liveness``), from
+        ``/v3/maintenance/status``: ``commit`` is etcd's raftIndex (the committed index),
+        ``applied`` its raftAppliedIndex; ids are etcd's member ids. The configuration is
+        not in this answer, so membership is left to ``problems``' other checks."""
+        try:
+            st = self._status(node, timeout=timeout)
+        except (OSError, EtcdError, http.client.HTTPException):
+            return None
+        me, lead = str(st["header"]["member_id"]), str(st.get("leader") or "0")
+        return {"id": me, "role": "leader" if lead == me else "follower",
+                "term": int(st.get("raftTerm") or st["header"].get("raft_term") or 0),
+                "leader": None if lead == "0" else lead,
+                "applied": int(st.get("raftAppliedIndex") or 0),
+                "commit": int(st.get("raftIndex") or 0)}
+
     def leader(self, nodes: list[Node]) -> str | None:
         ids: dict[str, str] = {}
         leader_id = None

@@ -199,6 +199,17 @@ class RaftnodeDB:
             r = c.status()
         return r.get("value") if r.get("status") == "ok" else None
 
+    def node_status(self, node: Node, timeout: float = 1.0) -> dict[str, Any] | None:
+        """The node's status in the liveness fields (``tester.liveness``): raftnode's own
+        status already names them; ``members`` are the voters and learners in effect."""
+        st = self.status(node, timeout=timeout)
+        if st is None:
+            return None
+        conf = st.get("members") or {}
+        return {**{k: st.get(k) for k in ("id", "role", "term", "leader", "applied", "commit",
+                                          "last_index")},
+                "members": sorted({*(conf.get("voters") or {}), *(conf.get("learners") or {})})}
+
     def statuses(self, nodes: list[Node], timeout: float = 0.5) -> list[dict[str, Any] | None]:
         """Every node's status, asked in parallel (a paused node costs one timeout, not N)."""
         with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
