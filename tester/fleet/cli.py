@@ -119,7 +119,7 @@ def _status(args: argparse.Namespace) -> int:
     for s in rows:
         state = "reachable" if s.reachable else f"UNREACHABLE ({s.error})"
         if not s.namespace:
-            state = "namespace missing; " + state
+            state = "namespace or container missing; " + state
         bad += not s.reachable
         print(f"{s.name}  {s.host}  {state}")
         for pid, cmd in s.processes:
