@@ -116,10 +116,14 @@ def up(name: str, nodes: int, subnet: str | None, log: Callable[[str], None],
     labels = ["--label", f"{LABEL}={name}"]
     with hostnet.reserve(subnet) as net:
         gateway, ips = addresses(net, nodes)
+        # Docker takes the bridge's name; Podman (4.3, Debian 12) names it itself
         bridge_opt = ("--opt", f"com.docker.network.bridge.name={br}") if engine == "docker" \
-            else ("--interface-name", br)
+            else ()
         _engine(engine, "network", "create", "--driver", "bridge", "--subnet", str(net),
                 "--gateway", gateway, *bridge_opt, *labels, network_name(name))
+    if engine == "podman":
+        br = _engine(engine, "network", "inspect", "--format", "{{.NetworkInterface}}",
+                     network_name(name)).strip() or br
     if hostnet.allow_bridge(name, br):
         log(f"fleet {name}: the host filters forwarded bridge traffic; added an ACCEPT rule "
             f"for {br}")
