@@ -14,7 +14,8 @@ fi
 APT_PACKAGES=(
   python3 python3-venv python3-pip python3-dev gcc libc6-dev
   openssh-server openssh-client iptables iproute2 procps psmisc kmod
-  libfaketime faketime
+  libfaketime faketime sudo
+  docker.io debootstrap
   etcd-server etcd-client
   nats-server redis-server redis-sentinel
   chromium chromium-driver
@@ -27,7 +28,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "raftlab bootstrap: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # no package starts a service while installing (docker.io would start a system dockerd that
+  # sets the FORWARD policy to DROP): the tests start and stop their own daemons
+  no_start=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+    no_start=1
+  fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ -n "$no_start" ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 # Debian's etcd, NATS and Redis packages may start system services on their default ports;
 # raftlab runs its own servers on the fleet's nodes.

@@ -41,6 +41,9 @@ class Node:
     user: str = "root"
     key_file: str | None = None
     vars: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    # which of port, user, key the inventory set itself; the rest may come from ~/.ssh/config
+    explicit: frozenset[str] = field(default=frozenset({"port", "user", "key"}), compare=False,
+                                     hash=False)
 
     def var(self, key: str, default: Any = None) -> Any:
         """A per-node variable (inherited from groups and ``all``), or ``default``."""
@@ -215,7 +218,10 @@ def _node(name: str, v: dict[str, Any], source: str) -> Node:
     extra = {k: val for k, val in v.items()
              if k not in ("ansible_host", "ansible_port", "ansible_user",
                           "ansible_ssh_private_key_file", *_ALIASES)}
-    return Node(name=name, host=host, port=int(port), user=user, key_file=key, vars=extra)
+    given = {"ansible_port": "port", "ansible_user": "user",
+             "ansible_ssh_private_key_file": "key"}
+    return Node(name=name, host=host, port=int(port), user=user, key_file=key, vars=extra,
+                explicit=frozenset(short for long, short in given.items() if long in v))
 
 
 def _kind(x: Any) -> str:
