@@ -9,6 +9,8 @@ Errors are :class:`EdnError` with the 1-based line of the offending character.
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -323,3 +325,55 @@ def _show(v: Any) -> str:
 def loads_all(text: str) -> list[tuple[int, Any]]:
     """Every top-level form of ``text`` with the line it starts on."""
     return list(Reader(text).forms())
+
+
+# --------------------------------------------------------------------------- writing
+
+
+class Keyword(str):
+    """A string written as an EDN keyword (``Keyword("ok")`` -> ``:ok``)."""
+
+
+_KEYWORD_NAME = re.compile(r"^[A-Za-z*+!_?<>=-][\w*+!?<>=.-]*(/[\w*+!?<>=.-]+)?$")
+
+
+def keyword_key(name: str) -> Any:
+    """A map key as Jepsen spells it: ``valid`` -> ``:valid?``, ``per_key`` -> ``:per-key``;
+    a string that cannot be a keyword stays a string."""
+    k = "valid?" if name == "valid" else name.replace("_", "-")
+    return Keyword(k) if _KEYWORD_NAME.match(k) else name
+
+
+def plain_keyword(name: str) -> Any:
+    """A map key as a keyword spelled as it is (``in_flight`` -> ``:in_flight``), so that a
+    history's values read back unchanged; a string that cannot be a keyword stays a string."""
+    return Keyword(name) if _KEYWORD_NAME.match(name) else name
+
+
+def dumps(v: Any, key: Any = keyword_key) -> str:
+    """One EDN form for ``v``: dicts are maps (string keys through ``key``), lists and tuples
+    vectors, sets sets, ``None`` nil; a :class:`Keyword` is written as one, other strings as
+    strings. The reader above reads it back (keywords as plain strings)."""
+    if v is None:
+        return "nil"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if isinstance(v, Keyword):
+        return ":" + v
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v) if math.isfinite(v) else "nil"
+    if isinstance(v, dict):
+        return "{" + ", ".join(
+            f"{dumps(key(k) if isinstance(k, str) and not isinstance(k, Keyword) else k, key)} "
+            f"{dumps(x, key)}" for k, x in v.items()) + "}"
+    if isinstance(v, (list, tuple)):
+        return "[" + " ".join(dumps(x, key) for x in v) + "]"
+    if isinstance(v, (set, frozenset)):
+        return "#{" + " ".join(sorted(dumps(x, key) for x in v)) + "}"
+    return json.dumps(str(v), ensure_ascii=False)

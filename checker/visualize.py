@@ -160,7 +160,8 @@ def pair_ops(ops: Iterable[Op]) -> list[Call]:
 
 # A drawn op: [process row, invoke µs, complete µs or None, status, f, input, output, error,
 #              invoke history index, text, longest partial linearization or None,
-#              column of the invocation, column of the completion or None]
+#              column of the invocation, column of the completion or None,
+#              the node that served it or None (for a stale read, the key fact)]
 # Columns order every call and return by (time, history index): histories without times
 # (Porcupine's kv logs) are still drawn in their real order.
 _Row = list[Any]
@@ -196,6 +197,7 @@ def _rows_from_operations(operations: list[dict[str, Any]], hist: HistoryIndex) 
         inv, comp = o.get("invoke") or {}, o.get("complete") or None
         status = o.get("status", "ok") if comp else "pending"
         done = by_index.get(comp.get("index")) if comp else None
+        invoked = by_index.get(inv.get("index"))
         rows[o["id"]] = [
             o.get("process"), int(inv.get("time", 0)) // 1000,
             int(comp["time"]) // 1000 if comp and status != "info" else None,
@@ -204,6 +206,7 @@ def _rows_from_operations(operations: list[dict[str, Any]], hist: HistoryIndex) 
             inv.get("index"), o.get("text"), o.get("longest"),
             (int(inv.get("time", 0)), inv.get("index") or 0),
             (int(comp["time"]), comp.get("index") or 0) if comp and status != "info" else None,
+            served_by(invoked, done),
         ]
     return rows
 
@@ -220,8 +223,17 @@ def _rows_from_history(part: Partition, hist: HistoryIndex) -> dict[int, _Row]:
             None if d is None else d.error, c.invoke.index, None, None,
             (c.invoke.time, c.invoke.index),
             None if d is None or d.type == "info" else (d.time, d.index),
+            served_by(c.invoke, d),
         ]
     return rows
+
+
+def served_by(invoke: Op | None, done: Op | None) -> str | None:
+    """The node a client sent an operation to (its completion's, else its invocation's)."""
+    for op in (done, invoke):
+        if op is not None and op.node is not None:
+            return str(op.node)
+    return None
 
 
 def view_data(part: Partition, ops: list[Op] | HistoryIndex) -> dict[str, Any]:
@@ -500,6 +512,8 @@ SCRIPT = r"""
     else if (type === "info" || type === "pending") s += " (" + type + ")";
     return s;
   }
+  // which node served an op: for a stale read, the node that answered is the key fact
+  function where(op) { return op[13] ? " on " + op[13] : ""; }
   function short(op) {
     var f = op[4], v = op[5], out = op[6];
     if (isRead(f)) return "R " + (op[3] === "ok" ? fmt(out) : "?");
@@ -555,11 +569,11 @@ SCRIPT = r"""
       var fo = ops[failIdx];
       if (view.stopped !== null && view.stopped !== undefined) txt += " The search got no further than process " +
         view.procs[ops[view.stopped][0]] + "'s " + describe(ops[view.stopped]) + " (marked \u201csearch stopped\u201d).";
-      txt += " The op to look at is process " + view.procs[fo[0]] + "'s " + describe(fo) + ": " + view.why + ".";
+      txt += " The op to look at: process " + view.procs[fo[0]] + "'s " + describe(fo) + where(fo) + " cannot take effect; " + view.why + ".";
     } else if (failIdx !== null && failIdx !== undefined) {
       var fo = ops[failIdx];
       txt += " After it the state is " + last + ", and process " +
-        view.procs[fo[0]] + "'s " + describe(fo) + " cannot take effect next: no order of the concurrent operations explains it.";
+        view.procs[fo[0]] + "'s " + describe(fo) + where(fo) + " cannot take effect next: no order of the concurrent operations explains it.";
     }
     if (view.omitted) txt += " (" + view.omitted + " earlier steps are not drawn.)";
     if (view.note) txt += " " + view.note;
@@ -577,7 +591,10 @@ SCRIPT = r"""
     var body = el("div", "lin-body");
     var labels = el("div", "lin-labels");
     var spacer = el("div"); spacer.style.height = "24px"; labels.appendChild(spacer);
-    view.procs.forEach(function (p) { var d = el("div", "", "process " + p); d.style.height = ROW + "px"; labels.appendChild(d); });
+    // a row's node: the one its process sent every drawn op to (a worker keeps its node)
+    var rowNode = view.procs.map(function () { return undefined; });
+    ops.forEach(function (o) { var r = o[0]; rowNode[r] = rowNode[r] === undefined || rowNode[r] === o[13] ? o[13] : null; });
+    view.procs.forEach(function (p, r) { var d = el("div", "", "process " + p + (rowNode[r] ? " \u00b7 " + rowNode[r] : "")); d.style.height = ROW + "px"; labels.appendChild(d); });
     var scroll = el("div", "lin-scroll");
     var svg = svgEl("svg", { width: width, height: height, role: "img" });
     for (var i = 0; i < nproc; i++) {
@@ -611,7 +628,7 @@ SCRIPT = r"""
     }
     function info(i) {
       var o = ops[i], lines = [];
-      lines.push("process " + view.procs[o[0]] + " \u00b7 " + describe(o) + "   [history index " + o[8] + "]");
+      lines.push("process " + view.procs[o[0]] + " \u00b7 " + describe(o) + where(o) + "   [history index " + o[8] + "]");
       if (view.timed) lines.push("invoked " + secs(o[1]) + (o[2] === null ? ", no definite completion" : ", completed " + secs(o[2]) + " (" + ((o[2] - o[1]) / 1000).toFixed(2) + " ms)"));
       else lines.push(o[2] === null && o[3] !== "ok" ? "no definite completion" : "(this history has no timestamps: columns follow its order)");
       if (o[7] !== null && o[7] !== undefined) lines.push("error: " + fmt(o[7]));
@@ -687,7 +704,7 @@ SCRIPT = r"""
       g.addEventListener("mouseleave", hideTip);
       g.addEventListener("click", function () { select(i); });
       g.setAttribute("tabindex", "0");  // reachable by keyboard: Tab, then Enter shows details
-      g.setAttribute("aria-label", "process " + view.procs[o[0]] + ": " + describe(o));
+      g.setAttribute("aria-label", "process " + view.procs[o[0]] + ": " + describe(o) + where(o));
       g.addEventListener("keydown", function (ev) { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); select(i); } });
       svg.appendChild(g); bars[i] = g;
     });
@@ -711,7 +728,7 @@ SCRIPT = r"""
     var wrap = el("div", "steps-wrap");
     var table = el("table", "grid steps");
     var thead = el("thead"), hr = el("tr");
-    ["step", "process", "operation", "state after"].forEach(function (c) { hr.appendChild(el("th", "", c)); });
+    ["step", "process", "node", "operation", "state after"].forEach(function (c) { hr.appendChild(el("th", "", c)); });
     thead.appendChild(hr); table.appendChild(thead);
     var tbody = el("tbody"), rowsByOp = {};
     function addRow(cells, cls, i) {
@@ -720,10 +737,10 @@ SCRIPT = r"""
       tr.addEventListener("click", function () { select(i); bars[i].scrollIntoView({ block: "nearest", inline: "center" }); });
       tbody.appendChild(tr); rowsByOp[i] = tr;
     }
-    steps.forEach(function (s, k) { var o = ops[s[0]]; addRow([String(k + 1 + view.omitted), String(view.procs[o[0]]), describe(o), s[1]], "", s[0]); });
+    steps.forEach(function (s, k) { var o = ops[s[0]]; addRow([String(k + 1 + view.omitted), String(view.procs[o[0]]), o[13] || "", describe(o), s[1]], "", s[0]); });
     if (failIdx !== null && failIdx !== undefined) {
       var fo2 = ops[failIdx];
-      addRow(["\u2717", String(view.procs[fo2[0]]), describe(fo2), view.why ? "the culprit: " + view.why : "cannot be linearized"], "failing", failIdx);
+      addRow(["\u2717", String(view.procs[fo2[0]]), fo2[13] || "", describe(fo2), view.why ? "the culprit: " + view.why : "cannot be linearized"], "failing", failIdx);
     }
     table.appendChild(tbody); wrap.appendChild(table); det.appendChild(wrap); box.appendChild(det);
 
@@ -752,7 +769,7 @@ SCRIPT = r"""
     sum.appendChild(el("span", "", "key ")); sum.appendChild(el("code", "", view.key));
     sum.appendChild(el("span", "pill invalid", "NOT LINEARIZABLE"));
     var n = view.steps.length + view.omitted;
-    var what = view.fail === null || view.fail === undefined ? "" : view.why ? "; the culprit: process " + view.procs[view.ops[view.fail][0]] + "'s " + describe(view.ops[view.fail]) : ", then process " + view.procs[view.ops[view.fail][0]] + "'s " + describe(view.ops[view.fail]) + " cannot be linearized";
+    var what = view.fail === null || view.fail === undefined ? "" : view.why ? "; the culprit: process " + view.procs[view.ops[view.fail][0]] + "'s " + describe(view.ops[view.fail]) + where(view.ops[view.fail]) : ", then process " + view.procs[view.ops[view.fail][0]] + "'s " + describe(view.ops[view.fail]) + where(view.ops[view.fail]) + " cannot be linearized";
     sum.appendChild(el("span", "lin-gist", n + "-operation linearizable prefix" + what));
     det.appendChild(sum);
     var body = el("div", "lin-content"); det.appendChild(body);

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything raftlab needs on a Debian/Ubuntu machine, as root: Debian packages
-# (python3, sshd, iptables, libfaketime, etcd, chromium, a C compiler) and a virtualenv in .venv
-# with raftlab installed in editable mode and its simulator modules compiled. Safe to run
-# again; it skips what is already there.
+# (python3, sshd, iptables, libfaketime, etcd, NATS, Redis, chromium, a C compiler) and a
+# virtualenv in .venv with raftlab installed in editable mode and its simulator modules
+# compiled. Safe to run again; it skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,8 +14,10 @@ fi
 APT_PACKAGES=(
   python3 python3-venv python3-pip python3-dev gcc libc6-dev
   openssh-server openssh-client iptables iproute2 procps psmisc kmod
-  libfaketime faketime
+  libfaketime faketime sudo
+  docker.io debootstrap
   etcd-server etcd-client
+  nats-server redis-server redis-sentinel
   chromium chromium-driver
 )
 missing=()
@@ -26,10 +28,23 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "raftlab bootstrap: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # no package starts a service while installing (docker.io would start a system dockerd that
+  # sets the FORWARD policy to DROP): the tests start and stop their own daemons
+  no_start=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+    no_start=1
+  fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ -n "$no_start" ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
-# Debian's etcd package may start a system etcd on 2379; raftlab runs its own members.
-if command -v systemctl >/dev/null 2>&1; then systemctl disable --now etcd >/dev/null 2>&1 || true; fi
+# Debian's etcd, NATS and Redis packages may start system services on their default ports;
+# raftlab runs its own servers on the fleet's nodes.
+if command -v systemctl >/dev/null 2>&1; then
+  for s in etcd nats-server redis-server redis-sentinel; do
+    systemctl disable --now "$s" >/dev/null 2>&1 || true
+  done
+fi
 
 PY=${RAFTLAB_PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

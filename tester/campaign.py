@@ -13,6 +13,7 @@ shared by every run (any ``raftlab test`` option, spelled with underscores)::
       fleet: raftlab
       time_limit: 30
       concurrency: 2n
+      db_opt: {faketime_cache: 0}   # a mapping gives one --db-opt KEY=JSON per key
 
 An optional ``sim`` section runs the deterministic simulator first (``raftlab sim``, docs/sim.md):
 it explores thousands of fault schedules a minute against raftnode's Raft core, so a gate finds
@@ -52,8 +53,10 @@ RunOne = Callable[[dict[str, Any]], Path]
 _KNOWN = {"name", "store", "dbs", "workloads", "nemeses", "seeds", "settings", "junit", "out",
           "sim"}
 _SIM_KNOWN = {"seeds", "nodes"}
+_KEY_JSON = {"db_opt", "nemesis_opt"}  # settings that may be a mapping of option -> value
 SIM_DB = "raftnode (simulated)"
 _MATRIX = ("db", "workload", "nemesis", "seed")
+_WHERE = {"fleet", "inventory", "nodes"}  # the settings that say where real runs go
 
 
 class CampaignError(ValueError):
@@ -152,6 +155,8 @@ def parse(data: Any, path: str = "campaign") -> Campaign:
         if not isinstance(k, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", k):
             raise CampaignError(f"{path}: field 'settings.{k}': expected an option name such "
                                 f"as time_limit")
+        if isinstance(v, dict) and k in _KEY_JSON and all(isinstance(x, str) for x in v):
+            continue  # db_opt: {faketime_cache: 0} -> --db-opt faketime_cache=0
         if not isinstance(v, (str, int, float, bool, list)) or (
             isinstance(v, list) and not all(isinstance(x, (str, int, float)) for x in v)
         ):
@@ -166,6 +171,7 @@ def parse(data: Any, path: str = "campaign") -> Campaign:
     if data.get("sim") is not None:
         camp.sim_seeds, camp.sim_nodes = _parse_sim(path, data["sim"])
     _check_names(path, camp)
+    _check_values(path, camp)
     return camp
 
 
@@ -173,8 +179,9 @@ def _reject_unknown(path: str, fields: dict[Any, Any], known: set[str], prefix: 
     """A misspelt field is an error naming it, not a setting silently ignored."""
     unknown = sorted(set(map(str, fields)) - known)
     if unknown:
-        raise CampaignError(f"{path}: unknown field '{prefix}{unknown[0]}'; expected "
-                            f"{', '.join(sorted(known))}")
+        names = ", ".join(f"'{prefix}{u}'" for u in unknown)
+        raise CampaignError(f"{path}: unknown field{'s' if len(unknown) > 1 else ''} {names}; "
+                            f"expected {', '.join(sorted(known))}")
 
 
 def _parse_sim(path: str, sim: Any) -> tuple[int, list[int]]:
@@ -206,26 +213,116 @@ def _check_names(path: str, camp: Campaign) -> None:
         except ValueError as e:
             raise CampaignError(f"{path}: field 'nemeses[{i}]': {e}") from None
     options = test_options()
-    for k in camp.settings:
-        if options and "--" + k.replace("_", "-") not in options:
-            raise CampaignError(f"{path}: field 'settings.{k}': raftlab test has no option "
-                                f"--{k.replace('_', '-')}")
+    bad = sorted(k for k in camp.settings if options and "--" + k.replace("_", "-") not in options)
+    if bad:  # every one at once, sorted: one fix-and-retry round, not one per typo
+        raise CampaignError(
+            f"{path}: field{'s' if len(bad) > 1 else ''} "
+            + ", ".join(f"'settings.{k}'" for k in bad)
+            + f": raftlab test has no option{'s' if len(bad) > 1 else ''} "
+            + ", ".join("--" + k.replace("_", "-") for k in bad))
     for i, w in enumerate(camp.workloads):
         if w not in wl.WORKLOADS:
             raise CampaignError(f"{path}: field 'workloads[{i}]': unknown workload {w!r}; "
                                 f"expected one of {', '.join(wl.WORKLOADS)}")
 
 
-def test_options() -> set[str]:
-    """The option strings ``raftlab test`` accepts (empty if it is not available)."""
+def _test_parser() -> Any:
+    """``raftlab test``'s argument parser (None if it is not available)."""
     import argparse
 
     from tester.cli import build_parser
 
     for action in build_parser()._actions:
         if isinstance(action, argparse._SubParsersAction) and "test" in action.choices:
-            return {o for a in action.choices["test"]._actions for o in a.option_strings}
-    return set()
+            return action.choices["test"]
+    return None
+
+
+def _test_actions() -> dict[str, Any]:
+    """``raftlab test``'s options: option string -> its argparse action."""
+    parser = _test_parser()
+    return {o: a for a in parser._actions for o in a.option_strings} if parser else {}
+
+
+def test_options() -> set[str]:
+    """The option strings ``raftlab test`` accepts (empty if it is not available)."""
+    return set(_test_actions())
+
+
+def _check_values(path: str, camp: Campaign) -> None:
+    """Every setting has the type ``raftlab test`` takes, and every run's options pass its
+    checks: a wrong value is an error naming its field now, before any run starts."""
+    import argparse
+
+    from tester import test_cli
+
+    actions = _test_actions()
+    for k, v in camp.settings.items():
+        a = actions.get("--" + k.replace("_", "-"))
+        if a is None:
+            continue
+        where = f"{path}: field 'settings.{k}'"
+        if a.nargs == 0:  # a switch such as no_deploy
+            if not isinstance(v, bool):
+                raise CampaignError(f"{where} must be true or false, got {v!r}")
+            continue
+        if isinstance(v, list) and not isinstance(a, argparse._AppendAction):
+            raise CampaignError(f"{where} takes one value, got the list {v!r}")
+        for x in v if isinstance(v, list) else [v]:
+            if isinstance(x, bool):
+                raise CampaignError(f"{where} must be a value, not {x!r}")
+            try:
+                value = a.type(str(x)) if callable(a.type) else str(x)
+            except (ValueError, TypeError, argparse.ArgumentTypeError):
+                kind = {"int": "an integer", "float": "a number"}.get(
+                    getattr(a.type, "__name__", ""), "a valid value")
+                raise CampaignError(f"{where} must be {kind}, got {x!r}") from None
+            if a.choices is not None and value not in a.choices:
+                raise CampaignError(f"{where}: {x!r} is not one of "
+                                    f"{', '.join(map(str, a.choices))}")
+    parser = _test_parser()
+    for cfg in camp.matrix() if parser else []:
+        argv = test_argv(cfg)[1:]
+        if not _WHERE & set(cfg):  # where the runs go is preflight's to check
+            argv += ["--fleet", "-"]
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit:  # argparse said why on stderr
+            raise CampaignError(f"{path}: field 'settings': raftlab test refuses "
+                                f"{' '.join(test_argv(cfg))}") from None
+        try:
+            test_cli.validate(args)
+        except test_cli.BadInput as e:
+            msg = str(e)
+            flag = re.match(r"--([a-z-]+)", msg)
+            name = flag.group(1).replace("-", "_") if flag else ""
+            field_ = f"settings.{name}" if name in camp.settings else "settings"
+            raise CampaignError(f"{path}: field '{field_}': {msg}") from None
+
+
+def preflight(path: str, camp: Campaign) -> None:
+    """What real runs need before the first starts: every database adapter loads, and the
+    fleet or inventory exists. A missing one is bad input (254), not a matrix of unknown
+    verdicts."""
+    from tester import fleet
+    from tester.db import load_db
+
+    for i, db in enumerate(camp.dbs):
+        try:
+            load_db(db, **({"deploy": False} if db in ("raftnode", "etcd") else {}))
+        except ValueError as e:
+            raise CampaignError(f"{path}: field 'dbs[{i}]': {e}") from None
+
+    if not _WHERE & set(camp.settings):
+        raise CampaignError(f"{path}: field 'settings.fleet' is missing: real runs need "
+                            "settings.fleet, settings.inventory or settings.nodes")
+    name = camp.settings.get("fleet")
+    if isinstance(name, str) and not fleet.inventory_path(name).exists():
+        raise CampaignError(f"{path}: field 'settings.fleet': no such fleet {name!r}; run: "
+                            f"raftlab fleet up --name {name}")
+    inv = camp.settings.get("inventory")
+    if isinstance(inv, str) and not Path(inv).is_file():
+        raise CampaignError(f"{path}: field 'settings.inventory': no such file {inv!r}")
 
 
 def load(path: str | Path) -> Campaign:
@@ -262,6 +359,9 @@ def test_argv(config: dict[str, Any]) -> list[str]:
         elif isinstance(v, list):
             for x in v:
                 argv += [flag, str(x)]
+        elif isinstance(v, dict):  # a mapping of _KEY_JSON: one KEY=JSON flag per key
+            for key, x in v.items():
+                argv += [flag, f"{key}={json.dumps(x)}"]
         else:
             argv += [flag, str(v)]
     return argv
@@ -424,6 +524,10 @@ def write_junit(camp: Campaign, entries: list[Entry], path: Path) -> Path:
             f = ET.SubElement(case, "failure", type="invalid",
                               message=f"simulation found a violation: {s.error}")
             f.text = where
+        elif e.verdict is False and s.liveness and not s.bad_keys:
+            f = ET.SubElement(case, "failure", type="invalid",
+                              message=f"liveness after the final heal {s.liveness}")
+            f.text = where
         elif e.verdict is False:
             keys = ", ".join(s.bad_keys) or "see the report"
             f = ET.SubElement(case, "failure", type="invalid",
@@ -481,6 +585,12 @@ def main(path: str, run_one: RunOne = run_test, out: str | None = None,
         return EXIT_BAD_INPUT
     if out:
         camp.out = out
+    if not dry_run and run_one is run_test and camp.matrix():
+        try:
+            preflight(path, camp)
+        except CampaignError as e:
+            print(f"raftlab campaign: {e}", file=sys.stderr)
+            return EXIT_BAD_INPUT
     if dry_run:
         for cfg in camp.cells():
             print("raftlab " + " ".join(sim_argv(cfg) if cfg.get("sim") else test_argv(cfg)))

@@ -24,6 +24,8 @@ SUBCOMMANDS: dict[str, str] = {
     "report": "tester.report_cli",
     "campaign": "tester.campaign",
     "serve": "tester.serve",
+    "analyze": "tester.analyze",
+    "heal": "tester.heal",
 }
 
 

@@ -1,15 +1,24 @@
-"""SSH control of a fleet (Paramiko): run commands, copy files, on one node or all in parallel.
+"""SSH control of a fleet: run commands, copy files, on one node or all in parallel.
 
-The tester touches nodes only through this module, so the local namespace fleet and real VMs
-are driven the same way. Host keys are checked strictly against a known_hosts file; accepting
-an unknown key on first contact must be asked for (``accept_new=True``), as with OpenSSH's
-``StrictHostKeyChecking=accept-new``. Every command and its outcome is logged to the
-``raftlab.control`` logger, which the tester writes to the run's ``raftlab.log``.
+The tester touches nodes only through this module, so local fleets and real VMs are driven
+the same way. A node is reached the way ``ssh`` would reach it: Fabric's ``Connection`` reads
+``~/.ssh/config`` (or ``$RAFTLAB_SSH_CONFIG``) together with the inventory's
+``ansible_ssh_common_args`` (``-o ProxyJump=...``, ``-J``, ``-o User=...``, ...), goes through
+jump hosts (bastions), and authenticates with the inventory's key, the config's
+``IdentityFile`` or an ssh-agent. A non-root ``ansible_user`` runs every command and file
+transfer under ``sudo -n``. Host keys, the bastion's included, are checked strictly against a
+known_hosts file; accepting an unknown key on first contact must be asked for
+(``accept_new=True``), as with OpenSSH's ``StrictHostKeyChecking=accept-new``. Commands run
+on Paramiko channels of that connection, with our own timeouts, session limit and reconnect.
+Every command and its outcome is logged to the ``raftlab.control`` logger, which the tester
+writes to the run's ``raftlab.log``.
 """
 
 from __future__ import annotations
 
+import io
 import logging
+import os
 import select
 import shlex
 import socket
@@ -22,18 +31,23 @@ from pathlib import Path
 from typing import TypeVar
 
 import paramiko
+from fabric import Config, Connection
 
 from tester.inventory import Node
 
 log = logging.getLogger("raftlab.control")
+# paramiko logs a failed handshake (with its traceback) from its own thread; without a
+# handler Python prints that on stderr. The error raised here already says what went wrong.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 T = TypeVar("T")
 
 
 class ControlError(RuntimeError):
     """An SSH step failed; the message names the node (``node`` holds its name)."""
 
-    def __init__(self, node: str, message: str):
-        super().__init__(f"{node}: {message}")
+    def __init__(self, node: str, message: str, named: bool = False):
+        """``named``: the message names its nodes already (several nodes' errors)."""
+        super().__init__(message if named else f"{node}: {message}")
         self.node = node
 
 
@@ -87,6 +101,72 @@ class _AcceptNew(paramiko.MissingHostKeyPolicy):
                 f.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
 
 
+def ssh_config_path() -> Path:
+    """The OpenSSH client configuration read for every node (``$RAFTLAB_SSH_CONFIG`` wins)."""
+    return Path(os.environ.get("RAFTLAB_SSH_CONFIG") or "~/.ssh/config").expanduser()
+
+
+def common_args_config(host: str, args: str) -> str:
+    """An ssh_config block for ``host`` from ``ansible_ssh_common_args`` (``-o K=V``, ``-J``).
+
+    Options ssh would take from its command line come first, so they win over
+    ``~/.ssh/config`` as they do for ssh itself.
+    """
+    words = shlex.split(args or "")
+    lines = []
+    flags = {"-J": "ProxyJump", "-i": "IdentityFile", "-p": "Port", "-l": "User",
+             "-F": None}
+    i = 0
+    while i < len(words):
+        w = words[i]
+        value = words[i + 1] if i + 1 < len(words) else ""
+        if w == "-o" and value:
+            key, _, val = value.partition("=")
+            if not val:
+                key, _, val = value.partition(" ")
+            lines.append(f"    {key.strip()} {val.strip()}")
+            i += 2
+        elif w.startswith("-o") and len(w) > 2:
+            key, _, val = w[2:].partition("=")
+            lines.append(f"    {key.strip()} {val.strip()}")
+            i += 1
+        elif w in flags and value:
+            if flags[w]:
+                lines.append(f"    {flags[w]} {value}")
+            i += 2
+        else:
+            i += 1
+    return f"Host {host}\n" + "\n".join(lines) + "\n" if lines else ""
+
+
+def connection(node: Node, timeout: float = 10.0) -> Connection:
+    """A Fabric Connection to ``node`` (not opened) as ssh would make it, jump hosts included.
+
+    Precedence, as for ``ssh``: the inventory's explicit host, port, user and key; then its
+    ``ansible_ssh_common_args``; then ``~/.ssh/config``.
+    """
+    cfg = paramiko.SSHConfig()
+    cfg.parse(io.StringIO(common_args_config(node.host,
+                                             node.var("ansible_ssh_common_args", ""))))
+    user_cfg = ssh_config_path()
+    if user_cfg.exists():
+        with open(user_cfg) as f:
+            cfg.parse(f)
+    explicit = node.explicit
+    connect_kwargs = {"banner_timeout": timeout, "auth_timeout": timeout,
+                      "allow_agent": True, "look_for_keys": node.key_file is None}
+    if node.key_file:
+        connect_kwargs["key_filename"] = [str(Path(node.key_file).expanduser())]
+    config = Config(ssh_config=cfg, overrides={"connect_kwargs": connect_kwargs,
+                                               "load_ssh_configs": False})
+    return Connection(
+        node.host, config=config, connect_timeout=int(max(1, timeout)),
+        user=node.user if "user" in explicit or not cfg.lookup(node.host).get("user")
+        else None,
+        port=node.port if "port" in explicit or not cfg.lookup(node.host).get("port")
+        else None)
+
+
 MAX_SESSIONS = 8  # concurrent commands per node; the SFTP channel is one more
 
 
@@ -106,45 +186,68 @@ class Remote:
         # sshd refuses an 11th channel on one connection (MaxSessions 10 by default): parallel
         # fault actions and heals on one node queue here instead of failing.
         self._sessions = threading.BoundedSemaphore(MAX_SESSIONS)
+        self._hops: list[Connection] = []
+        self.user = node.user
         self._client = self._connect()
 
     def _connect(self) -> paramiko.SSHClient:
         node, kh, timeout = self.node, self._known_hosts, self._timeout
-        client = paramiko.SSHClient()
-        if kh is not None and kh.exists():
-            client.load_host_keys(str(kh))
-        elif kh is None:
-            client.load_system_host_keys()
-        client.set_missing_host_key_policy(
-            _AcceptNew(kh) if self._accept_new else paramiko.RejectPolicy())
+        conn = connection(node, timeout)
+        hops = []
+        c: Connection | None = conn
+        while isinstance(c, Connection):  # the node, then each jump host on the way
+            hops.append(c)
+            c = c.gateway if isinstance(c.gateway, Connection) else None
+        for hop in hops:
+            client = hop.client
+            if kh is not None and kh.exists():
+                client.load_host_keys(str(kh))
+            elif kh is None:
+                client.load_system_host_keys()
+                extra = hop.ssh_config.get("userknownhostsfile")
+                for f in (extra.split() if extra else []):
+                    if Path(f).expanduser().exists():
+                        client.load_host_keys(str(Path(f).expanduser()))
+            client.set_missing_host_key_policy(
+                _AcceptNew(kh) if self._accept_new else paramiko.RejectPolicy())
+        via = f" via {' -> '.join(h.host for h in reversed(hops[1:]))}" if hops[1:] else ""
         t0 = time.monotonic()
         try:
-            client.connect(
-                node.host, port=node.port, username=node.user, key_filename=node.key_file,
-                look_for_keys=node.key_file is None, allow_agent=node.key_file is None,
-                timeout=timeout, banner_timeout=timeout, auth_timeout=timeout)
+            conn.open()
         except paramiko.BadHostKeyException as e:
-            client.close()
-            raise Unreachable(node.name, f"host key of {node.host} does not match known_hosts "
+            self._close_hops(hops)
+            raise Unreachable(node.name, f"host key of {e.hostname} does not match known_hosts "
                                          f"({kh}): {e}") from None
         except paramiko.SSHException as e:
-            client.close()
-            why = str(e)
+            self._close_hops(hops)
+            why = str(e).replace("banner[", "banner: [")
+            if "protocol banner" in why:
+                why = f"no SSH server answered ({why})"
             if "not found in known_hosts" in why:
-                why = (f"host key of {node.host} is not in known_hosts ({kh}); "
+                why = (f"{why}: not in known_hosts ({kh}); "
                        "add it, or accept new keys explicitly (accept_new=True)")
-            raise Unreachable(node.name, f"cannot connect to {node.user}@{node.host}:"
-                                         f"{node.port}: {why}") from None
+            raise Unreachable(node.name, f"cannot connect to {conn.user}@{conn.host}:"
+                                         f"{conn.port}{via}: {why}") from None
         except OSError as e:
-            client.close()
-            raise Unreachable(node.name, f"cannot connect to {node.host}:{node.port}: "
-                                         f"{e.strerror or e}") from None
-        transport = client.get_transport()
-        if transport is not None:  # small request/response packets: don't wait on Nagle
-            transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        log.info("%s: connected to %s@%s:%d in %.0f ms", node.name, node.user, node.host,
-                 node.port, (time.monotonic() - t0) * 1000)
-        return client
+            self._close_hops(hops)
+            # paramiko wraps the socket errors of every address it tried: name the first
+            first = next(iter(getattr(e, "errors", {}).values()), e)
+            raise Unreachable(node.name, f"cannot connect to {conn.host}:{conn.port}{via}: "
+                                         f"{first.strerror or first}") from None
+        self._hops = hops
+        self.user = conn.user
+        transport = conn.client.get_transport()
+        sock = getattr(transport, "sock", None)
+        if isinstance(sock, socket.socket):  # small request/response packets: no Nagle wait
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        log.info("%s: connected to %s@%s:%d%s in %.0f ms", node.name, conn.user, conn.host,
+                 conn.port, via, (time.monotonic() - t0) * 1000)
+        return conn.client
+
+    @staticmethod
+    def _close_hops(hops: list[Connection]) -> None:
+        for hop in hops:
+            hop.client.close()
 
     def _transport(self) -> paramiko.Transport:
         """The live transport, reconnecting once if a fault (or the network) closed it.
@@ -156,7 +259,7 @@ class Remote:
             transport = self._client.get_transport()
             if transport is None or not transport.is_active():
                 log.warning("%s: SSH connection was closed; reconnecting", self.name)
-                self._client.close()
+                self._close_hops(self._hops)
                 with self._sftp_lock:
                     self._sftp = None
                 self._client = self._connect()
@@ -168,7 +271,7 @@ class Remote:
     def run(self, cmd: str, timeout: float = 60.0, check: bool = True,
             stdin: str | None = None) -> Result:
         """Run a shell command; raise CommandFailed (check) or CommandTimeout naming the node."""
-        if self.node.user != "root":
+        if self.user != "root":
             cmd = f"sudo -n sh -c {shlex.quote(cmd)}"
         t0 = time.monotonic()
         log.info("%s: $ %s", self.name, cmd)
@@ -232,41 +335,64 @@ class Remote:
                 self._sftp = self._client.open_sftp()
             return self._sftp
 
+    def _staging(self) -> str:
+        """A private path in the login user's reach, for transfers a non-root user relays."""
+        return f"/tmp/.raftlab-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}"
+
     def put(self, local: str | Path, remote: str, mode: int | None = None) -> None:
-        """Upload a file (optionally chmod it)."""
+        """Upload a file (optionally chmod it); as a non-root user, through sudo."""
         t0 = time.monotonic()
+        target = remote if self.user == "root" else self._staging()
         try:
             sftp = self._sftp_client()
-            sftp.put(str(local), remote)
+            sftp.put(str(local), target)
             if mode is not None:
-                sftp.chmod(remote, mode)
+                sftp.chmod(target, mode)
         except (OSError, paramiko.SSHException) as e:
             log.warning("%s: upload %s -> %s failed: %s", self.name, local, remote, e)
             raise ControlError(self.name, f"upload {local} -> {remote} failed: {e}") from None
+        self._relay_in(target, remote)
         log.info("%s: uploaded %s -> %s in %.0f ms", self.name, local, remote,
                  (time.monotonic() - t0) * 1000)
 
     def write(self, remote: str, content: str | bytes, mode: int | None = None) -> None:
-        """Create a file with the given content on the node."""
+        """Create a file with the given content on the node; as a non-root user, via sudo."""
         data = content.encode() if isinstance(content, str) else content
+        target = remote if self.user == "root" else self._staging()
         try:
             sftp = self._sftp_client()
-            with sftp.open(remote, "wb") as f:
+            with sftp.open(target, "wb") as f:
                 f.write(data)
             if mode is not None:
-                sftp.chmod(remote, mode)
+                sftp.chmod(target, mode)
         except (OSError, paramiko.SSHException) as e:
             raise ControlError(self.name, f"writing {remote} failed: {e}") from None
+        self._relay_in(target, remote)
         log.info("%s: wrote %d bytes to %s", self.name, len(data), remote)
 
+    def _relay_in(self, staged: str, remote: str) -> None:
+        if staged != remote:  # root moves it into place, keeping the mode set above
+            q = shlex.quote
+            self.run(f"cp --preserve=mode {q(staged)} {q(remote)}; s=$?; rm -f {q(staged)}; "
+                     "exit $s", timeout=self._timeout * 6)
+
     def get(self, remote: str, local: str | Path) -> None:
-        """Download a file from the node."""
+        """Download a file from the node (a non-root user has sudo copy it out first)."""
+        source = remote
+        if self.user != "root":
+            source = self._staging()
+            q = shlex.quote
+            self.run(f"cp {q(remote)} {q(source)} && chown {q(self.user)} {q(source)}",
+                     timeout=self._timeout * 6)
         try:
             Path(local).parent.mkdir(parents=True, exist_ok=True)
-            self._sftp_client().get(remote, str(local))
+            self._sftp_client().get(source, str(local))
         except (OSError, paramiko.SSHException) as e:
             log.warning("%s: download %s failed: %s", self.name, remote, e)
             raise ControlError(self.name, f"download {remote} -> {local} failed: {e}") from None
+        finally:
+            if source != remote:
+                self.run(f"rm -f {shlex.quote(source)}", check=False)
         log.info("%s: downloaded %s -> %s", self.name, remote, local)
 
     def close(self) -> None:
@@ -274,7 +400,7 @@ class Remote:
             if self._sftp is not None:
                 self._sftp.close()
                 self._sftp = None
-        self._client.close()
+        self._close_hops(self._hops)
 
     def __enter__(self) -> Remote:
         return self
@@ -301,8 +427,11 @@ def connect(nodes: Iterable[Node], known_hosts: str | Path | None = None,
     if errors:
         for r in results.values():
             r.close()
-        names = ", ".join(sorted(e.node for e in errors))
-        raise Unreachable(names, "; ".join(str(e) for e in errors))
+        if len(errors) == 1:
+            raise errors[0]
+        errors.sort(key=lambda e: e.node)
+        raise Unreachable(", ".join(e.node for e in errors), "; ".join(map(str, errors)),
+                          named=True)
     return {n.name: results[n.name] for n in nodes}
 
 
@@ -323,7 +452,7 @@ def on_all(remotes: dict[str, Remote], fn: Callable[[Remote], T]) -> dict[str, T
         names = ", ".join(sorted(errors))
         msg = "; ".join(str(e) if isinstance(e, ControlError) else f"{n}: {e}"
                         for n, e in sorted(errors.items()))
-        raise ControlError(names, msg) from next(iter(errors.values()))
+        raise ControlError(names, msg, named=True) from next(iter(errors.values()))
     return {name: out[name] for name in remotes}
 
 

@@ -41,6 +41,9 @@ class Node:
     user: str = "root"
     key_file: str | None = None
     vars: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    # which of port, user, key the inventory set itself; the rest may come from ~/.ssh/config
+    explicit: frozenset[str] = field(default=frozenset({"port", "user", "key"}), compare=False,
+                                     hash=False)
 
     def var(self, key: str, default: Any = None) -> Any:
         """A per-node variable (inherited from groups and ``all``), or ``default``."""
@@ -70,9 +73,13 @@ def load(path: str | Path) -> Inventory:
     """Read and validate an inventory file; raise InventoryError naming host and field."""
     p = Path(path)
     try:
-        text = p.read_text()
+        text = p.read_text(encoding="utf-8")
     except OSError as e:
         raise InventoryError(f"{p}: cannot read inventory: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        line = p.read_bytes()[: e.start].count(b"\n") + 1
+        raise InventoryError(f"{p}:{line}: not UTF-8 text (byte {e.object[e.start]:#04x} at "
+                             f"offset {e.start}); save the inventory as UTF-8") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -80,13 +87,40 @@ def load(path: str | Path) -> Inventory:
         where = f" (line {mark.line + 1})" if mark is not None else ""
         raise InventoryError(f"{p}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
     inv = parse(data, source=str(p))
-    for n in inv.nodes:
-        if n.key_file and not Path(n.key_file).expanduser().exists():
-            raise InventoryError(f"{p}: host {n.name!r}, field 'ansible_ssh_private_key_file': "
-                                 f"no such file {n.key_file!r}")
+    _check_key_files(inv, str(p), "field 'ansible_ssh_private_key_file'")
     known = inv.nodes[0].var("raftlab_known_hosts") if inv.nodes else None
     kh = Path(known) if known else (p.parent / "known_hosts")
     return Inventory(nodes=inv.nodes, path=p, known_hosts=kh if kh.exists() else None)
+
+
+def _check_key_files(inv: Inventory, source: str, field_: str) -> None:
+    for n in inv.nodes:
+        if n.key_file and not Path(n.key_file).expanduser().exists():
+            raise InventoryError(f"{source}: host {n.name!r}, {field_}: "
+                                 f"no such file {n.key_file!r}")
+
+
+def from_nodes(spec: str, user: str = "root", key_file: str | None = None) -> Inventory:
+    """Jepsen's quick alternative to an inventory: ``--nodes n1,n2:2222 --username admin
+    --ssh-private-key ~/.ssh/id``. Each entry is a host name or IP (its node name), with an
+    optional ``:port``; validated as an inventory's hosts are."""
+    hosts: dict[str, dict[str, Any]] = {}
+    for entry in (e.strip() for e in spec.split(",")):
+        if not entry:
+            continue
+        host, colon, port = entry.rpartition(":") if entry.count(":") == 1 else ("", "", entry)
+        host = host if colon else entry
+        if host in hosts:
+            raise InventoryError(f"--nodes: {host!r} is listed twice")
+        hosts[host] = {"ansible_host": host, **({"ansible_port": port} if colon else {})}
+    if not hosts:
+        raise InventoryError("--nodes: expected a comma list of hosts, e.g. n1,n2,n3")
+    common: dict[str, Any] = {"ansible_user": user}
+    if key_file:
+        common["ansible_ssh_private_key_file"] = key_file
+    inv = parse({"all": {"vars": common, "hosts": hosts}}, source="--nodes")
+    _check_key_files(inv, "--nodes", "--ssh-private-key")
+    return inv
 
 
 def parse(data: Any, source: str = "<inventory>") -> Inventory:
@@ -184,7 +218,10 @@ def _node(name: str, v: dict[str, Any], source: str) -> Node:
     extra = {k: val for k, val in v.items()
              if k not in ("ansible_host", "ansible_port", "ansible_user",
                           "ansible_ssh_private_key_file", *_ALIASES)}
-    return Node(name=name, host=host, port=int(port), user=user, key_file=key, vars=extra)
+    given = {"ansible_port": "port", "ansible_user": "user",
+             "ansible_ssh_private_key_file": "key"}
+    return Node(name=name, host=host, port=int(port), user=user, key_file=key, vars=extra,
+                explicit=frozenset(short for long, short in given.items() if long in v))
 
 
 def _kind(x: Any) -> str:

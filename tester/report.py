@@ -27,9 +27,11 @@ from typing import Any
 from checker import visualize
 from checker.history import NEMESIS, HistoryError, Op, read_jsonl
 from checker.visualize import VERDICT_CLASS, VERDICT_TEXT, verdict_of
+from tester import liveness
 from tester.nemesis import COLORS
 from tester.nodeevents import violated
 from tester.nodeevents.html import section as node_events_section
+from tester.runner import ANSWERED, quantiles
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -461,16 +463,27 @@ def node_lanes(run: Run, faults: Faults, end_ns: int) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- per-op data
 
 
-def op_columns(calls: list[visualize.Call]) -> dict[str, Any]:
-    """Completed client ops as column arrays (compact JSON) for the latency/throughput plots.
+#: above this many operations the op timeline shows no values (the page stays small)
+VALUE_BUDGET = 200_000
 
-    Times are microseconds since the test started; ``type`` is 0 ok, 1 fail, 2 info.
+
+def op_columns(calls: list[visualize.Call]) -> dict[str, Any]:
+    """Completed client ops as column arrays (compact JSON) for the plots and the op timeline.
+
+    Times are microseconds since the test started; ``type`` is 0 ok, 1 fail, 2 info; ``node``
+    (the node the client sent it to) and ``err`` index ``nodes`` and ``errs``, -1 for none;
+    ``ans`` is 1 for a fail that is the system's answer (a cas mismatch), not unavailability;
+    ``val`` is the op's value, shortened (its result when it is ok).
     """
     fs: dict[str, int] = {}
     keys: dict[str, int] = {}
     procs: dict[str, int] = {}
-    cols: dict[str, list[int]] = {n: [] for n in ("t", "lat", "type", "f", "key", "proc")}
+    nodes: dict[str, int] = {}
+    errs: dict[str, int] = {}
+    names = ("t", "lat", "type", "f", "key", "proc", "node", "err", "ans")
+    cols: dict[str, list[Any]] = {n: [] for n in (*names, "val")}
     code = {"ok": 0, "fail": 1, "info": 2}
+    values = len(calls) <= VALUE_BUDGET
     for c in calls:
         inv, done = c.invoke, c.done
         if done is None:
@@ -481,7 +494,82 @@ def op_columns(calls: list[visualize.Call]) -> dict[str, Any]:
         cols["f"].append(fs.setdefault(inv.f, len(fs)))
         cols["key"].append(keys.setdefault(_short(visualize.key_label(inv.key), 60), len(keys)))
         cols["proc"].append(procs.setdefault(str(inv.process), len(procs)))
-    return {**cols, "fnames": list(fs), "keys": list(keys), "procs": list(procs)}
+        node = visualize.served_by(inv, done)
+        cols["node"].append(-1 if node is None else nodes.setdefault(node, len(nodes)))
+        err = None if done.error is None else _short(done.error, 120)
+        cols["err"].append(-1 if err is None else errs.setdefault(err, len(errs)))
+        cols["ans"].append(int(done.type == "fail" and is_answer(done)))
+        if values:
+            v = done.value if done.type == "ok" else inv.value
+            cols["val"].append("" if v is None else _short(v, 40))
+    return {**cols, "fnames": list(fs), "keys": list(keys), "procs": list(procs),
+            "nodes": list(nodes), "errs": list(errs)}
+
+
+def is_answer(done: Op) -> bool:
+    """A fail that is the system's answer (a cas mismatch), not unavailability. Errors of
+    imported histories may be any value (Jepsen's are often vectors)."""
+    return done.type == "fail" and isinstance(done.error, str) and done.error in ANSWERED
+
+
+def by_f(calls: list[visualize.Call], duration_ns: int) -> list[dict[str, Any]]:
+    """Per operation ``f``: completions by type, ok and total throughput (per second of the
+    run) and the ok latency quantiles in ms -- a slow read path shows apart from writes."""
+    rows: dict[str, dict[str, Any]] = {}
+    for c in calls:
+        row = rows.setdefault(c.invoke.f, {"f": c.invoke.f, "ok": 0, "fail": 0, "info": 0,
+                                           "lat": []})
+        typ = c.done.type if c.done is not None else "info"
+        row[typ] += 1
+        if c.done is not None and typ == "ok":
+            row["lat"].append((c.done.time - c.invoke.time) / 1e6)
+    secs = duration_ns / 1e9
+    out = []
+    for f in sorted(rows):
+        row = rows[f]
+        n = row["ok"] + row["fail"] + row["info"]
+        out.append({**{k: v for k, v in row.items() if k != "lat"},
+                    "per_s": n / secs if secs > 0 else None,
+                    "ok_per_s": row["ok"] / secs if secs > 0 else None,
+                    "latency_ms": quantiles(row.pop("lat"))})
+    return out
+
+
+def by_error(calls: list[visualize.Call]) -> list[dict[str, Any]]:
+    """Fails and infos grouped by ``f``, type and error, most frequent first. A fail whose
+    error is the system's answer (a cas mismatch) is marked: it is not an outage."""
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for c in calls:
+        if c.done is None:
+            counts[(c.invoke.f, "info", "never completed")] += 1
+        elif c.done.type != "ok":
+            err = "(no error given)" if c.done.error is None else _short(c.done.error, 160)
+            counts[(c.invoke.f, c.done.type, err)] += 1
+    return [{"f": f, "type": t, "error": e, "count": n,
+             "answer": t == "fail" and e in ANSWERED}
+            for (f, t, e), n in sorted(counts.items(), key=lambda x: (-x[1], x[0]))]
+
+
+def stalls(calls: list[visualize.Call], min_s: float = 1.0) -> list[tuple[int, int]]:
+    """(start ns, end ns) of every stretch of at least ``min_s`` in which clients kept asking
+    and no request was answered (ok, or a fail that is the system's answer), longest first.
+
+    The stretch begins at the first request made after the last answer, so a pause of the
+    clients (the quiet period before the final reads) is not a stall."""
+    answers = sorted(c.done.time for c in calls if c.done is not None and (
+        c.done.type == "ok" or is_answer(c.done)))
+    asks = sorted(c.invoke.time for c in calls)
+    out: list[tuple[int, int]] = []
+    last = asks[0] if asks else 0
+    j = 0
+    for t in answers + ([max((c.done.time if c.done else c.invoke.time) for c in calls)]
+                        if calls else []):
+        while j < len(asks) and asks[j] < last:
+            j += 1
+        if j < len(asks) and asks[j] < t and (t - asks[j]) / 1e9 >= min_s:
+            out.append((asks[j], t))
+        last = max(last, t)
+    return sorted(out, key=lambda s: s[0] - s[1])
 
 
 def op_counts(ops: list[Op]) -> dict[str, Any]:
@@ -574,15 +662,45 @@ def _banner(run: Run, duration_ns: int, first_error: bool) -> str:
 
 
 def _invalid_reason(run: Run) -> str:
-    """Which check found the run invalid: the history, the nodes' own logs, or both."""
+    """Which check found the run invalid: the history, the nodes' own logs, liveness after
+    the heal, or several."""
     res = run.results or {}
     checked = res.get("checker") if isinstance(res.get("checker"), dict) else {}
     broken = violated(res.get("node_events") if isinstance(res.get("node_events"), dict) else None)
-    history = "a history that no sequential execution explains was found"
-    if not broken:
-        return history
-    logs = f"the nodes' logs break Raft's safety: {', '.join(broken)}"
-    return logs if checked.get("valid") is not False else f"{history}; {logs}"
+    live = res.get("liveness") if isinstance(res.get("liveness"), dict) else {}
+    reasons = []
+    if checked.get("valid") is False:
+        reasons.append("a history that no sequential execution explains was found")
+    if broken:
+        reasons.append(f"the nodes' logs break Raft's safety: {', '.join(broken)}")
+    if live.get("valid") is False:
+        reasons.append("liveness after the final heal failed: "
+                       + liveness.headline(live).removeprefix("FAILED: "))
+    return "; ".join(reasons) or "a history that no sequential execution explains was found"
+
+
+def _liveness_html(result: Any) -> str:
+    """results.json's ``liveness``: the verdict, what kept the cluster from converging, and
+    each node's last status (role, term, leader, indexes)."""
+    if not isinstance(result, dict):
+        return ""
+    nodes = result.get("nodes") if isinstance(result.get("nodes"), dict) else {}
+    named = {p.get("node") for p in result.get("problems") or [] if isinstance(p, dict)}
+    cols = ("role", "term", "leader", "applied", "commit", "last_index")
+    rows = "".join(
+        f"<tr class=\"{'invalid' if n in named else ''}\"><td>{esc(n)}</td>"
+        + ("".join(f"<td>{esc(str(st.get(c, '')))}</td>" for c in cols)
+           if isinstance(st, dict) else f"<td colspan=\"{len(cols)}\">does not answer</td>")
+        + "</tr>" for n, st in sorted(nodes.items(), key=lambda kv: natural(kv[0])))
+    problems = "".join(f"<li>{esc(p.get('text'))}</li>" for p in result.get("problems") or []
+                       if isinstance(p, dict))
+    table = ("<table class=\"grid small\" id=\"liveness-nodes\"><thead><tr><th>node</th>"
+             + "".join(f"<th>{esc(c.replace('_', ' '))}</th>" for c in cols)
+             + f"</tr></thead><tbody>{rows}</tbody></table>" if rows else "")
+    return ("<section id=\"liveness\"><h2>Liveness after heal</h2>"
+            f"<p>{esc(liveness.headline(result))}</p>"
+            + (f"<ul class=\"violations\">{problems}</ul>" if problems else "")
+            + table + "</section>")
 
 
 def unknown_reason(run: Run) -> str:
@@ -654,7 +772,7 @@ def _links(run: Run) -> str:
     return "<nav class=\"links\">" + " · ".join(items) + "</nav>" if items else ""
 
 
-def _counts_html(counts: dict[str, Any], faults: Faults, perf: str) -> str:
+def _counts_html(counts: dict[str, Any], faults: Faults, perf: str, table: str) -> str:
     bt = counts["by_type"]
     cards = [
         ("operations", counts["invokes"], ""),
@@ -668,17 +786,71 @@ def _counts_html(counts: dict[str, Any], faults: Faults, perf: str) -> str:
         f"<div class=\"card {c}\"><div class=\"n\">{n:,}</div><div>{esc(label)}</div></div>"
         for label, n, c in cards
     )
-    rows = "".join(
-        f"<tr><td>{esc(f)}</td><td>{c.get('ok', 0):,}</td><td>{c.get('fail', 0):,}</td>"
-        f"<td>{c.get('info', 0):,}</td></tr>"
-        for f, c in counts["by_f"].items()
-    )
-    table = (
-        "<table class=\"grid small\"><thead><tr><th>f</th><th>ok</th><th>fail</th><th>info</th>"
-        f"</tr></thead><tbody>{rows}</tbody></table>" if rows else ""
-    )
     return (f"<section><h2>Counts</h2><div class=\"cards\">{html_cards}</div>{perf}{table}"
             "</section>")
+
+
+def _ms(v: Any) -> str:
+    return f"{v:,.1f}" if isinstance(v, (int, float)) else "—"
+
+
+def _by_f_html(rows: list[dict[str, Any]]) -> str:
+    """Counts, throughput and ok latency per operation ``f``."""
+    if not rows:
+        return ""
+    body = "".join(
+        f"<tr><td><code>{esc(r['f'])}</code></td><td>{r['ok']:,}</td><td>{r['fail']:,}</td>"
+        f"<td>{r['info']:,}</td><td>{_ms(r['per_s'])}</td><td>{_ms(r['ok_per_s'])}</td>"
+        + "".join(f"<td>{_ms(r['latency_ms'].get(q))}</td>" for q in ("0.5", "0.95", "0.99", "1"))
+        + "</tr>" for r in rows)
+    return _table("By operation", "by-f", ("f", "ok", "fail", "info", "ops/s", "ok/s", "p50 ms",
+                                           "p95 ms", "p99 ms", "max ms"), body)
+
+
+def _table(title: str, id_: str, heads: tuple[str, ...], body: str) -> str:
+    """A titled small table of the counts section."""
+    return (f"<h3>{esc(title)}</h3><table class=\"grid small\" id=\"{id_}\"><thead><tr>"
+            + "".join(f"<th>{esc(h)}</th>" for h in heads)
+            + f"</tr></thead><tbody>{body}</tbody></table>")
+
+
+#: rows of the error table (results.json and the history keep every one)
+ERROR_ROWS = 40
+
+
+def _errors_html(rows: list[dict[str, Any]]) -> str:
+    """Fails and infos by error: what the clients were told, and which of it was an outage."""
+    if not rows:
+        return ""
+    body = "".join(
+        f"<tr class=\"{'answer' if r['answer'] else r['type']}\"><td><code>{esc(r['f'])}</code>"
+        f"</td><td>{esc(r['type'])}</td><td><code>{esc(r['error'])}</code></td>"
+        f"<td>{r['count']:,}</td><td>"
+        + ("an answer (the precondition did not hold), not an outage" if r["answer"] else
+           "unavailable: it definitely did not happen" if r["type"] == "fail" else
+           "indeterminate: it may or may not have happened")
+        + "</td></tr>" for r in rows[:ERROR_ROWS])
+    more = (f"<p class=\"hint\">{len(rows) - ERROR_ROWS} rarer errors are not listed.</p>"
+            if len(rows) > ERROR_ROWS else "")
+    return _table("Fails and infos by error", "errors",
+                  ("f", "type", "error", "count", "what it means"), body) + more
+
+
+def _stalls_html(found: list[tuple[int, int]], faults: Faults) -> str:
+    """The longest stretches without an answer, and the faults in force during each."""
+    if not found:
+        return ("<p class=\"hint\" id=\"stalls\">No stall: the clients never waited 1 s or "
+                "more without any answer.</p>")
+    items = []
+    for a, b in found[:5]:
+        during = sorted({iv["kind"] for iv in faults.intervals
+                         if iv["applying"] < b and iv["end"] > a})
+        items.append(f"<li><b>{(b - a) / 1e9:.2f} s</b> without an answer, "
+                     f"{a / 1e9:.3f} – {b / 1e9:.3f} s"
+                     + (f" (faults in force: {esc(', '.join(during))})" if during else
+                        " (no fault in force)") + "</li>")
+    return (f"<p id=\"stalls\">{len(found)} stall{'s' if len(found) != 1 else ''} of 1 s or "
+            f"more (clients asking, nothing answered); the longest:</p><ul>{''.join(items)}</ul>")
 
 
 def _keys_html(run: Run, parts: list[visualize.Partition], kc: dict[str, Counter[str]],
@@ -831,8 +1003,12 @@ def render_report(run: Run) -> str:
     is_set = isinstance(checker_result, dict) and checker_result.get("model") == "set"
     # the set checker does no search: its keys have no linearization to draw
     views, undrawn = failure_views([] if is_set else parts, ops)
+    found_stalls = stalls(calls)
     data = {
         "end": end_ns // 1000,
+        "stalls": [[a // 1000, b // 1000] for a, b in found_stalls],
+        "concurrency": run.test.get("concurrency") if isinstance(
+            run.test.get("concurrency"), int) else None,
         "ops": op_columns(calls),
         "faults": [[iv["applying"] // 1000, iv["start"] // 1000, iv["stopping"] // 1000,
                     iv["end"] // 1000, iv["kind"], iv["colour"], iv["detail"]]
@@ -866,19 +1042,33 @@ def render_report(run: Run) -> str:
         + _links(run)
         + (f"<section class=\"problems\"><h2>Problems reading this run</h2><ul>{problems}</ul></section>"
            if problems else "")
-        + _counts_html(counts, faults, _perf_html(run))
+        + _counts_html(counts, faults, _perf_html(run),
+                       _by_f_html(by_f(calls, end_ns)) + _errors_html(by_error(calls)))
         + _keys_html(run, parts, key_counts(calls), {v["key"] for v in views})
         + _anomalies_html(checker_result)
         + lin_section
         + node_events_section((run.results or {}).get("node_events"))
-        + "<section><h2>Latency</h2><div class=\"legend\" id=\"lat-legend\"></div>"
+        + _liveness_html((run.results or {}).get("liveness"))
+        + "<section><h2>Availability over time</h2><div class=\"legend\" id=\"av-legend\"></div>"
+          "<div class=\"plot\"><canvas id=\"availability\"></canvas></div>"
+        + _stalls_html(found_stalls, faults)
+        + "<h2>Latency</h2><div class=\"legend\" id=\"lat-legend\"></div>"
           "<div class=\"plot\"><canvas id=\"latency\"></canvas></div>"
-          "<h2>Throughput</h2><div class=\"plot\"><canvas id=\"throughput\"></canvas></div>"
+          "<h2>Throughput</h2><div class=\"legend\" id=\"tp-legend\"></div>"
+          "<div class=\"plot\"><canvas id=\"throughput\"></canvas></div>"
           "<div class=\"legend\" id=\"fault-legend\"></div></section>"
         + "<section><h2>Cluster timeline</h2><div class=\"legend\" id=\"tl-legend\"></div>"
           "<div class=\"plot\"><canvas id=\"timeline\"></canvas></div>"
         + _fault_table(faults)
         + "</section>"
+        + "<section id=\"ops\"><h2>Operation timeline</h2><p class=\"hint\">Every operation "
+          "of the run, as Jepsen's timeline: one column per client worker, time running down, "
+          "a bar from invocation to completion (blue ok, red fail, orange info). Faults are "
+          "the bands on the left. Hover a bar for its process, key, value, node and error.</p>"
+          "<div class=\"zoom\"><button type=\"button\" id=\"ops-out\">− zoom out</button> "
+          "<button type=\"button\" id=\"ops-in\">+ zoom in</button> <span id=\"ops-scale\">"
+          "</span></div><div class=\"ops-scroll\"><canvas id=\"optimeline\"></canvas></div>"
+          "</section>"
         + _config_html(run)
         + "</main><div id=\"tooltip\" role=\"tooltip\"></div>"
     )
@@ -918,6 +1108,8 @@ class RunSummary:
     seed: str
     error: str = ""
     bad_keys: list[str] = field(default_factory=list)
+    #: liveness after heal, when it failed: the headline (tester.liveness)
+    liveness: str = ""
 
     def href(self, base: Path) -> str | None:
         """The link to the run's report (or its folder) relative to ``base``."""
@@ -954,6 +1146,8 @@ def summarize(run_dir: str | os.PathLike[str], error: str = "") -> RunSummary:
         error=error or "; ".join(str(e) for e in res.get("errors") or []),
         bad_keys=sorted((p.label for p in visualize.partitions(res.get("checker"))
                          if p.valid is False), key=natural),
+        liveness=liveness.headline(live) if isinstance(live := res.get("liveness"), dict)
+        and live.get("valid") is False else "",
     )
 
 

@@ -109,6 +109,17 @@ def serve_in_thread(store: str | os.PathLike[str], host: str = "127.0.0.1",
     return srv, t
 
 
+def port_number(text: str) -> int:
+    """A TCP port 0-65535, for argparse (which then exits 254 naming the option)."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number 0-65535")
+    return port
+
+
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "serve",
@@ -118,7 +129,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("dir", nargs="?", default="reports", metavar="DIR")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 = any free)")
+    p.add_argument("--port", type=port_number, default=8080,
+                   help="port (default 8080; 0 = any free)")
     p.set_defaults(func=run)
 
 

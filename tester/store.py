@@ -1,15 +1,19 @@
 """The run store: one folder per test run, laid out for the checker, the report and humans.
 
-``<store>/<test>/<YYYYmmddTHHMMSS>/``::
+``<store>/<test>/<YYYYmmddTHHMMSS.fffZ>/`` (Jepsen's folder names, UTC to the millisecond;
+runs stored before that are named ``<YYYYmmddTHHMMSS>`` and read alike)::
 
     test.json       the full configuration, the seed, the start wall time, the nodes
     history.jsonl   every operation, appended and flushed as it happens
+    history.edn     the same history as Jepsen writes it (one op map a line)
     results.json    {"valid", "checker", "stats", "perf", ...}
+    results.edn     the verdict and its main figures for Jepsen's tooling (``:valid?``)
     raftlab.log     the run's log: every lifecycle step with its timing
     nodes/<node>/   the logs downloaded from each node
     report.html     written by ``tester.report`` when that module is present
 
-and ``<store>/<test>/latest`` -> the newest run folder.
+and ``<store>/<test>/latest`` -> the test's newest run folder, ``<store>/latest`` -> the
+newest run of any test (as Jepsen's ``store/latest``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ import os
 import time
 from pathlib import Path
 from typing import Any
+
+from checker.history import Op
+from tester import jepsen_files
 
 log = logging.getLogger("raftlab")
 
@@ -42,12 +49,27 @@ def write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def run_stamp(started: float) -> str:
+    """A run folder's name, as Jepsen names them: ``20261130T154337.102Z`` (UTC)."""
+    ms = int(round(started * 1000))
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+
+
+def link_latest(link: Path, target: Path) -> None:
+    """Point ``link`` at ``target`` (relative), replacing it atomically."""
+    tmp = link.parent / f".{link.name}-{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(os.path.relpath(target, link.parent))
+    os.replace(tmp, link)
+
+
 class RunStore:
-    """One run's folder. Creating it also points ``latest`` at it."""
+    """One run's folder. Creating it also points the test's and the store's ``latest`` at it."""
 
     def __init__(self, root: str | os.PathLike[str], test: str, started: float | None = None):
         self.started = time.time() if started is None else started
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(self.started))
+        stamp = run_stamp(self.started)
         base = Path(root) / test
         base.mkdir(parents=True, exist_ok=True)
         path = base / stamp
@@ -57,15 +79,16 @@ class RunStore:
             n += 1
         path.mkdir()
         self.path = path
-        self._link_latest()
+        link_latest(base / "latest", path)
+        link_latest(Path(root) / "latest", path)
 
-    def _link_latest(self) -> None:
-        link = self.path.parent / "latest"
-        tmp = self.path.parent / f".latest-{os.getpid()}"
-        if tmp.is_symlink() or tmp.exists():
-            tmp.unlink()
-        tmp.symlink_to(self.path.name)
-        os.replace(tmp, link)
+    @classmethod
+    def existing(cls, path: str | os.PathLike[str]) -> RunStore:
+        """A run folder that already exists (to re-check it), links left as they are."""
+        store = cls.__new__(cls)
+        store.path = Path(path)
+        store.started = store.path.stat().st_mtime
+        return store
 
     @property
     def history(self) -> Path:
@@ -84,7 +107,19 @@ class RunStore:
         write_json(self.path / "test.json", config)
 
     def write_results(self, results: dict[str, Any]) -> None:
+        """results.json, and results.edn beside it for Jepsen's tooling."""
         write_json(self.path / "results.json", results)
+        try:
+            jepsen_files.write_results(results, self.path / "results.edn")
+        except (OSError, ValueError) as e:  # the JSON is the record; the EDN is a courtesy
+            log.warning("results.edn not written: %s", e)
+
+    def write_history_edn(self, ops: list[Op]) -> None:
+        """history.edn: the history as Jepsen writes it, once the run is over."""
+        try:
+            jepsen_files.write_history(ops, self.path / "history.edn")
+        except (OSError, ValueError) as e:
+            log.warning("history.edn not written: %s", e)
 
     def write_report(self) -> Path | None:
         """Render report.html with ``tester.report.write_report`` if that module exists."""

@@ -11,11 +11,12 @@ import json
 import random
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 from checker.verdict import EXIT_BAD_INPUT, exit_code
+from tester import liveness, nodeevents
 from tester import nemesis as nem
-from tester import nodeevents
 from tester import workloads as wl
 from tester.runner import RunConfig, Runner
 
@@ -32,6 +33,26 @@ def concurrency(spec: str, nodes: int) -> int:
     return int(m.group(1)) * (nodes if m.group(2) else 1)
 
 
+def default_name(db: str, workload: str, unsafe: list[str]) -> str:
+    """The default test name: what makes runs differ, so each kind keeps its own ``latest``
+    (``raftnode-registers``, ``raftnode-registers-unsafe-local-reads``)."""
+    name = f"{db.split(':')[-1].lower()}-{workload}"
+    return name + "".join(f"-unsafe-{u}" for u in sorted(set(unsafe)))
+
+
+def add_fleet_args(p: argparse.ArgumentParser) -> None:
+    """Where the nodes are: a local fleet, an inventory, or Jepsen's quick ``--nodes``."""
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--fleet", metavar="NAME", help="a fleet made by `raftlab fleet up`")
+    where.add_argument("--inventory", metavar="FILE", help="an inventory YAML file")
+    where.add_argument("--nodes", metavar="H1,H2",
+                       help="the nodes' host names or IPs (optionally host:port), instead of "
+                            "an inventory")
+    p.add_argument("--username", default="root", help="SSH user with --nodes (default root)")
+    p.add_argument("--ssh-private-key", metavar="FILE", default=None,
+                   help="SSH private key with --nodes (default: your agent and ~/.ssh keys)")
+
+
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "test",
@@ -39,9 +60,7 @@ def add_parser(subparsers: Any) -> None:
         description="Run a Jepsen-style test against a fleet and store it under "
         "<store>/<name>/<timestamp>/.",
     )
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--fleet", metavar="NAME", help="a fleet made by `raftlab fleet up`")
-    where.add_argument("--inventory", metavar="FILE", help="an inventory YAML file")
+    add_fleet_args(p)
     p.add_argument("--db", default="raftnode", help="raftnode, etcd or package.module:Class")
     p.add_argument("--workload", default="registers", choices=wl.WORKLOADS + tuple(wl.ALIASES),
                    help="registers (alias: register), kv, append (lists: a lost write stays "
@@ -64,12 +83,23 @@ def add_parser(subparsers: Any) -> None:
                    help="retire a key after this many ops (default 200)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     p.add_argument("--unsafe", action="append", default=[], metavar="NAME",
-                   help="pass an unsafe switch to every raftnode (repeatable)")
+                   help="turn on one of the database's unsafe switches, a planted bug "
+                        "(repeatable; raftnode's are in docs/raftnode.md)")
+    p.add_argument("--db-opt", action="append", default=[], metavar="KEY=JSON",
+                   help='an option for the database adapter, e.g. faketime_cache=0 '
+                        '(repeatable; see docs/fleet.md)')
     p.add_argument("--store", default="reports", metavar="DIR")
     p.add_argument("--name", default=None, help="test name (default: <db>-<workload>)")
     p.add_argument("--no-deploy", action="store_true",
                    help="the database is already installed on the nodes")
     p.add_argument("--op-timeout", type=float, default=5.0, metavar="S")
+    p.add_argument("--settle-timeout", type=float, default=10.0, metavar="S",
+                   help="liveness: after the final heal the cluster must converge within S "
+                        "seconds (one leader, every node applied to the same index), else "
+                        "the run fails (default 10)")
+    p.add_argument("--hang-timeout", type=float, default=60.0, metavar="S",
+                   help="a client or nemesis step still running S seconds past the time "
+                        "limit is abandoned and the run ends unknown (default 60)")
     p.add_argument("--leave-db-running", action="store_true")
     p.add_argument("--nemesis-opt", action="append", default=[], metavar="KEY=JSON",
                    help='a nemesis option, e.g. partitions=["leader"], clock_kinds=["rate"], '
@@ -77,8 +107,11 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _validate(args: argparse.Namespace) -> list[str]:
-    for name in ("time_limit", "nemesis_interval", "op_timeout"):
+def validate(args: argparse.Namespace) -> list[str]:
+    """Check every option that needs no fleet (a campaign checks its runs with it before any
+    starts); the nemesis families; BadInput naming the option otherwise."""
+    for name in ("time_limit", "nemesis_interval", "op_timeout", "settle_timeout",
+                 "hang_timeout"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             raise BadInput(f"--{name.replace('_', '-')} must be positive")
     if args.rate < 0:
@@ -99,32 +132,49 @@ def _validate(args: argparse.Namespace) -> list[str]:
             raise BadInput(f"--nemesis-targets: unknown target {bad[0] if bad else ''!r}; "
                            f"expected {', '.join(nem.TARGETS)}")
         args.nemesis_opts["targets"] = targets
-    for item in args.nemesis_opt:
-        key, eq, raw = item.partition("=")
-        try:
-            if not eq or not key:
-                raise ValueError("expected KEY=JSON")
-            args.nemesis_opts[key.strip()] = json.loads(raw)
-        except ValueError as e:
-            raise BadInput(f"--nemesis-opt {item!r}: {e}") from None
+    args.nemesis_opts.update(key_json(args.nemesis_opt, "--nemesis-opt"))
+    args.db_opts = key_json(args.db_opt, "--db-opt")
+    unknown = sorted(set(args.nemesis_opts) - set(nem.OPTIONS))
+    if unknown:
+        raise BadInput(f"--nemesis-opt: unknown key{'s' if len(unknown) > 1 else ''} "
+                       f"{', '.join(unknown)}; expected {', '.join(sorted(nem.OPTIONS))}")
     if args.nemesis_opts.get("schedule", "hunt") not in nem.SCHEDULES:
         raise BadInput(f"--nemesis-opt schedule={args.nemesis_opts['schedule']!r}: expected "
                        f"one of {', '.join(nem.SCHEDULES)}")
     if args.nemesis_opts.get("system_clock") and args.fleet:
         raise BadInput("--nemesis-opt system_clock=true: a local fleet shares this machine's "
                        "clock; use it with --inventory on real VMs")
-    if args.unsafe:
-        from raftnode.types import UNSAFE_SWITCHES
-
-        for u in args.unsafe:
-            if u not in UNSAFE_SWITCHES:
-                raise BadInput(f"--unsafe {u!r}: expected one of {', '.join(UNSAFE_SWITCHES)}")
     return faults
 
 
-def _fleet(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any], str]:
-    from tester import control, inventory
+def key_json(items: list[str], flag: str) -> dict[str, Any]:
+    """``["k=1", 'ks=["a"]']`` -> ``{"k": 1, "ks": ["a"]}``; a bad item names ``flag``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, eq, raw = item.partition("=")
+        try:
+            if not eq or not key.strip():
+                raise ValueError("expected KEY=JSON")
+            out[key.strip()] = json.loads(raw)
+        except ValueError as e:
+            raise BadInput(f"{flag} {item!r}: {e}") from None
+    return out
 
+
+def connect_fleet(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any], str]:
+    """(nodes, their SSH remotes, where they were described) from ``add_fleet_args``'
+    options; BadInput when the fleet is missing, its description is bad or a node cannot be
+    reached."""
+    from tester import inventory
+
+    if getattr(args, "nodes", None):
+        if args.ssh_private_key and not Path(args.ssh_private_key).expanduser().is_file():
+            raise BadInput(f"--ssh-private-key {args.ssh_private_key}: no such file")
+        try:
+            inv = inventory.from_nodes(args.nodes, args.username, args.ssh_private_key)
+        except inventory.InventoryError as e:
+            raise BadInput(str(e)) from None
+        return _connect(inv, f"--nodes {args.nodes}")
     if args.fleet:
         from tester import fleet
 
@@ -138,34 +188,40 @@ def _fleet(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any], str]:
         inv = inventory.load(path)
     except inventory.InventoryError as e:
         raise BadInput(str(e)) from None
+    return _connect(inv, str(path))
+
+
+def _connect(inv: Any, where: str) -> tuple[list[Any], dict[str, Any], str]:
+    from tester import control
+
     known = inv.known_hosts if inv.known_hosts and inv.known_hosts.exists() else None
     try:
         remotes = control.connect(inv.nodes, known, accept_new=known is None)
     except control.ControlError as e:
-        raise BadInput(f"{path}: cannot reach the fleet: {e}") from None
-    return inv.nodes, remotes, str(path)
+        raise BadInput(f"{where}: cannot reach the fleet: {e}") from None
+    return inv.nodes, remotes, where
 
 
 def run(args: argparse.Namespace) -> int:
-    from tester.db import load_db
+    from tester.db import check_unsafe, load_db
 
     try:
-        faults = _validate(args)
-        builtin = args.db in ("raftnode", "etcd")
-        db = load_db(args.db, **({"deploy": not args.no_deploy} if builtin else {}))
+        faults = validate(args)
+        db = load_db(args.db, **{**args.db_opts, **({"deploy": False} if args.no_deploy else {})})
+        check_unsafe(db, args.unsafe)
         wl.require(db, args.workload)
     except (BadInput, ValueError) as e:
         print(f"raftlab test: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        nodes, remotes, inv_path = _fleet(args)
+        nodes, remotes, inv_path = connect_fleet(args)
     except BadInput as e:
         print(f"raftlab test: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
     try:
         cfg = RunConfig(
-            name=args.name or f"{args.db.split(':')[-1].lower()}-{args.workload}",
+            name=args.name or default_name(args.db, args.workload, args.unsafe),
             db=args.db,
             workload=args.workload,
             nemesis=faults,
@@ -180,8 +236,11 @@ def run(args: argparse.Namespace) -> int:
             store=args.store,
             deploy=not args.no_deploy,
             op_timeout=args.op_timeout,
+            settle_timeout=args.settle_timeout,
+            hang_timeout=args.hang_timeout,
             leave_db_running=args.leave_db_running,
             nemesis_opts=args.nemesis_opts,
+            db_opts=args.db_opts,
         )
     except BadInput as e:
         print(f"raftlab test: {e}", file=sys.stderr)
@@ -226,6 +285,11 @@ def print_summary(out: Any) -> None:
         print(f"node events violate: {', '.join(broken)}")
         for line in itertools.islice(nodeevents.iter_messages(r.get("node_events")), 3):
             print(f"  {line}")
+    live = r.get("liveness")
+    if isinstance(live, dict):
+        print(f"liveness: {liveness.headline(live)}")
+        for p in (live.get("problems") or [])[:8]:
+            print(f"  {p.get('text')}")
     if r.get("errors"):
         print(f"errors: {'; '.join(r['errors'])}")
     print(f"run folder: {out.run_dir}")

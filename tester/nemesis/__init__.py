@@ -25,14 +25,14 @@ from tester.nemesis.network import (
     grudge,
 )
 from tester.nemesis.process import Kill, Pause
-from tester.nemesis.registry import ALWAYS_HEALED, COLORS, FAULTS, PACKAGES, parse
+from tester.nemesis.registry import ALWAYS_HEALED, COLORS, FAULTS, OPTIONS, PACKAGES, parse
 from tester.nemesis.schedule import Together, thread_of
 from tester.nemesis.swarm import describe
 
 __all__ = [
     "ALWAYS_HEALED", "CHAINS", "COLORS", "FAULTS", "FLAP_KINDS", "PACKAGES", "PARTITION_KINDS",
     "SCHEDULES", "TARGETS", "Claims", "Clock", "Delay", "Env", "Fault", "Flap", "Kill", "Loss",
-    "Member", "Nemesis", "Partition", "Pause", "Together", "Unsupported", "clock_offset",
+    "Member", "Nemesis", "OPTIONS", "Partition", "Pause", "Together", "Unsupported", "clock_offset",
     "describe", "grudge", "parse", "pick_targets", "plan_for", "system_clock_command",
     "thread_of",
 ]

@@ -222,4 +222,6 @@ class Delay(Fault):
         return {"healed": "delay", "nodes": [n.name for n in nodes], "errors": errors or None}
 
     def heal(self, env: Env) -> list[str]:
+        # every node: also the qdisc of a run killed before it could heal (raftlab heal)
+        self.active.update(n.name for n in env.nodes)
         return self.stop(env)["errors"] or []

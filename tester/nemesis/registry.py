@@ -22,6 +22,25 @@ COLORS = {
 FAULTS: dict[str, type[Fault]] = {
     c.name: c for c in (Partition, Flap, Clock, Kill, Pause, Loss, Delay, Member)
 }
+#: the keys ``--nemesis-opt`` (and a campaign's ``nemesis_opt``) accept, and what they set
+OPTIONS = {
+    "schedule": "hunt, interval or together",
+    "swarm": "false: every family of 'all', not a random subset per seed",
+    "together_gap_s": "seconds between the families' starts under the together schedule",
+    "targets": "which nodes faults hit (every family)",
+    "partitions": "partition shapes to draw from",
+    "flap_partitions": "flapping partition shapes to draw from",
+    "member_targets": "which nodes membership changes remove",
+    "clock_kinds": "bump, strobe, rate",
+    "clock_min_ms": "smallest clock bump",
+    "clock_max_ms": "largest clock bump",
+    "clock_offsets_ms": "fixed clock bumps to draw from",
+    "clock_rates": "clock rates to draw from (kind rate)",
+    "strobe_s": "how long a clock strobe lasts",
+    "system_clock": "move the nodes' system clocks (real VMs only)",
+    "loss": "the probability a packet is dropped",
+    "delay_ms": "netem delay",
+}
 #: healed at the end of every test even when not chosen: cheap, idempotent and safe
 ALWAYS_HEALED = ("partition", "flap", "loss", "clock", "pause", "kill")
 

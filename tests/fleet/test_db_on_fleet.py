@@ -5,6 +5,7 @@ The same experiment runs against raftnode on 5 nodes and Debian's etcd on 3.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -75,6 +76,7 @@ def test_nodes_run_under_libfaketime_with_their_own_clock_file(cluster) -> None:
     env = remotes["n1"].run(
         "tr '\\0' '\\n' < /proc/$(cat /var/lib/raftnode/raftnode.pid)/environ").stdout
     assert "libfaketime.so" in env
+    assert "/waitfix-" in env, "Python timed waits need waitfix.so preloaded beside libfaketime"
     assert f"FAKETIME_TIMESTAMP_FILE={db.clock_file(n1)}" in env
     assert remotes["n1"].run(f"cat {db.clock_file(n1)}").stdout.strip() == "+0"
 
@@ -181,11 +183,16 @@ def test_fleet_down_leaves_no_namespace_link_mount_or_process(cluster) -> None: 
     assert any("sshd" in p for p in procs)
     db_procs = control.run_all(cluster["remotes"], f"cat {pid_file(cluster['db'])}")
     assert all(r.stdout.strip().isdigit() for r in db_procs.values())
+    # the pid files hold node-local pids (each node has its own PID namespace): the host's
+    # pids of everything in the fleet's network namespaces, the databases included
+    host_pids = [int(p) for n in cluster["inv"].nodes for p in subprocess.run(
+        ["ip", "netns", "pids", n.var("raftlab_namespace")], capture_output=True,
+        text=True).stdout.split()]
+    assert len(host_pids) > 2 * len(db_procs)  # sshd and its wrapper, the databases, ...
     control.close_all(cluster["remotes"])
     fleet.down(name)
     assert nothing_left(name), host_state(name)
-    for r in db_procs.values():
-        assert not running(int(r.stdout)), "database process survived down"
+    assert not [p for p in host_pids if running(p)], "a process survived down"
 
 
 def running(pid: int) -> bool:

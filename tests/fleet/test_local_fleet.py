@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tester import cli, control, fleet, inventory
+from tester.fleet import namespace
 
 from .conftest import SUBNET, local_fleet, skip_unless_root_tools
 
@@ -164,7 +165,7 @@ def test_interrupted_up_undoes_itself(monkeypatch) -> None:  # type: ignore[no-u
     def interrupted(host: str, port: int) -> bool:
         raise KeyboardInterrupt  # Ctrl-C while waiting for the nodes' sshd
 
-    monkeypatch.setattr(fleet, "_port_open", interrupted)
+    monkeypatch.setattr(namespace, "_port_open", interrupted)
     try:
         with pytest.raises(KeyboardInterrupt):
             fleet.up(name, nodes=3, subnet=SUBNET)

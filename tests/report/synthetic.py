@@ -124,8 +124,10 @@ def make_history(n_ops: int = 400, seed: int = 7, violate: bool | int = False,
         inv_val, out_val = vals
         if f == "write":
             out_val = inv_val
-        events.append((start, 0, dict(process=proc, type="invoke", f=f, key=key, value=inv_val), rid))
-        done: dict[str, Any] = dict(process=proc, type=typ, f=f, key=key, value=out_val)
+        node = NODES[proc % len(NODES)]  # the node this client sends to
+        events.append((start, 0, dict(process=proc, type="invoke", f=f, key=key, value=inv_val,
+                                      node=node), rid))
+        done: dict[str, Any] = dict(process=proc, type=typ, f=f, key=key, value=out_val, node=node)
         if typ == "info":
             done["error"] = "timeout"
         if typ == "fail":

@@ -94,10 +94,22 @@ def test_a_run_that_cannot_be_carried_out_is_unknown_and_a_junit_error(tmp_path)
     assert campaign.main(str(write(tmp_path, doc)), run_one=run_one) == 2
 
 
-def test_the_real_test_command_failing_to_start_gives_unknown_not_a_crash(tmp_path):
+def test_a_campaign_on_a_fleet_that_does_not_exist_exits_254_before_any_run(tmp_path, capsys):
     doc = {"name": "nofleet", "store": str(tmp_path / "s"), "dbs": ["raftnode"],
            "workloads": ["registers"], "nemeses": ["none"], "seeds": [1],
            "settings": {"fleet": "rp-no-such-fleet", "time_limit": 1}, "out": str(tmp_path / "o")}
+    assert campaign.main(str(write(tmp_path, doc))) == 254
+    err = capsys.readouterr().err
+    assert "field 'settings.fleet': no such fleet 'rp-no-such-fleet'" in err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "s").exists()
+
+
+def test_the_real_test_command_failing_to_start_gives_unknown_not_a_crash(tmp_path):
+    inv = tmp_path / "inv.yml"  # exists, but its host cannot be reached
+    inv.write_text("all:\n  hosts:\n    n1: {ansible_host: 127.0.0.1, ansible_port: 1}\n")
+    doc = {"name": "nohost", "store": str(tmp_path / "s"), "dbs": ["raftnode"],
+           "workloads": ["registers"], "nemeses": ["none"], "seeds": [1],
+           "settings": {"inventory": str(inv), "time_limit": 1}, "out": str(tmp_path / "o")}
     assert campaign.main(str(write(tmp_path, doc))) == 2
     suite = junit(tmp_path / "o" / "junit.xml")
     assert "exited 254" in suite.find("testcase/error").get("message")
@@ -138,6 +150,17 @@ BASE = {"name": "x", "dbs": ["raftnode"], "workloads": ["registers"], "nemeses":
     ({"settings": ["time_limit"]}, "'settings'"),
     ({"store": 5}, "'store'"),
     ({"settings": {"tme_limit": 30}}, "'settings.tme_limit': raftlab test has no option"),
+    ({"settings": {"zz": 1, "tme_limit": 30, "time_limit": 5}},
+     "fields 'settings.tme_limit', 'settings.zz': raftlab test has no options --tme-limit, --zz"),
+    ({"nemesis": ["kill"], "dbz": ["x"]}, "unknown fields 'dbz', 'nemesis'"),
+    ({"settings": {"time_limit": "soon"}}, "'settings.time_limit' must be a number, got 'soon'"),
+    ({"settings": {"keys": 2.5}}, "'settings.keys' must be an integer, got 2.5"),
+    ({"settings": {"no_deploy": "yes"}}, "'settings.no_deploy' must be true or false"),
+    ({"settings": {"time_limit": [1, 2]}}, "'settings.time_limit' takes one value"),
+    ({"settings": {"workload": "x"}}, "'settings.workload' is set by the matrix"),
+    ({"settings": {"time_limit": -3}}, "'settings.time_limit': --time-limit must be positive"),
+    ({"settings": {"concurrency": "lots"}}, "'settings.concurrency': --concurrency 'lots'"),
+    ({"settings": {"nemesis_opt": ["often=1"]}}, "'settings.nemesis_opt': --nemesis-opt: unknown"),
 ])
 def test_a_bad_campaign_file_exits_254_naming_the_field(tmp_path, capsys, change, field):
     doc = {**BASE, **change}

@@ -4,6 +4,7 @@ point per operation, the cluster timeline, and the operation that cannot be line
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -230,4 +231,48 @@ def test_a_run_that_died_before_any_operation_still_gets_a_page(tmp_path, browse
     page = browser.open(report.write_report(run))
     assert page.inner_text(".banner .verdict") == "UNKNOWN"
     assert page.get_attribute("#latency", "data-points") == "0"
+    assert browser.errors == []
+
+
+def test_the_failure_view_names_the_node_each_process_sent_to(violating_run, browser):
+    page = browser.open(violating_run / "report.html")
+    labels = [t for t in page.locator(".lin-labels div").all_inner_texts() if t]
+    assert labels and all(re.fullmatch(r"process \d+ \u00b7 n[123]", t) for t in labels), labels
+    page.hover(".bar.failing")
+    tip = page.inner_text("#tooltip")
+    assert re.search(r" on n[123] ", tip.splitlines()[0])  # the node that answered the bad op
+    assert re.search(r" on n[123] cannot take effect", page.inner_text(".lin-summary"))
+    heads = [h.text_content() for h in page.locator("table.steps th").all()]
+    assert heads == ["step", "process", "node", "operation", "state after"]
+
+
+def test_the_op_timeline_draws_every_completed_op_and_names_it_on_hover(violating_run, browser):
+    page = browser.open(violating_run / "report.html")
+    canvas = page.locator("#optimeline")
+    assert canvas.get_attribute("data-ops") == str(completions(violating_run))
+    assert canvas.get_attribute("data-workers") == "5"
+    before = canvas.bounding_box()["height"]
+    page.click("#ops-in")
+    assert canvas.bounding_box()["height"] > before  # zooming in stretches time
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    for dy in range(40, 400, 6):  # find a bar under the mouse in worker 0's column
+        page.mouse.move(box["x"] + 96 + 20, box["y"] + dy)
+        tip = page.inner_text("#tooltip") if page.is_visible("#tooltip") else ""
+        if tip.startswith("process "):
+            break
+    assert tip.startswith("process ") and " on n" in tip and "invoked " in tip
+    browser.screenshot("op-timeline", selector="section#ops")
+    assert browser.errors == []
+
+
+def test_availability_over_time_and_the_tables_by_f_and_by_error_are_shown(violating_run, browser):
+    page = browser.open(violating_run / "report.html")
+    assert int(page.get_attribute("#availability", "data-bins")) > 10
+    assert page.get_attribute("#availability", "data-stalls") == "0"
+    assert page.locator("#by-f tbody tr").count() == 3  # read, write, cas
+    answer = page.locator("#errors tr.answer")
+    assert "cas-mismatch" in answer.inner_text() and "not an outage" in answer.inner_text()
+    browser.screenshot("availability", selector="section:has(#availability)")
+    browser.screenshot("counts-by-f-and-error", selector="section:has(#by-f)")
     assert browser.errors == []

@@ -173,8 +173,9 @@ def test_cli_exits_1_and_writes_a_history_the_checker_finds_invalid(tmp_path, ca
                     "--workload", "registers", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 1 and "VIOLATION at seed" in out and "linearizability" in out
-    (test_dir,) = list(tmp_path.iterdir())
+    (test_dir,) = [d for d in tmp_path.iterdir() if d.name != "latest"]
     seed_dir = test_dir / "latest"  # a run folder like the tester's
+    assert (tmp_path / "latest").resolve() == seed_dir.resolve()  # the store's newest run
     plan = json.loads((seed_dir / "plan.json").read_text())
     results = json.loads((seed_dir / "results.json").read_text())
     assert results["valid"] is False and results["checker"]["valid"] is False

@@ -81,7 +81,7 @@ def test_cli_stores_a_set_violation_with_the_elements_by_name(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 1 and "VIOLATION at seed" in out and "--workload set" in out
     assert "raftlab check --model set" in out
-    (test_dir,) = list(tmp_path.iterdir())
+    (test_dir,) = [d for d in tmp_path.iterdir() if d.name != "latest"]
     run = test_dir / "latest"
     results = json.loads((run / "results.json").read_text())
     test = json.loads((run / "test.json").read_text())
@@ -98,7 +98,7 @@ def test_cli_append_violation_replays_with_the_list_append_model(tmp_path, capsy
                     "append", "--quiet", "--no-shrink", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 1 and "raftlab check --model list-append" in out
-    (test_dir,) = list(tmp_path.iterdir())
+    (test_dir,) = [d for d in tmp_path.iterdir() if d.name != "latest"]
     history = load(test_dir / "latest" / "history.jsonl")
     assert check(history, load_model("list-append")).valid is False
 

@@ -83,8 +83,9 @@ def test_local_reads_are_caught_under_partitions_via_the_cli(local_fleet, tmp_pa
                     "--seed", "1", "--store", str(tmp_path), "--op-timeout", "1"])
     out = capsys.readouterr().out
     assert code == 1 and "verdict: INVALID" in out
-    run_dir = tmp_path / "raftnode-registers" / "latest"
+    run_dir = tmp_path / "raftnode-registers-unsafe-local-reads" / "latest"  # its own latest
     assert f"run folder: {run_dir.resolve()}" in out or "run folder:" in out
+    assert (tmp_path / "latest").resolve() == run_dir.resolve()
     saved = json.loads((run_dir / "results.json").read_text())
     assert saved["valid"] is False
     assert any(p["valid"] is False and p["violation"]["op"] is not None
@@ -217,7 +218,8 @@ def test_the_default_hunting_schedule_catches_ack_before_sync_via_the_cli(
     out, err = capsys.readouterr()
     assert "nemesis hunt: " in err and "kill(" in err
     assert code == 1 and "verdict: INVALID" in out
-    saved = json.loads((tmp_path / "raftnode-registers" / "latest" / "results.json").read_text())
+    saved = json.loads((tmp_path / "raftnode-registers-unsafe-ack-before-sync" / "latest"
+                        / "results.json").read_text())
     assert saved["nemesis"]["schedule"] == "hunt" and "kill" in saved["nemesis"]["families"]
     assert_clean(local_fleet)
 
