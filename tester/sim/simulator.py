@@ -405,8 +405,10 @@ class Simulation:
         self.stats["events"] = events
 
     def _flush(self, _data: None) -> None:
-        for d in self.cluster.disks.values():
-            d.flush()
+        cl = self.cluster
+        for nid in cl.ids:  # the ack-before-sync flusher of every live process
+            if nid not in cl.down:
+                cl.nodes[nid].storage.flush_pending()
         self._push(self.now + FLUSH_MS, "flush", None)
 
     def _settle(self) -> None:

@@ -159,7 +159,7 @@ def test_ack_before_sync_loses_acknowledged_writes_on_a_crash(tmp_path: Path) ->
 def test_commit_only_change_is_written_without_waiting_for_fsync(tmp_path: Path, monkeypatch) -> None:
     s, _ = reopen(tmp_path)
     calls = []
-    monkeypatch.setattr("raftnode.storage._sync", lambda fd: calls.append(fd))
+    monkeypatch.setattr("raftnode.fs._sync", lambda fd: calls.append(fd))
     s.save(HardState(1, "n1", 0), entries(1, 2))
     s.save(HardState(1, "n1", 2), [])  # only commit moved
     s.save(HardState(2, None, 2), [])  # term moved: must be durable
