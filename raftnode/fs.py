@@ -13,60 +13,61 @@ from __future__ import annotations
 
 import contextlib
 import os
+from typing import Protocol
 
 
-class File:
+class File(Protocol):
     """An open file: appends, and ``sync`` (fdatasync) to make them durable."""
 
     def write(self, data: bytes) -> None:
-        raise NotImplementedError
+        ...
 
     def sync(self) -> None:
-        raise NotImplementedError
+        ...
 
     def close(self) -> None:
-        raise NotImplementedError
+        ...
 
 
-class FileSystem:
+class FileSystem(Protocol):
     """What storage may do to a directory of files (the real implementation: :class:`RealFS`)."""
 
     def makedirs(self, path: str) -> None:
-        raise NotImplementedError
+        ...
 
     def listdir(self, path: str) -> list[str]:
         """The names in ``path``, sorted (so replay never depends on directory order)."""
-        raise NotImplementedError
+        ...
 
     def exists(self, path: str) -> bool:
-        raise NotImplementedError
+        ...
 
     def read(self, path: str) -> bytes:
-        raise NotImplementedError
+        ...
 
     def open_append(self, path: str) -> File:
         """Open ``path`` for appending, creating it empty if missing."""
-        raise NotImplementedError
+        ...
 
     def create(self, path: str) -> File:
         """Open ``path`` empty for writing (truncating what was there)."""
-        raise NotImplementedError
+        ...
 
     def truncate(self, path: str, size: int) -> None:
         """Cut ``path`` to ``size`` bytes and make that durable."""
-        raise NotImplementedError
+        ...
 
     def replace(self, src: str, dst: str) -> None:
         """Rename atomically (durable once the directory is synced)."""
-        raise NotImplementedError
+        ...
 
     def unlink(self, path: str) -> None:
         """Remove ``path`` if it exists."""
-        raise NotImplementedError
+        ...
 
     def sync_dir(self, path: str) -> None:
         """Make the directory's entries (creations, renames, removals) durable."""
-        raise NotImplementedError
+        ...
 
 
 # fdatasync also flushes the file size an append changed, and skips timestamps (~20% faster
@@ -74,7 +75,7 @@ class FileSystem:
 _sync = getattr(os, "fdatasync", os.fsync)
 
 
-class RealFile(File):
+class RealFile:
     def __init__(self, path: str, mode: str):
         self._f = open(path, mode, buffering=0)  # noqa: SIM115 - closed by close()
 
@@ -88,7 +89,7 @@ class RealFile(File):
         self._f.close()
 
 
-class RealFS(FileSystem):
+class RealFS:
     """The operating system's files."""
 
     def makedirs(self, path: str) -> None:

@@ -21,7 +21,7 @@ own business: it subclasses :class:`Outlet`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from raftnode.core import RaftConfig, RaftCore
 from raftnode.nodeevents import applied_record
@@ -47,38 +47,47 @@ from raftnode.types import (
 LEADER_MESSAGES = (MSG_APPEND, MSG_HEARTBEAT, MSG_SNAPSHOT, MSG_TIMEOUT_NOW)
 
 
-class Outlet:
-    """Where a host's results go. Tokens are the owner's own request handles."""
+class Outlet(Protocol):
+    """Where a host's results go (the server, the simulator's node). Tokens are the owner's
+    own request handles."""
 
     def send(self, msgs: list[Message]) -> None:
         """Messages to peers (in order)."""
+        ...
 
     def resolve(self, token: Any, result: Any, entry: Entry) -> bool:
         """A proposal's entry was applied in its own term: ``result`` is the state
         machine's answer (``None`` for a configuration entry). False: nobody was answered
         (the client had given up)."""
-        return True
+        ...
 
     def reject(self, token: Any, status: str, error: str) -> None:
         """A proposal failed (``fail``: never applied) or its outcome is ``unknown``."""
+        ...
 
     def read_ready(self, token: Any) -> None:
         """A read's index is applied: it may be answered from the state machine now."""
+        ...
 
     def read_failed(self, token: Any, leader: str | None) -> None:
         """A read was refused (this node does not lead)."""
+        ...
 
     def on_soft_state(self, ss: SoftState) -> None:
         """Role, term or leader changed."""
+        ...
 
     def on_events(self, events: list[dict[str, Any]]) -> None:
         """The core's structured events (a granted vote only once it is durable)."""
+        ...
 
     def on_membership(self, m: Membership) -> None:
         """The configuration in effect (applied, or restored from a snapshot)."""
+        ...
 
     def on_applied(self, records: list[str]) -> None:
         """Node-event records of the entries just applied (only when ``record_applied``)."""
+        ...
 
 
 class NodeHost:
@@ -152,7 +161,8 @@ class NodeHost:
     # ---- one Ready --------------------------------------------------------------------------
 
     def before_persist(self, rd: Ready) -> None:
-        """Everything that may happen before the Ready's write is durable."""
+        """Everything that may happen before the Ready's write is durable (then the owner
+        calls :meth:`persist`, then :meth:`after_persist`)."""
         out = self.outlet
         if rd.soft_state is not None:
             out.on_soft_state(rd.soft_state)
@@ -223,12 +233,6 @@ class NodeHost:
         if self.snapshot_entries > 0 and self.applied - self.snapshot_index >= self.snapshot_entries:
             self.core.compact(self.applied, self.sm.snapshot())  # persisted via the next Ready
             self.snapshot_index = self.applied
-
-    def handle(self, rd: Ready) -> None:
-        """All three steps at once (the simulator; the server awaits ``persist`` in a thread)."""
-        self.before_persist(rd)
-        self.persist(rd)
-        self.after_persist(rd)
 
     # ---- the pieces ---------------------------------------------------------------------------
 

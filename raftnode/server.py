@@ -35,7 +35,7 @@ from typing import Any
 
 from raftnode import wire
 from raftnode.core import ProposalRejected, RaftConfig, RaftCore
-from raftnode.host import NodeHost, Outlet
+from raftnode.host import NodeHost
 from raftnode.statemachine import StateMachine
 from raftnode.storage import CorruptLog, Storage
 from raftnode.transport import Coalescer, Forwarder, PeerLink, tune_socket, wait_or
@@ -111,7 +111,7 @@ class RequestFailed(Exception):
         self.message = message
 
 
-class Node(Outlet):
+class Node:  # the host's Outlet
     """One raftnode server process."""
 
     def __init__(self, cfg: NodeConfig):

@@ -255,7 +255,7 @@ class Storage:
         """Make a Ready's hard state and entries durable: one write, one fsync (group commit)."""
         if hard_state is not None and self.volatile_vote:
             hard_state = HardState(term=0, vote=None, commit=hard_state.commit)
-        parts = []
+        parts: list[bytes] = []
         if entries:
             base = self._snapshot.index if self._snapshot else 0
             self._append_mem(entries, base)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from raftnode.core import CORE_UNSAFE, RaftConfig, RaftCore
-from raftnode.host import NodeHost, Outlet
+from raftnode.host import NodeHost
 from raftnode.statemachine import KVStateMachine
 from raftnode.storage import CorruptLog, Storage
 from raftnode.types import (
@@ -30,6 +30,7 @@ from raftnode.types import (
     Message,
     NotLeader,
     Ready,
+    SoftState,
 )
 from tester.sim.disk import SimFS
 from tester.sim.invariants import Violation
@@ -57,8 +58,9 @@ class NodeHooks:
     on_ack: Callable[[SimNode, int, int], None] | None = None  # (node, index, term) acked
 
 
-class SimNode(Outlet):
-    """One raftnode server's Ready loop and storage, without sockets or real files."""
+class SimNode:
+    """One raftnode server's Ready loop and storage, without sockets or real files (the
+    host's :class:`~raftnode.host.Outlet`)."""
 
     def __init__(self, nid: str, config: RaftConfig, membership: Membership, fs: SimFS,
                  unsafe: frozenset[str], hooks: NodeHooks, compact_every: int = 0):
@@ -113,7 +115,13 @@ class SimNode(Outlet):
                 raise Violation("liveness", f"{self.id} produced more than {MAX_READY_ROUNDS} "
                                             "Readys in a row without settling (a busy loop)")
             rd = core.ready()
-            host.handle(rd)
+            host.before_persist(rd)
+            try:
+                host.persist(rd)
+            except Exception as e:  # raftnode serve stops on this: a storage bug
+                raise Violation("storage", f"{self.id} stops on a storage error: "
+                                           f"{type(e).__name__}: {e}") from None
+            host.after_persist(rd)
             if on_ready is not None:
                 on_ready(self, rd)
             core.advance(rd)
@@ -142,6 +150,18 @@ class SimNode(Outlet):
 
     def read_failed(self, token: Any, leader: str | None) -> None:
         token.on_done("fail", None, "not-leader:" + (leader or ""))
+
+    def on_soft_state(self, ss: SoftState) -> None:
+        return None  # the simulator watches Readys through its hooks
+
+    def on_events(self, events: list[dict[str, Any]]) -> None:
+        return None
+
+    def on_membership(self, m: Membership) -> None:
+        return None
+
+    def on_applied(self, records: list[str]) -> None:
+        return None
 
 
 @dataclass
@@ -195,8 +215,9 @@ class Cluster:
         try:
             node = SimNode(nid, self.config(nid), membership, self.disks[nid], self.unsafe,
                            self.hooks, self.compact_every)
-        except CorruptLog as e:  # raftnode serve would refuse to start on this disk
-            raise Violation("storage", f"{nid} cannot restart: {e}") from None
+        except (CorruptLog, ValueError, KeyError) as e:  # raftnode serve would not start
+            raise Violation("storage", f"{nid} cannot restart: {type(e).__name__}: {e}") \
+                from None
         self.nodes[nid] = node
         self.down.discard(nid)
         return node

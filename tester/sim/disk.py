@@ -1,7 +1,7 @@
 """A simulated disk for raftnode's real storage: files in memory, and crashes that lose what a
 real disk may lose.
 
-:class:`SimFS` implements :class:`raftnode.fs.FileSystem`, so ``raftnode/storage.py`` runs on
+:class:`SimFS` implements the :class:`raftnode.fs.FileSystem` protocol, so ``raftnode/storage.py`` runs on
 it unchanged. It remembers, per file, what was made durable by ``sync`` and, per directory
 entry, what was made durable by ``sync_dir``. :meth:`SimFS.crash` (kill -9 or power loss)
 then keeps the durable state and, per file, a part of the unsynced appends chosen from the
@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import random
 
-from raftnode.fs import File, FileSystem
+from raftnode.fs import File
 
 
 class _Inode:
     """A file's bytes; ``data[:synced]`` is durable unless ``frozen`` holds the durable bytes
     (the file was cut below its synced length since)."""
-
-    __slots__ = ("data", "synced", "frozen")
 
     def __init__(self, data: bytes = b""):
         self.data = bytearray(data)
@@ -49,9 +47,7 @@ class _Inode:
         return _Inode(bytes(self.data[: self.synced + keep]))
 
 
-class SimFile(File):
-    __slots__ = ("_inode", "_closed")
-
+class SimFile:
     def __init__(self, inode: _Inode):
         self._inode = inode
         self._closed = False
@@ -68,7 +64,7 @@ class SimFile(File):
         self._closed = True
 
 
-class SimFS(FileSystem):
+class SimFS:
     """One node's files (a flat namespace of full paths)."""
 
     def __init__(self, seed: str):
