@@ -172,8 +172,9 @@ class NodeHost:
             # crash was never cast
             out.on_events([ev for ev in events if ev.get("event") != "vote"])
         hs = rd.hard_state
-        self._sent_early = bool(rd.messages) and self.core.role == LEADER and (
-            hs is None or (hs.term, hs.vote) == self.durable_vote)
+        # (with nothing to write, every message simply goes out after the empty write)
+        self._sent_early = bool(rd.messages) and (rd.entries or rd.snapshot is not None) \
+            and self.core.role == LEADER and (hs is None or (hs.term, hs.vote) == self.durable_vote)
         if self._sent_early:
             # Raft thesis 10.2.1: a leader may write its log in parallel with replicating it.
             # Safe because commits are only computed (and clients answered) after the write.
@@ -202,7 +203,8 @@ class NodeHost:
         """Everything that needs the Ready's write durable: sends, snapshot, applies, reads."""
         out = self.outlet
         hs = rd.hard_state
-        self.durable_index = self.storage.last_index()
+        if rd.entries or rd.snapshot is not None:
+            self.durable_index = self.storage.last_index()
         if hs is not None:
             self.durable_vote = (hs.term, hs.vote)
         if rd.events and any(ev.get("event") == "vote" for ev in rd.events):
@@ -219,9 +221,10 @@ class NodeHost:
             if snap.index > self.applied:
                 self._install_snapshot(snap)
             self.snapshot_index = max(self.snapshot_index, snap.index)
-        for e in rd.committed:
-            self._apply(e)
-        self._flush_applied()
+        if rd.committed:
+            for e in rd.committed:
+                self._apply(e)
+            self._flush_applied()
         if self.read_ready:
             self._release_reads()
         ss = rd.soft_state
