@@ -69,7 +69,7 @@ class SimNode:
         self.unsafe = unsafe
         self.storage = Storage(f"/{nid}", unsafe, fs=fs, flusher=False)
         self.sm = KVStateMachine(no_sessions="no-sessions" in unsafe)
-        core, _rec = NodeHost.recover(self.storage, self.sm, config, membership)
+        core, self.recovered = NodeHost.recover(self.storage, self.sm, config, membership)
         self.core: RaftCore = core
         self.host = NodeHost(core, self.sm, self.storage, self, snapshot_entries=compact_every)
         if hooks.on_apply is not None:

@@ -258,7 +258,7 @@ class Simulation:
         self.stalled: dict[str, int] = {}  # node -> ticks its clock still owes after a jump back
         self.values = 0
         self.stats = {"events": 0, "messages": 0, "faults": 0, "ops": 0, "max_lag": 0,
-                      "installs": 0, "restores": 0}
+                      "installs": 0, "restores": 0, "torn": 0}
         # Like Jepsen's workers, each client starts bound to one node, round robin.
         self.clients = [_Client(i, self.ids[i % len(self.ids)]) for i in range(plan.clients)]
         self.per_client = [plan.ops // plan.clients + (1 if i < plan.ops % plan.clients else 0)
@@ -563,6 +563,8 @@ class Simulation:
         node = self.cluster.start(nid)
         if node.core.snap_index:
             self.stats["restores"] += 1  # restarted from a snapshot on its disk
+        if node.recovered.truncated_bytes:
+            self.stats["torn"] += 1  # replay cut a torn tail off its log
         self.stalled.pop(nid, None)  # a new process measures elapsed time afresh
         self.node_log.append((self.now, nid, {"event": "started"}))
         self._log(f"{nid} restarted term={self.cluster.nodes[nid].core.term}")

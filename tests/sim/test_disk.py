@@ -137,3 +137,17 @@ def test_a_snapshot_and_the_compacted_log_survive_a_crash():
         assert rec.snapshot is not None and rec.snapshot.index == 4
         assert [e.index for e in rec.entries] == [5, 6]
         assert rec.hard_state.term == 1
+
+
+def test_ack_before_sync_buffers_in_the_process_until_the_simulators_flush():
+    fs = SimFS("t")
+    s = Storage("/n1", {"ack-before-sync"}, fs=fs, flusher=False)
+    s.recover()
+    s.save(HardState(1, "n1", 0), entries(1, 2))
+    fs.crash()  # the process and its buffer are gone
+    s = Storage("/n1", {"ack-before-sync"}, fs=fs, flusher=False)
+    assert s.recover().entries == []
+    s.save(HardState(1, "n1", 0), entries(1, 2))
+    s.flush_pending()  # the flush timer: written and fsynced
+    fs.crash()
+    assert [e.index for e in Storage("/n1", fs=fs, flusher=False).recover().entries] == [1, 2]
