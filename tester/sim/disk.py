@@ -5,9 +5,9 @@ real disk may lose.
 it unchanged. It remembers, per file, what was made durable by ``sync`` and, per directory
 entry, what was made durable by ``sync_dir``. :meth:`SimFS.crash` (kill -9 or power loss)
 then keeps the durable state and, per file, a part of the unsynced appends chosen from the
-seed: none of them, all of them, or a prefix cut at any byte (a torn last record). A file
-changed other than by appending since its last sync (truncated, rewritten) comes back as it
-was synced. Creations, renames and removals not yet followed by ``sync_dir`` are undone.
+seed: none of them, all of them, or a prefix cut at any byte (a torn last record). Files are
+only ever appended to between syncs (storage truncates with an fsync, and rewrites by creating
+a new file). Creations, renames and removals not yet followed by ``sync_dir`` are undone.
 """
 
 from __future__ import annotations
@@ -18,22 +18,17 @@ from raftnode.fs import File
 
 
 class _Inode:
-    """A file's bytes; ``data[:synced]`` is durable unless ``frozen`` holds the durable bytes
-    (the file was cut below its synced length since)."""
+    """A file's bytes, of which ``data[:synced]`` is durable."""
 
     def __init__(self, data: bytes = b""):
         self.data = bytearray(data)
         self.synced = len(data)
-        self.frozen: bytes | None = None
 
     def sync(self) -> None:
         self.synced = len(self.data)
-        self.frozen = None
 
     def after_crash(self, rng: random.Random) -> _Inode:
         """What a crash leaves of this file."""
-        if self.frozen is not None:
-            return _Inode(self.frozen)
         unsynced = len(self.data) - self.synced
         keep = 0
         if unsynced > 0:
@@ -117,10 +112,8 @@ class SimFS:
 
     def truncate(self, path: str, size: int) -> None:
         inode = self.names[path]
-        if size < inode.synced and inode.frozen is None:
-            inode.frozen = bytes(inode.data[: inode.synced])
         del inode.data[size:]
-        inode.sync()
+        inode.sync()  # durable at once (the interface's truncate fsyncs)
 
     def replace(self, src: str, dst: str) -> None:
         self.names[dst] = self.names.pop(src)

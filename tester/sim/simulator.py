@@ -685,9 +685,11 @@ class Simulation:
         elif f.kind in ("kill-leader-after-ack", "partition-leader-after-ack"):
             self.armed.append(f)
             self._log(f"fault {f.kind} armed")
-        elif f.kind == "restart-catching-up":
-            # cut a follower off while the others go on, then kill it just after the heal,
-            # while it is being caught up (by appends or a snapshot), and restart it
+        elif f.kind in ("restart-catching-up", "lag-follower"):
+            # cut a follower off while the others go on; restart-catching-up kills it just
+            # after the heal, while it is being caught up (by appends or a snapshot), and
+            # restarts it; lag-follower (arg 1) kills it half way through, restarted (still
+            # cut off) from its own disk
             current = self._leader()
             others = [i for i in ids if i != current] or ids
             v = others[p % len(others)]
@@ -695,16 +697,9 @@ class Simulation:
             self.cut |= cut
             self._log(f"fault {f.kind} {v} cut off")
             undo = ("heal", cut)
-            self._push(self.now + f.duration + f.arg, "strike", (f, v))
-        elif f.kind == "lag-follower":
-            current = self._leader()
-            others = [i for i in ids if i != current] or ids
-            v = others[p % len(others)]
-            cut = {(a, b) for a in cl.ids for b in cl.ids if a != b and v in (a, b)}
-            self.cut |= cut
-            self._log(f"fault {f.kind} {v} cut off")
-            undo = ("heal", cut)
-            if f.arg:  # killed while away, restarted (still cut off) from its own disk
+            if f.kind == "restart-catching-up":
+                self._push(self.now + f.duration + f.arg, "strike", (f, v))
+            elif f.arg:
                 self._push(self.now + f.duration / 2, "strike", (f, v))
         if undo is not None:
             self._push(self.now + f.duration, "undo", undo)
