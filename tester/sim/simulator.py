@@ -563,8 +563,12 @@ class Simulation:
         node = self.cluster.start(nid)
         if node.core.snap_index:
             self.stats["restores"] += 1  # restarted from a snapshot on its disk
-        if node.recovered.truncated_bytes:
-            self.stats["torn"] += 1  # replay cut a torn tail off its log
+        torn = node.recovered.truncated_bytes
+        if torn:  # replay cut a torn tail off its log, as raftnode logs it
+            self.stats["torn"] += 1
+            self.node_log.append((self.now, nid, {"event": "recovered", "truncated_bytes": torn,
+                                                  "file": node.recovered.truncated_file}))
+            self._log(f"{nid} replay cut a torn tail of {torn} bytes")
         self.stalled.pop(nid, None)  # a new process measures elapsed time afresh
         self.node_log.append((self.now, nid, {"event": "started"}))
         self._log(f"{nid} restarted term={self.cluster.nodes[nid].core.term}")
