@@ -125,7 +125,7 @@ def main() -> int:
     for name in survivors:
         m = BY_NAME[name]
         where = ("" if m.path in SIMULATED or a.no_sim
-                 else " (not simulated: the simulator runs the core and state machine only)")
+                 else " (not simulated: outside the modules tester.mutation.SIMULATED names)")
         print(f"  {name}: {m.why}{where}")
     for m in (x for x in chosen if x is not None and x.equivalent):
         print(f"  {m.name} is equivalent: {m.equivalent}")

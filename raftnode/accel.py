@@ -31,7 +31,11 @@ MODULES = (
     "raftnode/types.py",
     "raftnode/core.py",
     "raftnode/statemachine.py",
+    "raftnode/fs.py",
+    "raftnode/storage.py",
+    "raftnode/host.py",
     "tester/sim/invariants.py",
+    "tester/sim/disk.py",
     "tester/sim/cluster.py",
     "tester/sim/simulator.py",
 )

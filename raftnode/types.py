@@ -19,7 +19,7 @@ The core (``raftnode.core.RaftCore``) follows etcd-io/raft's contract:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 FOLLOWER = "follower"
@@ -96,7 +96,7 @@ class HardState:
     commit: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"term": self.term, "vote": self.vote, "commit": self.commit}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> HardState:

@@ -58,7 +58,7 @@ class Mutant:
 
 
 _CORE, _SM = "raftnode/core.py", "raftnode/statemachine.py"
-_SERVER, _STORAGE = "raftnode/server.py", "raftnode/storage.py"
+_HOST, _STORAGE = "raftnode/host.py", "raftnode/storage.py"
 
 MUTANTS: tuple[Mutant, ...] = (
     # ---- elections
@@ -167,16 +167,24 @@ MUTANTS: tuple[Mutant, ...] = (
            "                if seq < s[0]:\n                    return _fail(\"stale-request\")\n",
            "", "session",
            "a delayed copy of an older request of a session is applied again"),
-    # ---- the server: when a client is answered
-    Mutant("ack-without-term-check", _SERVER,
-           "            elif term == e.term:\n                fut.set_result(result)",
-           "            elif True:\n                fut.set_result(result)", "ack",
+    # ---- the server's Ready loop (raftnode/host.py): when a client is answered
+    Mutant("ack-without-term-check", _HOST,
+           "            if term == e.term:\n                if self.outlet.resolve(",
+           "            if True:\n                if self.outlet.resolve(", "ack",
            "a proposal is answered with whatever entry committed at its index, even one of "
            "another term that replaced it"),
-    Mutant("read-released-early", _SERVER,
+    Mutant("ack-on-append", _HOST,
+           "        index, term = self.core.propose(command)\n"
+           "        self.proposals[index] = (term, token)\n",
+           "        index, term = self.core.propose(command)\n"
+           "        self.outlet.resolve(token, {\"status\": \"ok\", \"value\": "
+           "command.get(\"value\")}, self.core.log[-1])\n", "ack",
+           "a write is acknowledged as soon as the leader appends it, before it is durable "
+           "or committed"),
+    Mutant("read-released-early", _HOST,
            "            if index <= self.applied:\n", "            if index <= self.applied + 1:\n",
            "read", "a read is answered one entry before its read index is applied"),
-    Mutant("installed-snapshot-not-restored", _SERVER,
+    Mutant("installed-snapshot-not-restored", _HOST,
            "    def _install_snapshot(self, snap: Snapshot) -> None:\n        self.sm.restore(snap.data)",
            "    def _install_snapshot(self, snap: Snapshot) -> None:\n        pass", "snapshot",
            "a follower that installs a leader's snapshot keeps its old state machine"),
@@ -190,14 +198,35 @@ MUTANTS: tuple[Mutant, ...] = (
            "            if pos < len(self._entries):\n                del self._entries[pos:]\n",
            "            if pos < len(self._entries):\n                continue\n", "storage",
            "recovery keeps the first entry written at an index, not the one that replaced it"),
+    Mutant("entries-not-fsynced", _STORAGE,
+           "        need_sync = bool(entries)\n", "        need_sync = False\n", "storage",
+           "appended entries are written but not fsynced before the Ready is acknowledged "
+           "(only a new term or vote is): a crash loses acknowledged writes"),
+    Mutant("sync-before-write", _STORAGE,
+           "        fh.write(data)\n        if need_sync:\n            fh.sync()\n",
+           "        if need_sync:\n            fh.sync()\n        fh.write(data)\n", "storage",
+           "the log is fsynced before the Ready's records are written, so they are not "
+           "durable when acknowledged"),
+    Mutant("torn-tail-kept", _STORAGE,
+           "            if torn:\n                fs.truncate(path, good)\n",
+           "            if False:\n                fs.truncate(path, good)\n", "storage",
+           "recovery skips a torn last record but leaves it in the file: the next records "
+           "are appended after the garbage, and the following restart finds a corrupt log"),
+    Mutant("snapshot-renamed-unsynced", _STORAGE,
+           "        f.sync()\n        f.close()\n        fs.replace(tmp, final)\n",
+           "        f.close()\n        fs.replace(tmp, final)\n", "storage",
+           "a snapshot file is renamed into place without an fsync: a crash can leave it "
+           "empty or cut short, after the log it replaced was compacted away"),
     Mutant("compaction-drops-hard-state", _STORAGE,
            'parts = [encode_record({"h": self._hard.to_dict()})]', "parts = []", "storage",
            "rewriting the log after a snapshot leaves out term and vote"),
 )
 
 BY_NAME = {m.name: m for m in MUTANTS}
-#: mutants in modules the simulator runs (raftnode/server.py is not simulated yet)
-SIMULATED = ("raftnode/core.py", "raftnode/statemachine.py", "raftnode/types.py")
+#: mutants in modules the simulator runs: raftnode/server.py's own code is only the asyncio
+#: edge (sockets, the worker thread, forwarding); its Ready loop is raftnode/host.py
+SIMULATED = ("raftnode/core.py", "raftnode/statemachine.py", "raftnode/types.py",
+             "raftnode/host.py", "raftnode/storage.py")
 
 
 @contextmanager

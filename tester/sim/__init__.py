@@ -1,6 +1,9 @@
-"""Deterministic simulation of raftnode's real Raft core (``raftlab sim``; see docs/sim.md).
+"""Deterministic simulation of raftnode's real Raft core, Ready loop and storage (``raftlab
+sim``; see docs/sim.md).
 
-``cluster`` drives cores like the server does, ``simulator`` runs one seeded fault schedule,
+``cluster`` runs nodes through the server's own Ready loop (``raftnode.host``) and storage,
+``disk`` is the simulated disk that loses unsynced writes in a crash, ``simulator`` runs one
+seeded fault schedule,
 ``invariants`` checks Raft's safety properties, ``scan`` runs many seeds on worker processes,
 ``shrink`` reduces a failing schedule and ``cli`` is the command.
 """

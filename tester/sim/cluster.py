@@ -1,11 +1,12 @@
-"""Raft nodes in one process: the real ``RaftCore`` and state machine, a modelled disk, and a
-message queue -- the deterministic harness under both the core's unit tests and the simulator.
+"""Raft nodes in one process: raftnode's real host, core, state machine and storage over a
+simulated disk and a message queue -- the deterministic harness under both the core's unit
+tests and the simulator.
 
-A :class:`SimNode` does what the raftnode server does with each ``Ready`` (persist, send,
-apply, answer reads), against a :class:`SimDisk` that models what survives a crash: durable
-data, plus the two storage-level unsafe switches (``ack-before-sync`` keeps entries and hard
-state in a process buffer flushed only on a timer; ``volatile-vote`` never persists term and
-vote, so a restart comes back at term 0 with no vote, like raftnode's storage).
+A :class:`SimNode` is one raftnode server without sockets: it drives the server's own
+:class:`~raftnode.host.NodeHost` (persist, send, apply, answer reads, install snapshots,
+compact) and keeps its log in the server's own :class:`~raftnode.storage.Storage`, on a
+:class:`~tester.sim.disk.SimFS` that loses unsynced writes on a crash. A restart replays that
+storage (torn-tail recovery included), as ``raftnode serve`` does.
 
 :class:`Cluster` holds the nodes and the messages in flight. Delivery order and timing are the
 caller's: unit tests call ``deliver_all()``; the simulator pops messages by simulated time.
@@ -19,77 +20,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from raftnode.core import CORE_UNSAFE, RaftConfig, RaftCore
+from raftnode.host import NodeHost
 from raftnode.statemachine import KVStateMachine
+from raftnode.storage import CorruptLog, Storage
 from raftnode.types import (
-    CONFIG,
     LEADER,
-    NORMAL,
     Entry,
-    HardState,
     Membership,
     Message,
     NotLeader,
     Ready,
-    Snapshot,
+    SoftState,
 )
+from tester.sim.disk import SimFS
 from tester.sim.invariants import Violation
 
 #: Readys one input may produce before the node counts as stuck in a busy loop (a healthy
 #: node needs a handful)
 MAX_READY_ROUNDS = 10_000
-
-
-class SimDisk:
-    """What a node has written, and what of it is durable (survives ``crash``)."""
-
-    def __init__(self, ack_before_sync: bool = False, volatile_vote: bool = False):
-        self.ack_before_sync = ack_before_sync
-        self.volatile_vote = volatile_vote
-        self.hard = HardState()
-        self.snapshot: Snapshot | None = None
-        self.entries: list[Entry] = []
-        self._buffer: list[tuple[Snapshot | None, list[Entry], HardState | None]] = []
-
-    def save(self, snapshot: Snapshot | None, entries: list[Entry], hard: HardState | None) -> None:
-        """Persist one Ready (durable at once, unless ack-before-sync buffers it)."""
-        if self.ack_before_sync:
-            self._buffer.append((snapshot, list(entries), hard))
-        else:
-            self._write(snapshot, entries, hard)
-
-    def flush(self) -> None:
-        """The ack-before-sync timer: write out what is buffered."""
-        for item in self._buffer:
-            self._write(*item)
-        self._buffer.clear()
-
-    def crash(self) -> None:
-        """Lose everything not yet durable."""
-        self._buffer.clear()
-
-    def _write(self, snapshot: Snapshot | None, entries: list[Entry], hard: HardState | None):
-        if snapshot is not None and (self.snapshot is None or snapshot.index > self.snapshot.index):
-            self.snapshot = snapshot
-            self.entries = [e for e in self.entries if e.index > snapshot.index]
-            if self.entries and self.entries[0].index != snapshot.index + 1:
-                self.entries = []
-        if entries:
-            first = entries[0].index
-            base = self.snapshot.index if self.snapshot else 0
-            keep = max(0, first - base - 1)
-            if keep < len(self.entries):
-                del self.entries[keep:]  # an entry at a stored index replaces it and the rest
-            if first > base:  # the usual case: a Ready's entries are contiguous from first
-                self.entries.extend(entries)
-            else:
-                self.entries.extend(e for e in entries if e.index > base)
-        if hard is not None:
-            if self.volatile_vote:
-                hard = HardState(0, None, hard.commit)
-            self.hard = hard
-
-    def load(self) -> tuple[HardState, Snapshot | None, list[Entry]]:
-        return self.hard, self.snapshot, list(self.entries)
 
 
 @dataclass
@@ -111,25 +59,28 @@ class NodeHooks:
 
 
 class SimNode:
-    """One raftnode server's Ready loop, without sockets or files."""
+    """One raftnode server's Ready loop and storage, without sockets or real files (the
+    host's :class:`~raftnode.host.Outlet`)."""
 
-    def __init__(self, nid: str, config: RaftConfig, membership: Membership, disk: SimDisk,
+    def __init__(self, nid: str, config: RaftConfig, membership: Membership, fs: SimFS,
                  unsafe: frozenset[str], hooks: NodeHooks, compact_every: int = 0):
         self.id = nid
-        self.disk = disk
         self.hooks = hooks
         self.unsafe = unsafe
-        self.compact_every = compact_every
-        hard, snap, entries = disk.load()
-        self.core = RaftCore(config, membership, hard, snap, entries)
+        self.storage = Storage(f"/{nid}", unsafe, fs=fs, flusher=False)
         self.sm = KVStateMachine(no_sessions="no-sessions" in unsafe)
-        if snap is not None:
-            self.sm.restore(snap.data)
-        self.applied = snap.index if snap else 0
-        self.proposals: dict[int, tuple[int, Request]] = {}
-        self.reads: dict[Any, list[Request]] = {}
-        self.read_ready: list[tuple[int, list[Request]]] = []
+        core, self.recovered = NodeHost.recover(self.storage, self.sm, config, membership)
+        self.core: RaftCore = core
+        self.host = NodeHost(core, self.sm, self.storage, self, snapshot_entries=compact_every)
+        if hooks.on_apply is not None:
+            on_apply = hooks.on_apply
+            self.host.on_apply = lambda e: on_apply(self, e)
+        self._out: list[Message] = []
         self._read_seq = 0
+
+    @property
+    def applied(self) -> int:
+        return self.host.applied
 
     # -- requests (what the server does for a client request)
 
@@ -137,22 +88,16 @@ class SimNode:
         """A write/cas/delete goes through the log; a get through ReadIndex."""
         if req.command.get("op") == "get":
             self._read_seq += 1
-            ctx = (self.id, self._read_seq)
-            self.reads[ctx] = [req]
-            self.core.read_index(ctx)
+            self.host.read((self.id, self._read_seq), [req])
             return
         try:
-            index, term = self.core.propose(req.command)
+            self.host.propose(req.command, req)
         except NotLeader as e:
             req.on_done("fail", None, "not-leader:" + (e.leader or ""))
-            return
-        self.proposals[index] = (term, req)
 
     def fail_all(self) -> None:
         """The process died: nobody will answer its pending requests."""
-        self.proposals.clear()
-        self.reads.clear()
-        self.read_ready.clear()
+        self.host.drop_all()
 
     # -- the Ready loop
 
@@ -161,8 +106,8 @@ class SimNode:
         core = self.core
         if not core.has_ready():
             return []
-        out: list[Message] = []
-        disk, on_ready, apply = self.disk, self.hooks.on_ready, self._apply
+        self._out = []
+        host, on_ready = self.host, self.hooks.on_ready
         rounds = 0
         while True:
             rounds += 1
@@ -170,87 +115,53 @@ class SimNode:
                 raise Violation("liveness", f"{self.id} produced more than {MAX_READY_ROUNDS} "
                                             "Readys in a row without settling (a busy loop)")
             rd = core.ready()
-            # Half the Readys carry only messages: each step below tests its field first.
-            msgs = rd.messages
-            if msgs:
-                # The Ready's own list (fresh from the core, never mutated here): no copy.
-                out = out + msgs if out else msgs
-            snap = rd.snapshot
-            if snap is not None or rd.entries or rd.hard_state is not None:
-                disk.save(snap, rd.entries, rd.hard_state)
-                if snap is not None and snap.index > self.applied:
-                    self._restore(snap)
-            if rd.committed:
-                for e in rd.committed:
-                    apply(e)
-            if rd.read_states or rd.read_failures:
-                self._take_reads(rd)
-            if self.read_ready:
-                self._release_reads()
-            soft = rd.soft_state
-            if soft is not None and soft.role != LEADER:
-                # Leadership lost: proposals may or may not commit.
-                for _i, (_t, req) in sorted(self.proposals.items()):
-                    req.on_done("unknown", None, "leadership-lost")
-                self.proposals.clear()
+            host.before_persist(rd)
+            try:
+                host.persist(rd)
+            except Exception as e:  # raftnode serve stops on this: a storage bug
+                raise Violation("storage", f"{self.id} stops on a storage error: "
+                                           f"{type(e).__name__}: {e}") from None
+            host.after_persist(rd)
             if on_ready is not None:
                 on_ready(self, rd)
             core.advance(rd)
-            if self.compact_every and self.applied - core.snap_index >= self.compact_every:
-                core.compact(self.applied, self.sm.snapshot())
             if not core.has_ready():
-                return out
+                return self._out
 
-    def _restore(self, snap: Snapshot) -> None:
-        """A snapshot beyond what is applied replaces the state machine."""
-        self.sm.restore(snap.data)
-        self.applied = snap.index
-        for i in [i for i in self.proposals if i <= snap.index]:
-            _t, req = self.proposals.pop(i)
-            req.on_done("unknown", None, "superseded-by-snapshot")
+    # -- Outlet: where the host's answers go
 
-    def _take_reads(self, rd: Ready) -> None:
-        """Confirmed reads wait for the applied index; refused ones fail at once."""
-        for rs in rd.read_states:
-            reqs = self.reads.pop(rs.context, None)
-            if reqs:
-                self.read_ready.append((rs.index, reqs))
-        for rf in rd.read_failures:
-            for req in self.reads.pop(rf.context, None) or ():
-                req.on_done("fail", None, "not-leader:" + (rf.leader or ""))
+    def send(self, msgs: list[Message]) -> None:
+        self._out.extend(msgs)
 
-    def _apply(self, e: Entry) -> None:
-        if e.index <= self.applied:
-            return
-        result: Any = None
-        if e.kind == NORMAL:
-            result = self.sm.apply(e.data, e.index)
+    def resolve(self, token: Any, result: Any, entry: Entry) -> bool:
+        if isinstance(result, dict):
+            if result["status"] == "ok" and self.hooks.on_ack is not None:
+                self.hooks.on_ack(self, entry.index, entry.term)
+            token.on_done(result["status"], result.get("value"), result.get("error"))
         else:
-            self.sm.applied = e.index
-        if self.hooks.on_apply is not None:
-            self.hooks.on_apply(self, e)  # sees self.applied still at the previous entry
-        self.applied = e.index
-        pending = self.proposals.pop(e.index, None)
-        if pending is not None:
-            term, req = pending
-            if term != e.term:
-                req.on_done("unknown", None, "overwritten")
-            elif e.kind == CONFIG:
-                req.on_done("ok", None, None)
-            elif isinstance(result, dict):
-                if result["status"] == "ok" and self.hooks.on_ack is not None:
-                    self.hooks.on_ack(self, e.index, e.term)
-                req.on_done(result["status"], result.get("value"), result.get("error"))
+            token.on_done("ok", None, None)
+        return True
 
-    def _release_reads(self) -> None:
-        still = []
-        for index, reqs in self.read_ready:
-            if index <= self.applied:
-                for req in reqs:
-                    req.on_done("ok", self.sm.get(req.command["key"]), None)
-            else:
-                still.append((index, reqs))
-        self.read_ready = still
+    def reject(self, token: Any, status: str, error: str) -> None:
+        token.on_done(status, None, error)
+
+    def read_ready(self, token: Any) -> None:
+        token.on_done("ok", self.sm.get(token.command["key"]), None)
+
+    def read_failed(self, token: Any, leader: str | None) -> None:
+        token.on_done("fail", None, "not-leader:" + (leader or ""))
+
+    def on_soft_state(self, ss: SoftState) -> None:
+        return None  # the simulator watches Readys through its hooks
+
+    def on_events(self, events: list[dict[str, Any]]) -> None:
+        return None
+
+    def on_membership(self, m: Membership) -> None:
+        return None
+
+    def on_applied(self, records: list[str]) -> None:
+        return None
 
 
 @dataclass
@@ -277,10 +188,7 @@ class Cluster:
     def __post_init__(self) -> None:
         voters = self.voters if self.voters is not None else list(self.ids)
         self.bootstrap = Membership(voters={v: v for v in voters})
-        self.disks = {
-            i: SimDisk("ack-before-sync" in self.unsafe, "volatile-vote" in self.unsafe)
-            for i in self.ids
-        }
+        self.disks = {i: SimFS(f"{self.seed}:{i}") for i in self.ids}
         self.rng = random.Random(self.seed)
         self.nodes: dict[str, SimNode] = {}
         self.down: set[str] = set()
@@ -304,14 +212,18 @@ class Cluster:
     def start(self, nid: str) -> SimNode:
         """(Re)start a node from its durable state."""
         membership = self.bootstrap if nid in self.bootstrap.voters else Membership(voters={})
-        node = SimNode(nid, self.config(nid), membership, self.disks[nid], self.unsafe,
-                       self.hooks, self.compact_every)
+        try:
+            node = SimNode(nid, self.config(nid), membership, self.disks[nid], self.unsafe,
+                           self.hooks, self.compact_every)
+        except (CorruptLog, ValueError, KeyError) as e:  # raftnode serve would not start
+            raise Violation("storage", f"{nid} cannot restart: {type(e).__name__}: {e}") \
+                from None
         self.nodes[nid] = node
         self.down.discard(nid)
         return node
 
     def crash(self, nid: str) -> None:
-        """kill -9: the process and its unsynced writes are gone."""
+        """kill -9: the process and (some of) its unsynced writes are gone."""
         self.nodes[nid].fail_all()
         self.disks[nid].crash()
         self.down.add(nid)

@@ -61,6 +61,10 @@ FAULT_KINDS = (
     "kill-leader-after-ack", "partition-leader-after-ack", "restart-catching-up",
     # two configuration changes back to back: the second must wait for the first to commit
     "member-churn",
+    # a long run for one follower: cut off for most of the run (killed and restarted from
+    # its disk while away, half the time), so it falls more than a batch and a snapshot
+    # behind and is caught up by many appends or an InstallSnapshot
+    "lag-follower",
 )
 #: what the simulated clients can run; ``mixed`` draws one of them per seed
 SIM_WORKLOADS = ("registers", "append", "set")
@@ -150,6 +154,9 @@ def make_plan(seed: int, nodes: int = 3, ops: int = 200,
             arg = rng.choice((0.2, 0.5, 0.9))
         elif kind == "restart-catching-up":  # ms after the heal at which the node is killed
             arg = rng.choice((1.0, 3.0, 8.0, 15.0))
+        elif kind == "lag-follower":  # away for most of the run; arg 1: restarted meanwhile
+            dur = rng.uniform(0.4, 0.8) * span
+            arg = float(rng.randrange(2))
         if lease and kind in ("clock-rate", "skew-partition-leader", "clock-jump"):
             # within the drift bound: rates in [0.92, 1.1], so any ratio is under 1.2
             kind = "skew-partition-leader" if kind == "skew-partition-leader" else "clock-rate"
@@ -250,7 +257,8 @@ class Simulation:
         self.burst_loss = 0.0
         self.stalled: dict[str, int] = {}  # node -> ticks its clock still owes after a jump back
         self.values = 0
-        self.stats = {"events": 0, "messages": 0, "faults": 0, "ops": 0}
+        self.stats = {"events": 0, "messages": 0, "faults": 0, "ops": 0, "max_lag": 0,
+                      "installs": 0, "restores": 0, "torn": 0}
         # Like Jepsen's workers, each client starts bound to one node, round robin.
         self.clients = [_Client(i, self.ids[i % len(self.ids)]) for i in range(plan.clients)]
         self.per_client = [plan.ops // plan.clients + (1 if i < plan.ops % plan.clients else 0)
@@ -277,6 +285,8 @@ class Simulation:
             self._log(f"{node.id} {ss.role} term={ss.term} leader={ss.leader}")
         for ev in rd.events:
             self.node_log.append((self.now, node.id, ev))
+            if ev.get("kind") == "installed":
+                self.stats["installs"] += 1
             if ev.get("event") in ("membership", "snapshot", "check_quorum_lost",
                                    "removed_step_down", "committed_entry_conflict"):
                 self._log(f"{node.id} {ev}")
@@ -405,8 +415,10 @@ class Simulation:
         self.stats["events"] = events
 
     def _flush(self, _data: None) -> None:
-        for d in self.cluster.disks.values():
-            d.flush()
+        cl = self.cluster
+        for nid in cl.ids:  # the ack-before-sync flusher of every live process
+            if nid not in cl.down:
+                cl.nodes[nid].storage.flush_pending()
         self._push(self.now + FLUSH_MS, "flush", None)
 
     def _settle(self) -> None:
@@ -533,10 +545,30 @@ class Simulation:
             self._log("settle: converged")
             self.horizon = -1.0  # stop before the next event
 
+    def _note_lag(self, healed: set[str]) -> None:
+        """Statistics: how far behind the leader's log a node rejoins (entries)."""
+        lead_id = self._leader()
+        lead = self._node(lead_id) if lead_id is not None else None
+        if lead is None:
+            return
+        last = lead.core.last_index()
+        for nid in healed:
+            n = self._node(nid)
+            if n is not None and nid != lead.id:
+                self.stats["max_lag"] = max(self.stats["max_lag"], last - n.core.last_index())
+
     def _restart(self, nid: str) -> None:
         if nid not in self.cluster.down:
             return
-        self.cluster.start(nid)
+        node = self.cluster.start(nid)
+        if node.core.snap_index:
+            self.stats["restores"] += 1  # restarted from a snapshot on its disk
+        torn = node.recovered.truncated_bytes
+        if torn:  # replay cut a torn tail off its log, as raftnode logs it
+            self.stats["torn"] += 1
+            self.node_log.append((self.now, nid, {"event": "recovered", "truncated_bytes": torn,
+                                                  "file": node.recovered.truncated_file}))
+            self._log(f"{nid} replay cut a torn tail of {torn} bytes")
         self.stalled.pop(nid, None)  # a new process measures elapsed time afresh
         self.node_log.append((self.now, nid, {"event": "started"}))
         self._log(f"{nid} restarted term={self.cluster.nodes[nid].core.term}")
@@ -657,9 +689,11 @@ class Simulation:
         elif f.kind in ("kill-leader-after-ack", "partition-leader-after-ack"):
             self.armed.append(f)
             self._log(f"fault {f.kind} armed")
-        elif f.kind == "restart-catching-up":
-            # cut a follower off while the others go on, then kill it just after the heal,
-            # while it is being caught up (by appends or a snapshot), and restart it
+        elif f.kind in ("restart-catching-up", "lag-follower"):
+            # cut a follower off while the others go on; restart-catching-up kills it just
+            # after the heal, while it is being caught up (by appends or a snapshot), and
+            # restarts it; lag-follower (arg 1) kills it half way through, restarted (still
+            # cut off) from its own disk
             current = self._leader()
             others = [i for i in ids if i != current] or ids
             v = others[p % len(others)]
@@ -667,7 +701,10 @@ class Simulation:
             self.cut |= cut
             self._log(f"fault {f.kind} {v} cut off")
             undo = ("heal", cut)
-            self._push(self.now + f.duration + f.arg, "strike", (f, v))
+            if f.kind == "restart-catching-up":
+                self._push(self.now + f.duration + f.arg, "strike", (f, v))
+            elif f.arg:
+                self._push(self.now + f.duration / 2, "strike", (f, v))
         if undo is not None:
             self._push(self.now + f.duration, "undo", undo)
 
@@ -713,6 +750,7 @@ class Simulation:
         if what == "heal":
             self.cut -= arg
             self._log("heal partition")
+            self._note_lag({b for _a, b in arg})
         elif what == "restart":
             for v in arg:
                 self._restart(v)

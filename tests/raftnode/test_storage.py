@@ -159,8 +159,18 @@ def test_ack_before_sync_loses_acknowledged_writes_on_a_crash(tmp_path: Path) ->
 def test_commit_only_change_is_written_without_waiting_for_fsync(tmp_path: Path, monkeypatch) -> None:
     s, _ = reopen(tmp_path)
     calls = []
-    monkeypatch.setattr("raftnode.storage._sync", lambda fd: calls.append(fd))
+    monkeypatch.setattr("raftnode.fs._sync", lambda fd: calls.append(fd))
     s.save(HardState(1, "n1", 0), entries(1, 2))
     s.save(HardState(1, "n1", 2), [])  # only commit moved
     s.save(HardState(2, None, 2), [])  # term moved: must be durable
     assert len(calls) == 2
+
+
+def test_entry_and_hard_state_records_are_the_generic_json_records_byte_for_byte() -> None:
+    from raftnode.storage import _entry_record, _hard_state_record, encode_record
+
+    for e in [Entry(1, 2, data={"op": "put", "key": 'k"\\', "value": [1, "é", None]}),
+              Entry(3, 4, "config", {"voters": {"a": "127.0.0.1:1"}}), Entry(2, 5, data=None)]:
+        assert _entry_record(e) == encode_record({"e": e.to_dict()})
+    for hs in [HardState(1, None, 0), HardState(5, "n1", 7)]:
+        assert _hard_state_record(hs) == encode_record({"h": hs.to_dict()})

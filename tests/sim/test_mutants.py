@@ -1,6 +1,7 @@
 """Detection cannot silently regress: a handful of raftnode mutants (tester/mutation.py), each
-an ordinary Raft bug no schedule was written for, must still be killed by ``raftlab sim``
-within a small seed budget, and every catalogued mutant must still apply to the sources."""
+an ordinary Raft bug no schedule was written for -- in the core, in the server's Ready loop and
+in the durable log -- must still be killed by ``raftlab sim`` within a small seed budget, and
+every catalogued mutant must still apply to the sources."""
 
 from __future__ import annotations
 
@@ -17,6 +18,11 @@ CI_MUTANTS = {
     "follower-commit-unbounded": 300,  # (3)
     "read-index-self-confirmed": 300,  # (31)
     "reject-does-not-back-off": 50,  # (3) a liveness failure: never converges after heal
+    # the server's Ready loop (raftnode/host.py) and the durable log (raftnode/storage.py),
+    # which the simulator runs on its crash-prone disk
+    "ack-on-append": 100,  # (2) an acknowledged write lost
+    "entries-not-fsynced": 100,  # (3) an acknowledged write lost
+    "torn-tail-kept": 300,  # (29) storage: the node cannot restart on its own log
 }
 
 
