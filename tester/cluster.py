@@ -91,10 +91,11 @@ def connect(address: str | None = None, workers: int | None = None,
             client.close()
         return
     n = workers or local_n or os.cpu_count() or 1
-    # fork, as the pool before it did: a spawned worker re-imports raftlab first, which
-    # costs a second or more of start-up on a busy machine (measured in docs/sim.md)
+    # forkserver: a worker process starts as a fork of a clean server process, faster than
+    # spawning (docs/sim.md); a plain fork would copy the client's event loop state, which
+    # breaks a worker the nanny restarts after a death
     with dask.config.set({"distributed.scheduler.allowed-failures": 0,
-                          "distributed.worker.multiprocessing-method": "fork"}):
+                          "distributed.worker.multiprocessing-method": "forkserver"}):
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                dashboard_address=None, worker_dashboard_address=None,
                                silence_logs=logging.ERROR)
