@@ -73,8 +73,7 @@ def connect(address: str | None = None, workers: int | None = None,
             timeout: float = 20.0) -> Iterator[Any]:
     """A ``distributed.Client``: to the scheduler at ``address``, or to a local cluster of
     ``workers`` processes (default: one per CPU) that is shut down on exit."""
-    import dask
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     address, local_n = parse_address(address)
     if address is not None:
@@ -91,19 +90,42 @@ def connect(address: str | None = None, workers: int | None = None,
             client.close()
         return
     n = workers or local_n or os.cpu_count() or 1
-    # forkserver: a worker process starts as a fork of a clean server process, faster than
-    # spawning (docs/sim.md); a plain fork would copy the client's event loop state, which
-    # breaks a worker the nanny restarts after a death
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0,
-                          "distributed.worker.multiprocessing-method": "forkserver"}):
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               dashboard_address=None, worker_dashboard_address=None,
-                               silence_logs=logging.ERROR)
+    if local_n is None:  # the default: one local cluster per process, started on first use
+        yield _shared_local(n)
+        return
+    cluster = _local_cluster(n)
     try:
         with Client(cluster) as client:
             yield client
     finally:
         cluster.close()
+
+
+_SHARED: dict[int, Any] = {}
+
+
+def _shared_local(n: int) -> Any:
+    """A local cluster of ``n`` workers kept for the life of this process (Dask closes it at
+    exit), so the seed scans of a campaign, a test session or a bench pay its start-up once."""
+    from distributed import Client
+
+    if n not in _SHARED:
+        _SHARED[n] = Client(_local_cluster(n))
+    return _SHARED[n]
+
+
+def _local_cluster(n: int) -> Any:
+    import dask
+    from distributed import LocalCluster
+
+    # forkserver: a worker process starts as a fork of a clean server process, faster than
+    # spawning (docs/sim.md); a plain fork would copy the client's event loop state, which
+    # breaks a worker the nanny restarts after a death
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                          "distributed.worker.multiprocessing-method": "forkserver"}):
+        return LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                            dashboard_address=":0", worker_dashboard_address=None,
+                            silence_logs=logging.ERROR)
 
 
 def _probe(address: str, timeout: float) -> None:
@@ -132,10 +154,19 @@ def fan_out(client: Any, fn: Callable[[T], R], items: Sequence[T],
     an exception from ``fn`` (a :class:`Stuck` restarts the worker that still runs it), gives
     ``Lost(reason)``. ``note`` hears each retry and loss as it happens.
     """
+    futures = {client.submit(fn, item, pure=False): (i, 0) for i, item in enumerate(items)}
+    try:
+        yield from _results(client, fn, items, futures, describe, note)
+    finally:  # the caller stopped early (a violation found): free the workers at once
+        client.cancel(list(futures))
+
+
+def _results(client: Any, fn: Callable[[T], R], items: Sequence[T], futures: dict[Any, Any],
+             describe: Callable[[T], str], note: Callable[[str], None]
+             ) -> Iterator[tuple[int, R | Lost]]:
     from distributed import as_completed
     from distributed.scheduler import KilledWorker
 
-    futures = {client.submit(fn, item, pure=False): (i, 0) for i, item in enumerate(items)}
     pending = as_completed(list(futures))
     for fut in pending:
         i, tries = futures.pop(fut)

@@ -161,9 +161,15 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(file=sys.stderr)
     if lost:
-        missing = sum(r.stop - r.start for r, _ in lost)
+        spans: list[list[int]] = []
+        for r, _ in sorted(lost, key=lambda x: x[0].start):
+            if spans and spans[-1][1] == r.start:
+                spans[-1][1] = r.stop
+            else:
+                spans.append([r.start, r.stop])
+        missing = sum(b - a for a, b in spans)
         print(f"UNKNOWN: {i + 1} seeds clean, {missing} not run (seeds "
-              f"{', '.join(f'{r.start}..{r.stop - 1}' for r, _ in lost)}): {lost[0][1]}")
+              f"{', '.join(f'{a}..{b - 1}' for a, b in spans)}): {lost[0][1]}")
         return EXIT_UNKNOWN
     print(f"{n} seeds clean (seeds {args.seed}..{args.seed + n - 1}, {args.nodes} nodes, "
           f"{args.steps} ops each, workload {args.workload}"

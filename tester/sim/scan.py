@@ -18,9 +18,10 @@ from tester.sim.simulator import plan_for, run_plan
 #: seconds one seed may run before it is reported as stuck (a healthy seed takes ~10 ms of
 #: CPU; the simulator bounds its events, so only a bug in the harness gets near this)
 SEED_BOUND = 60.0
-#: how many seeds a task runs: small enough that progress streams and a lost worker costs
-#: little, large enough that the scheduler's ~1 ms a task is noise (a seed is ~5-10 ms)
-MAX_RANGE = 50
+#: how many seeds a task runs at most: small enough that progress streams, a lost worker costs
+#: little and a stop waits little (a running task is not interrupted), large enough that the
+#: scheduler's ~1-2 ms a task is noise (a seed is ~5-10 ms)
+MAX_RANGE = 25
 
 Seed = tuple[int, "str | None", int]
 
@@ -71,9 +72,17 @@ def scan(seeds: range, nodes: int = 3, ops: int = 200, unsafe: frozenset[str] = 
             raise ClusterError(f"{r}: {why}")
         on_lost(r, why)
 
-    def ranges(size: int) -> list[SeedRange]:
-        return [SeedRange(s, min(s + size, seeds.stop), nodes, ops, frozenset(unsafe), lease,
-                          workload, bound) for s in range(seeds.start, seeds.stop, size)]
+    def ranges(size: int, ramp: int = 1) -> list[SeedRange]:
+        """Seed ranges of ``size``; the first ones small (1, 2, 4, ... seeds, ``ramp`` of each
+        size) so an early violation is reported, and the others cancelled, at once."""
+        out: list[SeedRange] = []
+        s = seeds.start
+        while s < seeds.stop:
+            k = min(size, 1 << (len(out) // ramp))
+            out.append(SeedRange(s, min(s + k, seeds.stop), nodes, ops, frozenset(unsafe),
+                                 lease, workload, bound))
+            s += k
+        return out
 
     if cluster is None and jobs <= 1:
         for r in ranges(MAX_RANGE):
@@ -84,7 +93,7 @@ def scan(seeds: range, nodes: int = 3, ops: int = 200, unsafe: frozenset[str] = 
         return
     with connect(cluster, None if cluster else jobs) as client:
         n = max(1, len(workers(client)))
-        work = ranges(max(1, min(MAX_RANGE, len(seeds) // (n * 8) or 1)))
+        work = ranges(max(1, min(MAX_RANGE, len(seeds) // (n * 8))), ramp=n)
         done: dict[int, list[Seed] | Lost] = {}
         nxt = 0
         for i, res in fan_out(client, run_range, work, note=note):

@@ -5,6 +5,7 @@ and a seed past its time bound are reported by name instead of waited on."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -104,8 +105,12 @@ def test_sim_reports_seeds_past_the_bound_as_unknown_naming_them(capsys):
     code = raftlab(["sim", "--seeds", "3", "--jobs", "1", "--seed-timeout", "0.001"])
     out, err = capsys.readouterr()
     assert code == 2
-    assert "UNKNOWN: 0 seeds clean, 3 not run (seeds 0..2)" in out
-    assert "seed 0 ran past its bound" in err
+    # the watchdog wakes every millisecond but may wait for the GIL a seed's compiled code
+    # holds: some seed overruns and is named; every seed is counted once
+    clean, missing = map(int, re.search(r"UNKNOWN: (\d+) seeds clean, (\d+) not run", out)
+                         .groups())
+    assert clean + missing == 3 and missing >= 1
+    assert re.search(r"seed \d ran past its bound of 0.001 s", err)
 
 
 @pytest.mark.parametrize("bad", ["local:0", "tcp://host", "nohost:port"])
