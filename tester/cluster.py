@@ -118,6 +118,7 @@ def _local_cluster(n: int) -> Any:
     import dask
     from distributed import LocalCluster
 
+
     # forkserver: a worker process starts as a fork of a clean server process, faster than
     # spawning (docs/sim.md); a plain fork would copy the client's event loop state, which
     # breaks a worker the nanny restarts after a death

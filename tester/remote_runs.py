@@ -20,7 +20,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,7 +124,9 @@ def run_on_worker(job: tuple[dict[str, Any], Callable[[dict[str, Any]], Path],
     cfg, run_one, provision = job
     t0 = time.monotonic()
     where = socket.gethostname()
-    with tempfile.TemporaryDirectory(prefix="raftlab-run-") as tmp:
+    # the run's own printout names a temporary folder: the campaign prints where it lands
+    with tempfile.TemporaryDirectory(prefix="raftlab-run-") as tmp, \
+            redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
         cfg = {**cfg, "store": tmp}
         run_dir: Path | None = None
         error = None

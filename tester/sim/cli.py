@@ -19,7 +19,7 @@ from checker.verdict import EXIT_BAD_INPUT, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VAL
 from raftnode import accel
 from raftnode.types import UNSAFE_SWITCHES
 from tester.cluster import ClusterError, parse_address
-from tester.sim.scan import SEED_BOUND, SeedRange, scan
+from tester.sim.scan import IN_PROCESS_BELOW, SEED_BOUND, SeedRange, scan
 from tester.sim.simulator import MIXED, SIM_WORKLOADS, SimResult, plan_for, run_plan
 from tester.workloads import make
 
@@ -122,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
         lost.append((r, why))
         print(f"\r{r} not run: {why}", file=sys.stderr, flush=True)
 
-    where = args.cluster or (f"{jobs} local processes" if jobs > 1 else "this process")
+    where = args.cluster or (f"{jobs} local processes" if jobs > 1 and n >= IN_PROCESS_BELOW
+                             else "this process")
     runs = scan(seeds, args.nodes, args.steps, unsafe, jobs, args.lease, args.workload,
                 cluster=None if args.trace else args.cluster, bound=args.seed_timeout,
                 on_lost=on_lost, note=note)

@@ -23,6 +23,11 @@ SEED_BOUND = 60.0
 #: scheduler's ~1-2 ms a task is noise (a seed is ~5-10 ms)
 MAX_RANGE = 25
 
+#: fewer seeds than this run in this process unless a cluster is named: starting a local
+#: cluster and its workers costs ~1-3 s on this 2-core machine, what ~250 seeds gain from a
+#: second process (docs/sim.md)
+IN_PROCESS_BELOW = 250
+
 Seed = tuple[int, "str | None", int]
 
 
@@ -63,7 +68,8 @@ def scan(seeds: range, nodes: int = 3, ops: int = 200, unsafe: frozenset[str] = 
     """Yield (seed, violated property or None, ops) in seed order.
 
     ``cluster`` is a scheduler's address (``tcp://host:port``) or ``local:N``; without it,
-    ``jobs`` > 1 starts a local cluster of that many processes and ``jobs`` = 1 runs here. A
+    ``jobs`` > 1 uses this process's local cluster of that many workers (started on first
+    use), and ``jobs`` = 1 or fewer than ``IN_PROCESS_BELOW`` seeds run here. A
     range no worker could finish is skipped and handed to ``on_lost`` (without it: raised as
     a ClusterError naming the seeds).
     """
@@ -84,7 +90,7 @@ def scan(seeds: range, nodes: int = 3, ops: int = 200, unsafe: frozenset[str] = 
             s += k
         return out
 
-    if cluster is None and jobs <= 1:
+    if cluster is None and (jobs <= 1 or len(seeds) < IN_PROCESS_BELOW):
         for r in ranges(MAX_RANGE):
             try:
                 yield from run_range(r)
