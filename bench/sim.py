@@ -71,19 +71,23 @@ if __name__ == "__main__":
         for w in workers(client):  # imports and compiled modules loaded: not timed
             client.submit(run_range, SeedRange(0, 1, 3, 200, frozenset(), False, "mixed", 60),
                           workers=[w], pure=False).result()
+        c0 = sum(client.run(time.process_time).values())
         t0 = time.monotonic()
         done = sum(1 for _ in scan(range(1000, 1000 + seeds), cluster=client.scheduler.address,
                                    workload="mixed"))
         wall = time.monotonic() - t0
-    print(json.dumps({"sps": done / wall}))
+        cpu = sum(client.run(time.process_time).values()) - c0
+    print(json.dumps({"sps": done / wall, "cpu_ms": cpu / done * 1000,
+                      "busy": cpu / (wall * n)}))
 """
 
 
-def cluster_speed(workers: int, seeds: int) -> float:
-    """Seeds/s on a fresh local cluster of ``workers`` processes, start-up excluded."""
+def cluster_speed(workers: int, seeds: int) -> dict[str, float]:
+    """Seeds/s on a fresh local cluster of ``workers`` processes, start-up excluded; the
+    workers' CPU per seed, and how much of the wall time each worker got a core ("busy")."""
     out = subprocess.run([sys.executable, "-c", _CLUSTER_RUN, str(seeds), str(workers)],
                          cwd=ROOT, capture_output=True, text=True, check=True)
-    return float(json.loads(out.stdout.strip().splitlines()[-1])["sps"])
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 CAMPAIGN = """name: bench-{mode}
@@ -118,15 +122,20 @@ def campaign_seconds(cluster: str | None, tmp: Path) -> float:
 
 def bench_cluster(seeds: int, repeat: int, campaigns: int) -> None:
     print(f"load average before: {os.getloadavg()[0]:.1f} (2 cores shared with other work)")
-    rates: dict[int, list[float]] = {1: [], 2: []}
+    runs: dict[int, list[dict[str, float]]] = {1: [], 2: []}
     for _ in range(max(1, repeat)):
         for n in (1, 2):
-            rates[n].append(cluster_speed(n, seeds))
-    m1, m2 = statistics.median(rates[1]), statistics.median(rates[2])
+            runs[n].append(cluster_speed(n, seeds))
+    med = {n: {k: statistics.median(r[k] for r in runs[n]) for k in ("sps", "cpu_ms", "busy")}
+           for n in runs}
     print(f"sim on a local Dask cluster, {seeds} seeds (mixed), median of {repeat}:")
-    print(f"  1 worker : {m1:6.1f} seeds/s  samples {[round(x, 1) for x in rates[1]]}")
-    print(f"  2 workers: {m2:6.1f} seeds/s  samples {[round(x, 1) for x in rates[2]]}")
-    print(f"  ratio {m2 / m1:.2f}x (target >= 1.8x)")
+    for n in (1, 2):
+        m = med[n]
+        print(f"  {n} worker(s): {m['sps']:6.1f} seeds/s  samples "
+              f"{[round(r['sps'], 1) for r in runs[n]]}; {m['cpu_ms']:.1f} ms CPU a seed; "
+              f"each worker on a core {m['busy']:.0%} of the time")
+    print(f"  ratio {med[2]['sps'] / med[1]['sps']:.2f}x (target >= 1.8x); CPU a seed "
+          f"x{med[2]['cpu_ms'] / med[1]['cpu_ms']:.2f} with 2 workers (the fan-out's cost)")
     if campaigns < 1:
         return
     import tempfile
