@@ -389,22 +389,28 @@ def run_campaign(camp: Campaign, run_one: RunOne = run_test,
     if cluster is None:
         return _run_here(cells, run_one, say)
     from tester.cluster import connect
+    from tester.remote_runs import sweep_slots
 
-    with connect(cluster) as client:
-        address = client.scheduler.address
-        sims = [{**c, "cluster": address} for c in cells if c.get("sim")]
-        entries = _run_here(sims, run_one, say, total=len(cells))
-        if any(e.interrupted for e in entries):
-            return entries
-        entries += _run_on(client, [c for c in cells if not c.get("sim")], run_one, provision,
-                           say, first=len(sims) + 1, total=len(cells))
-        if provision is not None and not provision.inventories:
-            from tester.remote_runs import sweep_slots
-
-            for worker, removed in client.run(sweep_slots).items():
-                if removed:
-                    say(f"removed fleets left by a dead worker on {worker}: {len(removed)} "
-                        f"things")
+    own_fleets = provision is not None and not provision.inventories
+    try:
+        with connect(cluster) as client:
+            address = client.scheduler.address
+            sims = [{**c, "cluster": address} for c in cells if c.get("sim")]
+            entries = _run_here(sims, run_one, say, total=len(cells))
+            if any(e.interrupted for e in entries):
+                return entries
+            entries += _run_on(client, [c for c in cells if not c.get("sim")], run_one,
+                               provision, say, first=len(sims) + 1, total=len(cells))
+            if own_fleets:  # fleets of workers that died mid-run, on every worker's machine
+                for worker, removed in client.run(sweep_slots).items():
+                    if removed:
+                        say(f"removed what dead runs left on {worker}: {', '.join(removed)}")
+    finally:
+        if own_fleets and parse_address(cluster)[0] is None:
+            # a local cluster is closed by now, its workers gone whatever state they were in
+            # (Ctrl-C): every slot is free, and what a killed run left up is removed here
+            for removed in sweep_slots():
+                say(f"removed {removed}")
     return entries
 
 
