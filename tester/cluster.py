@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -79,9 +81,14 @@ def connect(address: str | None = None, workers: int | None = None,
     if address is not None:
         _probe(address, timeout)
         try:
-            client = Client(address, timeout=timeout)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                client = Client(address, timeout=timeout)
         except (OSError, TimeoutError) as e:
             raise ClusterError(f"--cluster {address}: cannot reach the scheduler: {e}") from None
+        for w in caught:
+            if not _python_patch_only(str(w.message)):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         try:
             if not client.scheduler_info().get("workers"):
                 client.wait_for_workers(1, timeout=timeout)
@@ -127,6 +134,17 @@ def _local_cluster(n: int) -> Any:
         return LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                             dashboard_address=":0", worker_dashboard_address=None,
                             silence_logs=logging.ERROR)
+
+
+def _python_patch_only(message: str) -> bool:
+    """Dask's version-mismatch table differs only in Python's patch level (3.11.2 on a fleet
+    node's python3, 3.11.7 here): harmless, so not shown."""
+    rows = re.findall(r"^\|\s*(\S+)\s*\|(.*)\|\s*$", message, re.M)
+    rows = [(name, cells) for name, cells in rows if name != "Package"]
+    if [name for name, _ in rows] != ["python"]:
+        return False
+    versions = {".".join(v.strip().split(".")[:2]) for v in rows[0][1].split("|") if v.strip()}
+    return len(versions) == 1
 
 
 def _probe(address: str, timeout: float) -> None:

@@ -122,3 +122,15 @@ def test_sim_rejects_a_bad_cluster_address_with_exit_254(bad, capsys):
 def test_sim_says_an_unreachable_cluster_cannot_be_reached(capsys):
     assert raftlab(["sim", "--seeds", "3", "--cluster", "tcp://127.0.0.1:9"]) == 254
     assert "cannot reach the scheduler" in capsys.readouterr().err
+
+
+def test_a_python_patch_level_mismatch_is_not_shown_but_a_package_mismatch_is():
+    table = ("Mismatched versions found\n\n+---------+--------+-----------+---------+\n"
+             "| Package | Client | Scheduler | Workers |\n"
+             "+---------+--------+-----------+---------+\n"
+             "| python  | {}  | 3.11.7.final.0 | 3.11.2.final.0 |\n"
+             "+---------+--------+-----------+---------+")
+    assert cluster._python_patch_only(table.format("3.11.7.final.0"))
+    assert not cluster._python_patch_only(table.format("3.12.1.final.0"))
+    assert not cluster._python_patch_only(table.format("3.11.7.final.0").replace(
+        "| python  |", "| msgpack |"))
