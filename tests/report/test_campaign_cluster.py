@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import yaml
 
 from tester import campaign
 from tester.cluster import connect
+from tester.remote_runs import Provision
 from tests.report.memruns import run_one as memdb_run_one
 
 
@@ -112,3 +114,30 @@ def test_fleet_nodes_and_inventories_are_checked_and_name_their_field(tmp_path):
     camp = campaign.parse({**doc, "inventories": ["a.yml", "b.yml"], "fleet_nodes": 3}, "c.yml")
     assert camp.provision().inventories == ("a.yml", "b.yml")
     assert campaign.parse({**doc, "fleet_nodes": 3}, "c.yml").provision().fleet_nodes == 3
+
+
+def _hold_inventory(config: dict[str, Any]) -> Path:
+    t0 = time.time()
+    time.sleep(0.4)
+    with open(config["log"], "a") as fh:  # one line per run: which inventory, when
+        fh.write(json.dumps([config.get("inventory"), config.get("fleet"), t0, time.time()])
+                 + "\n")
+    return memdb_run_one(config)
+
+
+def test_runs_on_a_cluster_hold_the_campaigns_inventories_one_run_each(tmp_path, address):
+    log = tmp_path / "held.jsonl"
+    camp = campaign.parse({"name": "inv", "store": str(tmp_path / "store"), "dbs": ["memdb"],
+                           "workloads": ["registers"], "nemeses": ["none"],
+                           "seeds": [1, 2, 3, 4]}, "inv.yml")
+    camp.settings = {"log": str(log), "fleet": "ignored"}
+    entries = campaign.run_campaign(camp, _hold_inventory, progress=lambda s: None,
+                                    cluster=address,
+                                    provision=Provision(("rack1.yml", "rack2.yml")))
+    assert [e.verdict for e in entries] == [True] * 4
+    held = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(held) == 4 and {h[0] for h in held} <= {"rack1.yml", "rack2.yml"}
+    assert all(h[1] is None for h in held)  # an inventory replaces the fleet setting
+    for inv in ("rack1.yml", "rack2.yml"):
+        spans = sorted((a, b) for i, _f, a, b in held if i == inv)  # never two at once
+        assert all(b1 <= a2 for (_a1, b1), (a2, _b2) in zip(spans, spans[1:], strict=False))
