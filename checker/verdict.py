@@ -1,4 +1,10 @@
-"""Verdicts and the exit codes that release pipelines gate on (Jepsen's convention)."""
+"""Verdicts and the exit codes that release pipelines gate on (Jepsen's convention).
+
+A test run composes several checks with :func:`worst`: linearizability of the history, Raft
+safety on the node events, and liveness after the final heal. Each is a detected defect when
+it fails -- a cluster that never converges after every fault is healed is ``False`` like a
+non-linearizable history -- so every one of them fails a gate with ``EXIT_INVALID``.
+"""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything raftlab needs on a Debian/Ubuntu machine, as root: Debian packages
-# (python3, sshd, iptables, libfaketime, etcd, chromium, a C compiler) and a virtualenv in .venv
-# with raftlab installed in editable mode and its simulator modules compiled. Safe to run
-# again; it skips what is already there.
+# (python3, sshd, iptables, libfaketime, etcd, NATS, Redis, chromium, a C compiler) and a
+# virtualenv in .venv with raftlab installed in editable mode and its simulator modules
+# compiled. Safe to run again; it skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +16,7 @@ APT_PACKAGES=(
   openssh-server openssh-client iptables iproute2 procps psmisc kmod
   libfaketime faketime
   etcd-server etcd-client
+  nats-server redis-server redis-sentinel
   chromium chromium-driver
 )
 missing=()
@@ -28,8 +29,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# Debian's etcd package may start a system etcd on 2379; raftlab runs its own members.
-if command -v systemctl >/dev/null 2>&1; then systemctl disable --now etcd >/dev/null 2>&1 || true; fi
+# Debian's etcd, NATS and Redis packages may start system services on their default ports;
+# raftlab runs its own servers on the fleet's nodes.
+if command -v systemctl >/dev/null 2>&1; then
+  for s in etcd nats-server redis-server redis-sentinel; do
+    systemctl disable --now "$s" >/dev/null 2>&1 || true
+  done
+fi
 
 PY=${RAFTLAB_PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

@@ -13,6 +13,7 @@ shared by every run (any ``raftlab test`` option, spelled with underscores)::
       fleet: raftlab
       time_limit: 30
       concurrency: 2n
+      db_opt: {faketime_cache: 0}   # a mapping gives one --db-opt KEY=JSON per key
 
 An optional ``sim`` section runs the deterministic simulator first (``raftlab sim``, docs/sim.md):
 it explores thousands of fault schedules a minute against raftnode's Raft core, so a gate finds
@@ -64,6 +65,7 @@ RunOne = Callable[[dict[str, Any]], Path]
 _KNOWN = {"name", "store", "dbs", "workloads", "nemeses", "seeds", "settings", "junit", "out",
           "sim", "inventories", "fleet_nodes"}
 _SIM_KNOWN = {"seeds", "nodes"}
+_KEY_JSON = {"db_opt", "nemesis_opt"}  # settings that may be a mapping of option -> value
 SIM_DB = "raftnode (simulated)"
 _MATRIX = ("db", "workload", "nemesis", "seed")
 
@@ -173,6 +175,8 @@ def parse(data: Any, path: str = "campaign") -> Campaign:
         if not isinstance(k, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", k):
             raise CampaignError(f"{path}: field 'settings.{k}': expected an option name such "
                                 f"as time_limit")
+        if isinstance(v, dict) and k in _KEY_JSON and all(isinstance(x, str) for x in v):
+            continue  # db_opt: {faketime_cache: 0} -> --db-opt faketime_cache=0
         if not isinstance(v, (str, int, float, bool, list)) or (
             isinstance(v, list) and not all(isinstance(x, (str, int, float)) for x in v)
         ):
@@ -290,6 +294,9 @@ def test_argv(config: dict[str, Any]) -> list[str]:
         elif isinstance(v, list):
             for x in v:
                 argv += [flag, str(x)]
+        elif isinstance(v, dict):  # a mapping of _KEY_JSON: one KEY=JSON flag per key
+            for key, x in v.items():
+                argv += [flag, f"{key}={json.dumps(x)}"]
         else:
             argv += [flag, str(v)]
     return argv
@@ -534,6 +541,10 @@ def write_junit(camp: Campaign, entries: list[Entry], path: Path) -> Path:
         if e.verdict is False and sim:
             f = ET.SubElement(case, "failure", type="invalid",
                               message=f"simulation found a violation: {s.error}")
+            f.text = where
+        elif e.verdict is False and s.liveness and not s.bad_keys:
+            f = ET.SubElement(case, "failure", type="invalid",
+                              message=f"liveness after the final heal {s.liveness}")
             f.text = where
         elif e.verdict is False:
             keys = ", ".join(s.bad_keys) or "see the report"

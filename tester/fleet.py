@@ -1,9 +1,9 @@
 """A local fleet: N "hosts" on one machine, each a network + mount + UTS namespace running sshd.
 
 Each node gets a network namespace joined to a bridge by a veth pair (its own IP, no route
-off the bridge, no NAT), a private mount namespace in which /opt/raftnode, /var/lib/raftnode,
-/var/log/raftnode (and etcd's directories) are bind-mounted from a per-node folder on the
-host, its own hostname, and an sshd on its IP that accepts a generated key. The tester then
+off the bridge, no NAT), a private mount namespace in which /opt/raftlab (any adapter's
+home), /opt/raftnode, /var/lib/raftnode, /var/log/raftnode (and etcd's directories) are
+bind-mounted from a per-node folder on the host, its own hostname, and an sshd on its IP that accepts a generated key. The tester then
 treats it exactly like a fleet of VMs: it reads the inventory this module writes and talks SSH.
 
 Everything is named after the fleet (``NAME-br``, ``NAME-nI``), so ``down`` finds and removes
@@ -34,7 +34,8 @@ DEFAULT_SUBNET = "10.213.0.0/24"
 STATE_ROOT = Path(os.environ.get("RAFTLAB_FLEET_DIR", "/var/lib/raftlab/fleets"))
 # directories every node sees as its own (bind-mounted from the node's folder on the host);
 # a private /root also keeps the host's shell start-up files out of every SSH command
-PRIVATE_DIRS = ("/root", "/opt/raftnode", "/var/lib/raftnode", "/var/log/raftnode",
+#: bind-mounted per node; /opt/raftlab is where any other adapter installs (tester/db.py)
+PRIVATE_DIRS = ("/root", "/opt/raftlab", "/opt/raftnode", "/var/lib/raftnode", "/var/log/raftnode",
                 "/var/lib/etcd", "/var/log/etcd")
 NODE_OFFSET = 10  # n1 gets the subnet's .11, the bridge (the control node) gets .1
 REQUIRED_TOOLS = ("ip", "ssh-keygen", "unshare", "sshd", "hostname", "mount")

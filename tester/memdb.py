@@ -13,6 +13,12 @@ chosen by ``mode``:
   served and then replaced by a new leader's log). A register cannot tell: the next write
   overwrites the value anyway. A list shows the element vanish.
 
+The fake also answers ``node_status`` (liveness after heal, ``tester.liveness``): one leader,
+every running node applied to the store's last change -- except a node named ``stuck``,
+which stays behind for good. ``hang`` makes a fault action or a client call never return
+(``"pause"``, ``"kill"``, ... or ``"client"``), until :meth:`MemDB.release`: the runner must
+give up on it, heal, and end ``unknown``.
+
 Keys hold a value, or a list for ``append`` and ``add`` (a set stored as a list; reads return
 a copy of it).
 
@@ -114,6 +120,7 @@ class _Store:
         self.visible: dict[Any, Any] = {}  # lost-overwritten: shown until the next change
         self.mode, self.bug_rate = mode, bug_rate
         self.rng = random.Random(seed)
+        self.changes = 0  # the fake's "applied index": one per change
 
     def _set(self, key: Any, value: Any, bug: bool = False) -> None:
         """Change ``key``; with the lost-overwritten bug the change is only shown, and the
@@ -124,6 +131,7 @@ class _Store:
         self.visible.pop(key, None)
         self.prev[key] = self.data.get(key)
         self.data[key] = value
+        self.changes += 1
 
     def _get(self, key: Any) -> Any:
         return self.visible[key] if key in self.visible else self.data.get(key)
@@ -174,6 +182,7 @@ class MemClient:
     def invoke(self, f: str, key: Any, value: Any, timeout: float) -> tuple[str, Any, Any]:
         assert self.node is not None, "invoke before open"
         name = self.node.name
+        self.db._maybe_hang("client")
         if name in self.db.killed:
             return "fail", value, "connection-refused"
         if name in self.db.paused or name in self.db.removed or self.db.fleet.cut_off(name):
@@ -200,6 +209,9 @@ class MemDB:
         bug_rate: float = 0.2,
         latency: float = 0.0,
         fail_setup: int = 0,
+        stuck: str | None = None,
+        hang: str | None = None,
+        status: bool = True,
     ):
         if mode not in MODES:
             raise ValueError(f"memdb mode {mode!r}: expected one of {', '.join(MODES)}")
@@ -213,6 +225,35 @@ class MemDB:
         self.events: list[tuple[str, str]] = []  # (action, node) in order
         self.fail_setup = fail_setup  # fail this many setup attempts (to test retries)
         self._lock = threading.Lock()
+        self.stuck = stuck
+        self.hang = hang
+        self.hung = threading.Event()  # set once a call hangs
+        self._released = threading.Event()
+        if not status:  # an adapter that cannot say a node's status
+            self.node_status = None  # type: ignore[assignment]
+
+    def _maybe_hang(self, what: str) -> None:
+        """Block the first call of kind ``what`` (if ``hang`` names it) until released."""
+        with self._lock:
+            go = self.hang == what and not self.hung.is_set()
+            if go:
+                self.hung.set()
+        if go:
+            self._released.wait(600)
+
+    def release(self) -> None:
+        """Let a hung call return (tests call it when done, so no thread outlives them)."""
+        self._released.set()
+
+    def node_status(self, node: Any, timeout: float) -> dict[str, Any] | None:
+        """Raft-like status: the first running node leads; a ``stuck`` node is behind."""
+        if node.name in self.killed or node.name in self.paused:
+            return None
+        lead = next((n.name for n in self.fleet.nodes if n.name not in self.killed), None)
+        applied = self.store.changes
+        return {"id": node.name, "role": "leader" if node.name == lead else "follower",
+                "term": 1, "leader": lead, "commit": applied,
+                "applied": applied // 2 if node.name == self.stuck else applied}
 
     def _event(self, action: str, node: Any) -> None:
         with self._lock:
@@ -239,11 +280,13 @@ class MemDB:
         self.running.add(node.name)
 
     def kill(self, remote: Any, node: Any) -> None:
+        self._maybe_hang("kill")
         self._event("kill", node)
         self.killed.add(node.name)
         self.running.discard(node.name)
 
     def pause(self, remote: Any, node: Any) -> None:
+        self._maybe_hang("pause")
         self._event("pause", node)
         self.paused.add(node.name)
 

@@ -27,6 +27,7 @@ from typing import Any
 from checker import visualize
 from checker.history import NEMESIS, HistoryError, Op, read_jsonl
 from checker.visualize import VERDICT_CLASS, VERDICT_TEXT, verdict_of
+from tester import liveness
 from tester.nemesis import COLORS
 from tester.nodeevents import violated
 from tester.nodeevents.html import section as node_events_section
@@ -574,15 +575,45 @@ def _banner(run: Run, duration_ns: int, first_error: bool) -> str:
 
 
 def _invalid_reason(run: Run) -> str:
-    """Which check found the run invalid: the history, the nodes' own logs, or both."""
+    """Which check found the run invalid: the history, the nodes' own logs, liveness after
+    the heal, or several."""
     res = run.results or {}
     checked = res.get("checker") if isinstance(res.get("checker"), dict) else {}
     broken = violated(res.get("node_events") if isinstance(res.get("node_events"), dict) else None)
-    history = "a history that no sequential execution explains was found"
-    if not broken:
-        return history
-    logs = f"the nodes' logs break Raft's safety: {', '.join(broken)}"
-    return logs if checked.get("valid") is not False else f"{history}; {logs}"
+    live = res.get("liveness") if isinstance(res.get("liveness"), dict) else {}
+    reasons = []
+    if checked.get("valid") is False:
+        reasons.append("a history that no sequential execution explains was found")
+    if broken:
+        reasons.append(f"the nodes' logs break Raft's safety: {', '.join(broken)}")
+    if live.get("valid") is False:
+        reasons.append("liveness after the final heal failed: "
+                       + liveness.headline(live).removeprefix("FAILED: "))
+    return "; ".join(reasons) or "a history that no sequential execution explains was found"
+
+
+def _liveness_html(result: Any) -> str:
+    """results.json's ``liveness``: the verdict, what kept the cluster from converging, and
+    each node's last status (role, term, leader, indexes)."""
+    if not isinstance(result, dict):
+        return ""
+    nodes = result.get("nodes") if isinstance(result.get("nodes"), dict) else {}
+    named = {p.get("node") for p in result.get("problems") or [] if isinstance(p, dict)}
+    cols = ("role", "term", "leader", "applied", "commit", "last_index")
+    rows = "".join(
+        f"<tr class=\"{'invalid' if n in named else ''}\"><td>{esc(n)}</td>"
+        + ("".join(f"<td>{esc(str(st.get(c, '')))}</td>" for c in cols)
+           if isinstance(st, dict) else f"<td colspan=\"{len(cols)}\">does not answer</td>")
+        + "</tr>" for n, st in sorted(nodes.items(), key=lambda kv: natural(kv[0])))
+    problems = "".join(f"<li>{esc(p.get('text'))}</li>" for p in result.get("problems") or []
+                       if isinstance(p, dict))
+    table = ("<table class=\"grid small\" id=\"liveness-nodes\"><thead><tr><th>node</th>"
+             + "".join(f"<th>{esc(c.replace('_', ' '))}</th>" for c in cols)
+             + f"</tr></thead><tbody>{rows}</tbody></table>" if rows else "")
+    return ("<section id=\"liveness\"><h2>Liveness after heal</h2>"
+            f"<p>{esc(liveness.headline(result))}</p>"
+            + (f"<ul class=\"violations\">{problems}</ul>" if problems else "")
+            + table + "</section>")
 
 
 def unknown_reason(run: Run) -> str:
@@ -871,6 +902,7 @@ def render_report(run: Run) -> str:
         + _anomalies_html(checker_result)
         + lin_section
         + node_events_section((run.results or {}).get("node_events"))
+        + _liveness_html((run.results or {}).get("liveness"))
         + "<section><h2>Latency</h2><div class=\"legend\" id=\"lat-legend\"></div>"
           "<div class=\"plot\"><canvas id=\"latency\"></canvas></div>"
           "<h2>Throughput</h2><div class=\"plot\"><canvas id=\"throughput\"></canvas></div>"
@@ -918,6 +950,8 @@ class RunSummary:
     seed: str
     error: str = ""
     bad_keys: list[str] = field(default_factory=list)
+    #: liveness after heal, when it failed: the headline (tester.liveness)
+    liveness: str = ""
 
     def href(self, base: Path) -> str | None:
         """The link to the run's report (or its folder) relative to ``base``."""
@@ -954,6 +988,8 @@ def summarize(run_dir: str | os.PathLike[str], error: str = "") -> RunSummary:
         error=error or "; ".join(str(e) for e in res.get("errors") or []),
         bad_keys=sorted((p.label for p in visualize.partitions(res.get("checker"))
                          if p.valid is False), key=natural),
+        liveness=liveness.headline(live) if isinstance(live := res.get("liveness"), dict)
+        and live.get("valid") is False else "",
     )
 
 

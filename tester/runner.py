@@ -28,9 +28,9 @@ from typing import Any
 
 from checker.history import NEMESIS, HistoryWriter, Op
 from checker.verdict import UNKNOWN, Verdict, worst
+from tester import bounds, liveness, nodeevents
 from tester import generator as gen
 from tester import nemesis as nem
-from tester import nodeevents
 from tester import workloads as wl
 from tester.store import RunStore
 
@@ -58,7 +58,15 @@ class RunConfig:
     store: str = "reports"
     deploy: bool = True
     op_timeout: float = 5.0
-    quiet: float = 2.0  # seconds between the final heal and the final reads
+    #: liveness: seconds after the final heal within which the cluster must converge (one
+    #: leader followed by all, every node applied to the same index); adapters without
+    #: ``node_status`` get the fixed ``quiet`` wait instead and no liveness check
+    settle_timeout: float = 10.0
+    quiet: float = 2.0  # seconds between the final heal and the final reads (no node_status)
+    #: a client or nemesis thread still busy this long after the time limit (plus
+    #: op_timeout) is stuck: the run goes on without it and ends "unknown"; also how long
+    #: the final heal waits for nemesis actions in flight
+    hang_timeout: float = 60.0
     final_time: float = 15.0  # upper bound on the final-reads phase
     setup_attempts: int = 3
     ready_timeout: float = 30.0
@@ -84,6 +92,7 @@ class Recorder:
         self.writer = HistoryWriter(path)
         self.ops: list[Op] = []
         self.t0 = time.monotonic_ns()
+        self.closed = False
 
     def now(self) -> int:
         return time.monotonic_ns() - self.t0
@@ -94,12 +103,16 @@ class Recorder:
         with self.lock:
             op = Op(len(self.ops), self.now(), type_, process, f, value, key, error, node,
                     dict(extra or {}))
+            if self.closed:  # a thread abandoned as stuck came back after the run ended
+                log.warning("dropped a record after the history was closed: %s", op)
+                return op
             self.ops.append(op)
             self.writer.append(op)
             return op
 
     def close(self) -> None:
         with self.lock:
+            self.closed = True
             self.writer.close()
 
 
@@ -112,6 +125,9 @@ class ClientWorker:
         self.process = thread
         self.read_fs = read_fs
         self.client: Any = None
+        #: set when the run gave up waiting for this worker: its late completion is dropped,
+        #: so its operation stays indeterminate (an invoke without completion)
+        self.abandoned = False
 
     def open(self) -> None:
         """Connect a fresh client to this worker's node."""
@@ -148,6 +164,8 @@ class ClientWorker:
             typ = "fail"  # a read has no effect, so one that did not complete did not happen
         if typ != "ok":
             out = value
+        if self.abandoned:
+            return dict(req, type="info", value=value, error="abandoned")
         self.rec.record(typ, self.process, f, key, out, err, self.node.name, extra)
         done = dict(req, type=typ, value=out, error=err)
         if typ == "info":
@@ -166,11 +184,15 @@ class NemesisWorker:
 
     def __init__(self, nemesis: nem.Nemesis, rec: Recorder):
         self.nemesis, self.rec = nemesis, rec
+        self.abandoned = False
 
     def perform(self, req: dict[str, Any]) -> dict[str, Any]:
         f = req["f"]
         self.rec.record("invoke", NEMESIS, f, value=req.get("value"))
         typ, value, err = self.nemesis.invoke(req)
+        if self.abandoned:
+            log.warning("nemesis %s finished after the run gave up on it: %s", f, value)
+            return dict(req, type=typ, value=value, error=err)
         self.rec.record(typ, NEMESIS, f, value=value, error=err)
         log.info("nemesis %s: %s%s", f, value, f" ({err})" if err else "")
         return dict(req, type=typ, value=value, error=err)
@@ -181,7 +203,8 @@ class Interpreter:
 
     All generator calls happen under one condition variable; a thread told to wait sleeps on
     it until its time comes or another op completes. Bounded by ``deadline`` (seconds since
-    the test began) and by ``stop``.
+    the test began) and by ``stop``: a thread still performing a request at the deadline is
+    stuck; :meth:`run` abandons it and names it.
     """
 
     def __init__(self, g: gen.Generator, workers: dict[gen.Thread, Any], rec: Recorder,
@@ -191,6 +214,8 @@ class Interpreter:
         self.cond = threading.Condition()
         self.threads = tuple(workers)
         self.errors: list[BaseException] = []
+        #: thread -> (request, start in s since the test began) while it performs one
+        self.busy: dict[gen.Thread, tuple[dict[str, Any], float]] = {}
 
     def _loop(self, thread: gen.Thread) -> None:
         worker = self.workers[thread]
@@ -210,7 +235,11 @@ class Interpreter:
                         wait = 0.05 if r.until is None else r.until - now
                         self.cond.wait(max(0.0, min(wait, 0.5, self.deadline - now)))
                         continue
+                self.busy[thread] = (r, now)
                 done = worker.perform(r)
+                self.busy.pop(thread, None)
+                if getattr(worker, "abandoned", False):
+                    return
                 ctx.time = self.rec.now() / 1e9
                 with self.cond:
                     self.g.update(ctx, done)
@@ -219,16 +248,29 @@ class Interpreter:
             self.errors.append(e)
             self.stop.set()
 
-    def run(self) -> None:
-        ts = [threading.Thread(target=self._loop, args=(t,), name=f"worker-{t}", daemon=True)
-              for t in self.threads]
+    def run(self) -> list[str]:
+        """Run until the generator is done, ``stop`` or the deadline; return what each
+        thread still busy one second past the deadline was doing (it is abandoned)."""
+        ts = {threading.Thread(target=self._loop, args=(t,), name=f"worker-{t}", daemon=True): t
+              for t in self.threads}
         for t in ts:
             t.start()
-        for t in ts:
-            while t.is_alive():  # join in slices so Ctrl-C reaches the main thread
-                t.join(0.2)
+        left = self.deadline + 1.0 - self.rec.now() / 1e9
+        stuck = [ts[t] for t in bounds.join_all(ts, max(0.0, left))]
         if self.errors:
             raise self.errors[0]
+        now = self.rec.now() / 1e9
+        out = []
+        for thread in stuck:
+            worker = self.workers[thread]
+            worker.abandoned = True
+            req, since = self.busy.get(thread, ({}, now))
+            what = " ".join(str(x) for x in (req.get("f"), req.get("key")) if x is not None)
+            node = getattr(getattr(worker, "node", None), "name", None)
+            out.append(f"{thread if isinstance(thread, str) else f'worker {thread}'} stuck "
+                       f"in {what or 'a request'}{f' on {node}' if node else ''} for "
+                       f"{now - since:.1f} s")
+        return out
 
 
 # --------------------------------------------------------------------------- statistics
@@ -352,6 +394,13 @@ class Runner:
         self.stop = threading.Event()
         self.rec: Recorder | None = None
         self.nemesis: nem.Nemesis | None = None
+        #: the liveness check after the final heal (tester.liveness), when the adapter
+        #: offers node_status and the run got that far
+        self.liveness: dict[str, Any] | None = None
+        #: nodes the final heal failed on: liveness problems there are the tester's
+        self.heal_failed: set[str] = set()
+        #: nemesis actions still running when the final heal began (healed again at the end)
+        self.late_actions: list[str] = []
         self.config_extra = config_extra or {}
         self.nemesis_opts = {"schedule": "interval" if cfg.nemesis_interval is not None
                              else "hunt", **cfg.nemesis_opts}
@@ -466,18 +515,31 @@ class Runner:
         for t in self.nemesis.threads:
             threads[t] = NemesisWorker(self.nemesis, rec)
         with self.step("workload"):
-            deadline = rec.now() / 1e9 + cfg.time_limit + cfg.op_timeout + 60
-            Interpreter(main, threads, rec, cfg.seed, deadline, self.stop).run()
+            deadline = rec.now() / 1e9 + cfg.time_limit + cfg.op_timeout + cfg.hang_timeout
+            self._stuck(Interpreter(main, threads, rec, cfg.seed, deadline, self.stop).run())
         with self.step("final-heal"):
             self._heal()
-        with self.step("quiet-period"):
-            self.stop.wait(cfg.quiet)
+        with self.step("settle"):
+            if liveness.offered(self.db):
+                self.liveness = liveness.wait_converged(self.db, self.nodes,
+                                                        cfg.settle_timeout, self.stop)
+            else:
+                self.stop.wait(cfg.quiet)
         with self.step("final-reads"):
             if not self.stop.is_set():
                 final = gen.TimeLimit(cfg.final_time, self.workload.final_reads())
                 deadline = rec.now() / 1e9 + cfg.final_time + cfg.op_timeout
-                Interpreter(final, dict(self.workers), rec, cfg.seed + 1, deadline,
-                            self.stop).run()
+                live = {i: w for i, w in self.workers.items() if not w.abandoned}
+                self._stuck(Interpreter(final, live, rec, cfg.seed + 1, deadline,
+                                        self.stop).run())
+                if self.liveness is not None and self.liveness["converged"]:
+                    self.liveness["unread_keys"] = liveness.unread_keys(rec.ops)
+
+    def _stuck(self, stuck: list[str]) -> None:
+        """Threads the interpreter gave up on: the run goes on without them, ``unknown``."""
+        for what in stuck:
+            log.error("%s: abandoned; the run goes on without it", what)
+            self.errors.append(what)
 
     def _build_nemesis(self) -> None:
         """The nemesis, its unsupported families left out and (hunt) its swarm drawn: before
@@ -500,11 +562,29 @@ class Runner:
             self.nemesis = nem.Nemesis.build(env, [])
         assert self.rec is not None
         self.rec.record("invoke", NEMESIS, "heal-all")
-        res = self.nemesis.heal_all()
+        res = self.nemesis.heal_all(wait=self.cfg.hang_timeout)
         self.rec.record("info", NEMESIS, "heal-all", value=res, error=None)
         if res["errors"]:
             self.errors.append(f"heal errors: {res['errors']}")
             log.error("final heal had errors: %s", res["errors"])
+            names = {n.name for n in self.nodes}
+            self.heal_failed |= {e.split(":", 1)[0] for errs in res["errors"].values()
+                                 for e in errs} & names
+        if res.get("in_flight"):
+            self.late_actions = list(res["in_flight"])
+            self.errors.append("nemesis actions still running at the final heal: "
+                               + ", ".join(self.late_actions))
+
+    def _heal_late_actions(self) -> None:
+        """Heal once more after actions that outlived the final heal have ended (a fault
+        they made after it would otherwise stay); say so if they never end."""
+        assert self.nemesis is not None and self.rec is not None
+        self.rec.record("invoke", NEMESIS, "heal-all")
+        res = self.nemesis.heal_all(wait=self.cfg.hang_timeout)
+        self.rec.record("info", NEMESIS, "heal-all", value=res, error=None)
+        if res.get("in_flight"):
+            self.errors.append("nemesis actions never ended (faults they make later stay): "
+                               + ", ".join(res["in_flight"]))
 
     def _cleanup(self) -> None:
         healed = "final-heal" in self.timings
@@ -512,7 +592,11 @@ class Runner:
             with self.step("final-heal"):
                 self._heal()
         for w in getattr(self, "workers", {}).values():
-            w.close()
+            if not w.abandoned:  # an abandoned client is still in use by its thread
+                w.close()
+        if self.late_actions:
+            with self.step("late-heal"):
+                self._heal_late_actions()
         with self.step("node-logs"):
             self._parallel(self._download_logs)
         if not self.cfg.leave_db_running:
@@ -544,6 +628,12 @@ class Runner:
         events = nodeevents.check(self.store.path / "nodes")
         if events is not None:
             valid = worst([valid, events["valid"]])  # composed checkers: the worst verdict wins
+        live = self.liveness
+        if live is not None:
+            live["valid"] = liveness.verdict(live, self.heal_failed)
+            if self.late_actions and live["valid"] is False:
+                live["valid"] = UNKNOWN  # a fault may have come back after the heal
+            valid = worst([valid, live["valid"]])  # not converged: a detected defect
         if self.errors and valid is True:
             valid = UNKNOWN  # a run cut short proves nothing about the rest
         if not [op for op in ops if op.process != NEMESIS and op.type == "ok"]:
@@ -554,6 +644,7 @@ class Runner:
             "per_key": per_key(checked),
             "node_events": events,
             "elections": nodeevents.elections(events),
+            "liveness": live,
             "nemesis": self.nemesis.summary() if self.nemesis is not None else None,
             "stats": stats,
             "perf": perf,

@@ -14,8 +14,8 @@ import sys
 from typing import Any
 
 from checker.verdict import EXIT_BAD_INPUT, exit_code
+from tester import liveness, nodeevents
 from tester import nemesis as nem
-from tester import nodeevents
 from tester import workloads as wl
 from tester.runner import RunConfig, Runner
 
@@ -64,12 +64,23 @@ def add_parser(subparsers: Any) -> None:
                    help="retire a key after this many ops (default 200)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     p.add_argument("--unsafe", action="append", default=[], metavar="NAME",
-                   help="pass an unsafe switch to every raftnode (repeatable)")
+                   help="turn on one of the database's unsafe switches, a planted bug "
+                        "(repeatable; raftnode's are in docs/raftnode.md)")
+    p.add_argument("--db-opt", action="append", default=[], metavar="KEY=JSON",
+                   help='an option for the database adapter, e.g. faketime_cache=0 '
+                        '(repeatable; see docs/fleet.md)')
     p.add_argument("--store", default="reports", metavar="DIR")
     p.add_argument("--name", default=None, help="test name (default: <db>-<workload>)")
     p.add_argument("--no-deploy", action="store_true",
                    help="the database is already installed on the nodes")
     p.add_argument("--op-timeout", type=float, default=5.0, metavar="S")
+    p.add_argument("--settle-timeout", type=float, default=10.0, metavar="S",
+                   help="liveness: after the final heal the cluster must converge within S "
+                        "seconds (one leader, every node applied to the same index), else "
+                        "the run fails (default 10)")
+    p.add_argument("--hang-timeout", type=float, default=60.0, metavar="S",
+                   help="a client or nemesis step still running S seconds past the time "
+                        "limit is abandoned and the run ends unknown (default 60)")
     p.add_argument("--leave-db-running", action="store_true")
     p.add_argument("--nemesis-opt", action="append", default=[], metavar="KEY=JSON",
                    help='a nemesis option, e.g. partitions=["leader"], clock_kinds=["rate"], '
@@ -78,7 +89,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _validate(args: argparse.Namespace) -> list[str]:
-    for name in ("time_limit", "nemesis_interval", "op_timeout"):
+    for name in ("time_limit", "nemesis_interval", "op_timeout", "settle_timeout",
+                 "hang_timeout"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             raise BadInput(f"--{name.replace('_', '-')} must be positive")
     if args.rate < 0:
@@ -99,27 +111,29 @@ def _validate(args: argparse.Namespace) -> list[str]:
             raise BadInput(f"--nemesis-targets: unknown target {bad[0] if bad else ''!r}; "
                            f"expected {', '.join(nem.TARGETS)}")
         args.nemesis_opts["targets"] = targets
-    for item in args.nemesis_opt:
-        key, eq, raw = item.partition("=")
-        try:
-            if not eq or not key:
-                raise ValueError("expected KEY=JSON")
-            args.nemesis_opts[key.strip()] = json.loads(raw)
-        except ValueError as e:
-            raise BadInput(f"--nemesis-opt {item!r}: {e}") from None
+    args.nemesis_opts.update(key_json(args.nemesis_opt, "--nemesis-opt"))
+    args.db_opts = key_json(args.db_opt, "--db-opt")
     if args.nemesis_opts.get("schedule", "hunt") not in nem.SCHEDULES:
         raise BadInput(f"--nemesis-opt schedule={args.nemesis_opts['schedule']!r}: expected "
                        f"one of {', '.join(nem.SCHEDULES)}")
     if args.nemesis_opts.get("system_clock") and args.fleet:
         raise BadInput("--nemesis-opt system_clock=true: a local fleet shares this machine's "
                        "clock; use it with --inventory on real VMs")
-    if args.unsafe:
-        from raftnode.types import UNSAFE_SWITCHES
-
-        for u in args.unsafe:
-            if u not in UNSAFE_SWITCHES:
-                raise BadInput(f"--unsafe {u!r}: expected one of {', '.join(UNSAFE_SWITCHES)}")
     return faults
+
+
+def key_json(items: list[str], flag: str) -> dict[str, Any]:
+    """``["k=1", 'ks=["a"]']`` -> ``{"k": 1, "ks": ["a"]}``; a bad item names ``flag``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, eq, raw = item.partition("=")
+        try:
+            if not eq or not key.strip():
+                raise ValueError("expected KEY=JSON")
+            out[key.strip()] = json.loads(raw)
+        except ValueError as e:
+            raise BadInput(f"{flag} {item!r}: {e}") from None
+    return out
 
 
 def _fleet(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any], str]:
@@ -147,12 +161,12 @@ def _fleet(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any], str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tester.db import load_db
+    from tester.db import check_unsafe, load_db
 
     try:
         faults = _validate(args)
-        builtin = args.db in ("raftnode", "etcd")
-        db = load_db(args.db, **({"deploy": not args.no_deploy} if builtin else {}))
+        db = load_db(args.db, **{**args.db_opts, **({"deploy": False} if args.no_deploy else {})})
+        check_unsafe(db, args.unsafe)
         wl.require(db, args.workload)
     except (BadInput, ValueError) as e:
         print(f"raftlab test: {e}", file=sys.stderr)
@@ -180,8 +194,11 @@ def run(args: argparse.Namespace) -> int:
             store=args.store,
             deploy=not args.no_deploy,
             op_timeout=args.op_timeout,
+            settle_timeout=args.settle_timeout,
+            hang_timeout=args.hang_timeout,
             leave_db_running=args.leave_db_running,
             nemesis_opts=args.nemesis_opts,
+            db_opts=args.db_opts,
         )
     except BadInput as e:
         print(f"raftlab test: {e}", file=sys.stderr)
@@ -226,6 +243,11 @@ def print_summary(out: Any) -> None:
         print(f"node events violate: {', '.join(broken)}")
         for line in itertools.islice(nodeevents.iter_messages(r.get("node_events")), 3):
             print(f"  {line}")
+    live = r.get("liveness")
+    if isinstance(live, dict):
+        print(f"liveness: {liveness.headline(live)}")
+        for p in (live.get("problems") or [])[:8]:
+            print(f"  {p.get('text')}")
     if r.get("errors"):
         print(f"errors: {'; '.join(r['errors'])}")
     print(f"run folder: {out.run_dir}")

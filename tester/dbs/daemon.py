@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from tester.control import Remote
 from tester.db import DBError
+from tester.inventory import Node
 
 
 @dataclass(frozen=True)
@@ -67,9 +68,38 @@ class Daemon:
                   'kill -9 "$pid" 2>/dev/null; rm -f "$p"; true')
         remote.run(script, timeout=grace + 10)
 
+    def require_running(self, remote: Remote) -> None:
+        """With ``--no-deploy``: a DBError naming the node when this daemon is not running."""
+        if not self.running(remote):
+            raise DBError(f"{remote.name}: {self.name} is not running (no live pid in "
+                          f"{self.pid_file}); drop --no-deploy to deploy it")
+
     def _signal(self, sig: str) -> str:
         return (f"p={shlex.quote(self.pid_file)}; [ -f \"$p\" ] && "
                 f'kill -{sig} "$(cat "$p")" 2>/dev/null')
+
+
+def require_program(remote: Remote, path: str, package: str) -> None:
+    """A DBError naming the node and the Debian package when ``path`` is not installed."""
+    remote.run(f"test -x {shlex.quote(path)} || {{ echo '{path} is not installed "
+               f"(apt-get install {package})' >&2; exit 1; }}", timeout=10)
+
+
+class DaemonFaults:
+    """``kill``, ``pause`` and ``resume`` of an adapter whose database is one pid-file daemon
+    per node (``daemon``): what every such adapter does alike, written once."""
+
+    daemon: Daemon
+
+    def kill(self, remote: Remote, node: Node) -> None:
+        """SIGKILL, and wait until the process is gone."""
+        self.daemon.kill(remote)
+
+    def pause(self, remote: Remote, node: Node) -> None:
+        self.daemon.signal(remote, "STOP")
+
+    def resume(self, remote: Remote, node: Node) -> None:
+        self.daemon.signal(remote, "CONT")
 
 
 def wait_until(what: str, fn, timeout: float, interval: float = 0.05):  # type: ignore[no-untyped-def]

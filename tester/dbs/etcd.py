@@ -14,14 +14,13 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-import shlex
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tester.control import Remote, on_all
 from tester.db import DBError
-from tester.dbs.daemon import Daemon, wait_until
+from tester.dbs.daemon import Daemon, DaemonFaults, require_program, wait_until
 from tester.inventory import Node
 
 DATA_DIR = "/var/lib/etcd/raftlab"
@@ -65,10 +64,11 @@ class EtcdError(RuntimeError):
     """etcd answered with an error (the request may or may not have taken effect)."""
 
 
-class EtcdDB:
+class EtcdDB(DaemonFaults):
     """etcd on every node, one member per node, managed as a pid-file daemon."""
 
     name = "etcd"
+    daemon = DAEMON  # kill, pause and resume act on it
 
     def __init__(self, client_port: int = 2379, peer_port: int = 2380,
                  binary: str = "/usr/bin/etcd", heartbeat_ms: int = 50,
@@ -104,13 +104,9 @@ class EtcdDB:
             self._nodes[n.name] = n
         self._argv[node.name] = self._argv_for(node, nodes, "new")
         if not self.deploy:
-            if not DAEMON.running(remote):
-                raise DBError(f"{node.name}: etcd is not running (no live pid in "
-                              f"{DAEMON.pid_file}); drop --no-deploy to deploy it")
+            DAEMON.require_running(remote)
             return
-        remote.run(f"test -x {shlex.quote(self.binary)} || "
-                   f"{{ echo 'etcd not installed at {self.binary} (apt-get install etcd-server)'"
-                   " >&2; exit 1; }", timeout=10)
+        require_program(remote, self.binary, "etcd-server")
         self._fresh(remote, node, nodes, "new")
 
     def _fresh(self, remote: Remote, node: Node, cluster: list[Node], state: str) -> None:
@@ -134,15 +130,6 @@ class EtcdDB:
         if argv is None:
             raise DBError(f"{node.name}: etcd was never set up on this node by this test")
         DAEMON.start(remote, argv)
-
-    def kill(self, remote: Remote, node: Node) -> None:
-        DAEMON.kill(remote)
-
-    def pause(self, remote: Remote, node: Node) -> None:
-        DAEMON.signal(remote, "STOP")
-
-    def resume(self, remote: Remote, node: Node) -> None:
-        DAEMON.signal(remote, "CONT")
 
     def log_files(self, remote: Remote, node: Node) -> list[str]:
         return [DAEMON.log_file]
@@ -174,6 +161,22 @@ class EtcdDB:
 
         with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
             return list(pool.map(one, nodes))
+
+    def node_status(self, node: Node, timeout: float = 1.0) -> dict[str, Any] | None:
+        """The member's Raft status in the liveness fields (``tester.liveness``), from
+        ``/v3/maintenance/status``: ``commit`` is etcd's raftIndex (the committed index),
+        ``applied`` its raftAppliedIndex; ids are etcd's member ids. The configuration is
+        not in this answer, so membership is left to ``problems``' other checks."""
+        try:
+            st = self._status(node, timeout=timeout)
+        except (OSError, EtcdError, http.client.HTTPException):
+            return None
+        me, lead = str(st["header"]["member_id"]), str(st.get("leader") or "0")
+        return {"id": me, "role": "leader" if lead == me else "follower",
+                "term": int(st.get("raftTerm") or st["header"].get("raft_term") or 0),
+                "leader": None if lead == "0" else lead,
+                "applied": int(st.get("raftAppliedIndex") or 0),
+                "commit": int(st.get("raftIndex") or 0)}
 
     def leader(self, nodes: list[Node]) -> str | None:
         ids: dict[str, str] = {}

@@ -1,91 +1,92 @@
-"""A complete, minimal DB adapter to copy for your own system: a single-server key-value store.
+"""The adapter docs/adapter-tutorial.md builds: kvd (``example_server.py``) on a fleet.
 
-Load it with ``raftlab test --db tester.dbs.example:SingleServerDB``. The "database" is a tiny
-Python TCP server (``SERVER`` below, uploaded as one file) that runs on the first node only;
-every client, whichever node it is assigned, talks to that server. It is linearizable by
-construction (one process, one lock), which makes it a good first target: a test against it
-should pass, and killing it shows how failed and indeterminate operations look in a history.
+Load it with ``raftlab test --db tester.dbs.example:SingleServerDB``. kvd is one durable
+server process on the first node; every client, whichever node it is assigned, talks to it.
+It is linearizable by construction (one process, one lock, fsync before every answer), so a
+test against it should pass under every fault, and ``--unsafe stale-reads`` must fail.
 
-What an adapter has to provide is ``tester.db.DB`` (lifecycle on each node, faults, a client
-factory) and ``tester.db.Client`` (one worker's connection). docs/fleet.md walks through it.
+Every piece of the adapter kit is used here: the node's private directory, a pid-file daemon
+started under libfaketime, node events, options, an unsafe switch, ``--no-deploy`` and the
+client contract (tester/db.py). The tutorial shows this file in order, with the reasons.
 """
 
 from __future__ import annotations
 
 import json
 import socket
+from pathlib import Path
 from typing import Any
 
 from tester.control import Remote
+from tester.db import DBError
+from tester.dbs import faketime
 from tester.dbs.daemon import Daemon, wait_until
 from tester.inventory import Node
+from tester.nodeevents import emit
 
-PORT = 7400
-HOME = "/opt/raftnode/example"  # a directory the local fleet keeps private per node
-DAEMON = Daemon("example-kv", pid_file=f"{HOME}/server.pid", log_file=f"{HOME}/server.log")
-
-SERVER = r'''
-import json, socketserver, sys, threading
-data, lock = {}, threading.Lock()
-class H(socketserver.StreamRequestHandler):
-    def handle(self):
-        for line in self.rfile:
-            req = json.loads(line)
-            f, k, v = req["f"], req["key"], req.get("value")
-            with lock:
-                if f == "read":
-                    out = {"type": "ok", "value": data.get(k)}
-                elif f == "write":
-                    data[k] = v
-                    out = {"type": "ok", "value": v}
-                elif f == "cas" and data.get(k) == v[0]:
-                    data[k] = v[1]
-                    out = {"type": "ok", "value": v}
-                elif f == "cas":
-                    out = {"type": "fail", "value": v, "error": "cas-mismatch"}
-                else:
-                    out = {"type": "fail", "value": v, "error": "unknown f"}
-            self.wfile.write((json.dumps(out) + "\n").encode())
-socketserver.ThreadingTCPServer.allow_reuse_address = True
-socketserver.ThreadingTCPServer((sys.argv[1], int(sys.argv[2])), H).serve_forever()
-'''
+# --- 1. where kvd lives on a node: /opt/raftlab/<db>/ is private to each node ---------------
+HOME = "/opt/raftlab/kvd"
+DATA = f"{HOME}/data"
+CLOCK = f"{HOME}/faketime"  # this node's clock: the clock nemesis writes offsets here
+EVENTS = f"{HOME}/events.jsonl"  # node events, downloaded with the logs
+DAEMON = Daemon("kvd", pid_file=f"{HOME}/kvd.pid", log_file=f"{HOME}/kvd.log")
+SERVER = Path(__file__).with_name("example_server.py")
 
 
+# --- 2. the adapter: options, deploy, unsafe switches ------------------------------------------
 class SingleServerDB:
-    """One server process on the first node; the other nodes only host clients."""
+    """kvd on the first node; the other nodes only host clients."""
 
     name = "example-kv"
-    workloads = ("registers",)  # read/write/cas only: other workloads are refused up front
+    workloads = ("registers", "kv", "append", "set")  # the fs kvd answers
+    unsafe_switches = ("stale-reads",)  # --unsafe stale-reads plants kvd's bug
 
-    def __init__(self, **_: Any):
+    def __init__(self, deploy: bool = True, port: int = 7400, faketime_cache: int = 1):
+        self.deploy, self.port, self.faketime_cache = deploy, int(port), int(faketime_cache)
         self.server: Node | None = None
+        self.unsafe: list[str] = []
 
     def _is_server(self, node: Node) -> bool:
         return self.server is not None and node.name == self.server.name
 
+    # --- 3. setup and teardown: install, start, and undo it all --------------------------------
     def setup(self, remote: Remote, node: Node, nodes: list[Node], opts: dict[str, Any]) -> None:
-        self.server = nodes[0]
+        self.server, self.unsafe = nodes[0], list(opts.get("unsafe") or [])
+        if not self.deploy:
+            if self._is_server(node) and not DAEMON.running(remote):
+                raise DBError(f"{node.name}: kvd is not running (--no-deploy); start it or "
+                              "drop --no-deploy")
+            return
+        faketime.install(remote, HOME)  # every node: the clock nemesis writes every CLOCK
+        faketime.reset_clock(remote, CLOCK)
         if not self._is_server(node):
             return
-        DAEMON.kill(remote)
-        remote.run(f"mkdir -p {HOME} && : > {DAEMON.log_file}")
-        remote.write(f"{HOME}/server.py", SERVER)
+        remote.put(SERVER, f"{HOME}/kvd.py")
+        remote.put(emit.__file__, f"{HOME}/emit.py")  # kvd's node events
+        remote.run(f"rm -rf {DATA} {EVENTS} && : > {DAEMON.log_file}", timeout=15)
         self.start(remote, node)
 
     def teardown(self, remote: Remote, node: Node) -> None:
-        if self._is_server(node):
-            DAEMON.kill(remote)
-            remote.run(f"rm -rf {HOME}")
+        if not self.deploy:
+            return
+        DAEMON.kill(remote)
+        remote.run(f"rm -rf {DATA} {EVENTS}; echo +0 > {CLOCK} 2>/dev/null; true", timeout=15)
 
     def wait_ready(self, remotes: dict[str, Remote], nodes: list[Node], timeout: float) -> None:
         assert self.server is not None
-        addr = (self.server.host, PORT)
-        wait_until("the example server to accept connections",
+        addr = (self.server.host, self.port)
+        wait_until("kvd to accept connections",
                    lambda: socket.create_connection(addr, timeout=0.5).close() or True, timeout)
 
+    # --- 4. the process faults: one pid file, never pkill by name ------------------------------
     def start(self, remote: Remote, node: Node) -> None:
-        if self._is_server(node):
-            DAEMON.start(remote, ["python3", f"{HOME}/server.py", node.host, str(PORT)])
+        if not self._is_server(node):
+            return
+        argv = ["python3", f"{HOME}/kvd.py", "--name", node.name,
+                "--listen", f"{node.host}:{self.port}", "--data", DATA, "--events", EVENTS]
+        if "stale-reads" in self.unsafe:
+            argv.append("--stale-reads")
+        DAEMON.start(remote, faketime.wrap(HOME, CLOCK, argv, cache_s=self.faketime_cache))
 
     def kill(self, remote: Remote, node: Node) -> None:
         if self._is_server(node):
@@ -99,50 +100,56 @@ class SingleServerDB:
         if self._is_server(node):
             DAEMON.signal(remote, "CONT")
 
+    # --- 5. what the run keeps: logs, the clock file, the leader ------------------------------
     def log_files(self, remote: Remote, node: Node) -> list[str]:
-        return [DAEMON.log_file] if self._is_server(node) else []
+        return [DAEMON.log_file, EVENTS] if self._is_server(node) else []
 
     def clock_file(self, node: Node) -> str | None:
-        return None  # not started under libfaketime: no clock faults
+        return CLOCK
 
     def leader(self, nodes: list[Node]) -> str | None:
         return self.server.name if self.server else None
 
     def remove_member(self, remotes: dict[str, Remote], nodes: list[Node], node: Node) -> None:
-        raise NotImplementedError("a single server has no membership")
+        raise NotImplementedError("kvd is one server: it has no membership")
 
     def add_member(self, remotes: dict[str, Remote], nodes: list[Node], node: Node) -> None:
-        raise NotImplementedError("a single server has no membership")
+        raise NotImplementedError("kvd is one server: it has no membership")
 
     def client(self, opts: dict[str, Any]) -> ExampleClient:
         assert self.server is not None, "client() before setup()"
-        return ExampleClient(self.server)
+        return ExampleClient((self.server.host, self.port))
 
 
+# --- 6. the client: one connection per worker, and Jepsen's ok / fail / info ---------------------
 class ExampleClient:
-    """Talks to the one server whatever node it is opened on."""
+    """Talks to kvd whatever node it is opened on; enforces the op timeout itself."""
 
-    def __init__(self, server: Node):
-        self.server = server
+    def __init__(self, addr: tuple[str, int]):
+        self.addr = addr
         self.sock: socket.socket | None = None
         self.reader: Any = None
 
     def open(self, node: Node) -> None:
-        self.sock = socket.create_connection((self.server.host, PORT), timeout=5)
+        self.sock = socket.create_connection(self.addr, timeout=5)
         self.reader = self.sock.makefile("rb")
 
     def invoke(self, f: str, key: Any, value: Any, timeout: float) -> tuple[str, Any, Any]:
-        if self.sock is None:
-            return "fail", value, "not-connected"  # never sent: definitely did not happen
+        if self.sock is None:  # closed after a failed read: connect again
+            try:
+                self.sock = socket.create_connection(self.addr, timeout=timeout)
+                self.reader = self.sock.makefile("rb")
+            except OSError as e:
+                return "fail", value, f"connect: {type(e).__name__}"  # nothing was sent
         try:
-            self.sock.settimeout(timeout)
+            self.sock.settimeout(timeout)  # the op timeout is the client's to enforce
             self.sock.sendall((json.dumps({"f": f, "key": key, "value": value}) + "\n").encode())
             line = self.reader.readline()
             if not line:
-                raise ConnectionError("server closed the connection")
+                raise ConnectionError("kvd closed the connection")
         except OSError as e:
-            self.close()
-            # a read has no effect, so a lost read is a definite fail; a write is indeterminate
+            self.close()  # a late answer must never be read as the next op's
+            # a read changes nothing, so a lost read is a fail; a lost write may have happened
             return ("fail" if f == "read" else "info"), value, type(e).__name__
         out = json.loads(line)
         return out["type"], out.get("value"), out.get("error")
@@ -151,3 +158,4 @@ class ExampleClient:
         if self.sock is not None:
             self.sock.close()
             self.sock = None
+

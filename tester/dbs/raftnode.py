@@ -28,8 +28,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from raftnode.types import UNSAFE_SWITCHES
 from tester.control import ControlError, Remote, on_all
 from tester.db import DBError
+from tester.dbs import faketime
 from tester.dbs.daemon import wait_until
 from tester.inventory import Node
 
@@ -82,6 +84,7 @@ class RaftnodeDB:
     """raftnode on every node of the fleet (one member per node)."""
 
     name = "raftnode"
+    unsafe_switches = UNSAFE_SWITCHES  # planted bugs --unsafe may turn on (docs/raftnode.md)
 
     def __init__(self, deploy: bool = True, unsafe: list[str] | tuple[str, ...] = (),
                  secret: str | None = None, faketime_cache: int = 1,
@@ -114,8 +117,6 @@ class RaftnodeDB:
             return self._zipapp
 
     def _args(self, opts: dict[str, Any]) -> list[str]:
-        from raftnode.types import UNSAFE_SWITCHES
-
         args: list[str] = []
         for u in list(opts.get("unsafe") or []) + self.unsafe:
             if u not in UNSAFE_SWITCHES:
@@ -143,6 +144,7 @@ class RaftnodeDB:
                    timeout=30)
         remote.put(app, APP, mode=0o755)
         remote.put(CTL_SOURCE, CTL, mode=0o755)
+        faketime.install(remote, HOME)  # raftnodectl runs the node through its wrapper
         remote.write(SECRET, self.secret + "\n", mode=0o600)
         cache = int(opts.get("faketime_cache", self.faketime_cache))
         remote.write(ENV, env_file(node, nodes, self._setup_args, cache))
@@ -198,6 +200,17 @@ class RaftnodeDB:
         with Client(addr_of(node), timeout=timeout) as c:
             r = c.status()
         return r.get("value") if r.get("status") == "ok" else None
+
+    def node_status(self, node: Node, timeout: float = 1.0) -> dict[str, Any] | None:
+        """The node's status in the liveness fields (``tester.liveness``): raftnode's own
+        status already names them; ``members`` are the voters and learners in effect."""
+        st = self.status(node, timeout=timeout)
+        if st is None:
+            return None
+        conf = st.get("members") or {}
+        return {**{k: st.get(k) for k in ("id", "role", "term", "leader", "applied", "commit",
+                                          "last_index")},
+                "members": sorted({*(conf.get("voters") or {}), *(conf.get("learners") or {})})}
 
     def statuses(self, nodes: list[Node], timeout: float = 0.5) -> list[dict[str, Any] | None]:
         """Every node's status, asked in parallel (a paused node costs one timeout, not N)."""

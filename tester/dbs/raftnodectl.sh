@@ -1,5 +1,6 @@
 #!/bin/sh
-# raftnodectl: run raftnode on this node as a pid-file daemon under libfaketime.
+# raftnodectl: run raftnode on this node as a pid-file daemon under libfaketime
+# (through faketime-run, installed beside it).
 #
 # Installed as /opt/raftnode/raftnodectl by both the tester's raftnode adapter and the Ansible
 # role, so either can start, fault and stop a node the other deployed. Configuration comes
@@ -26,6 +27,9 @@ OUT=${RAFTNODE_STDOUT:-/var/log/raftnode/stdout.log}
 SECRET=${RAFTNODE_SECRET:-/opt/raftnode/secret}
 CLOCK=${RAFTNODE_CLOCK:-/var/lib/raftnode/faketime}
 FAKETIME_CACHE=${RAFTNODE_FAKETIME_CACHE:-1}
+# the shared daemon-under-libfaketime wrapper (tester/dbs/faketime-run.sh), installed beside us
+FAKETIME_RUN=${RAFTNODE_FAKETIME_RUN:-$(dirname "$0")/faketime-run}
+[ -z "${RAFTNODE_FAKETIME_LIB:-}" ] || export RAFTLAB_FAKETIME_LIB="$RAFTNODE_FAKETIME_LIB"
 
 pid() { [ -f "$PID" ] && cat "$PID"; }
 alive() { p=$(pid) && [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
@@ -34,24 +38,15 @@ wait_gone() {  # $1 pid, $2 hundredths of a second
   while kill -0 "$1" 2>/dev/null && [ "$i" -lt "$2" ]; do sleep 0.01; i=$((i + 1)); done
   ! kill -0 "$1" 2>/dev/null
 }
-faketime_lib() {
-  for f in ${RAFTNODE_FAKETIME_LIB:-} /usr/lib/*/faketime/libfaketime.so.1 \
-           /usr/lib/faketime/libfaketime.so.1 /usr/local/lib/faketime/libfaketime.so.1; do
-    [ -n "$f" ] && [ -f "$f" ] && { echo "$f"; return 0; }
-  done
-  return 1
-}
 
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 case "$cmd" in
   run)
     mkdir -p "$DATA" "$(dirname "$LOG")" "$(dirname "$PID")"
-    [ -f "$CLOCK" ] || echo "+0" > "$CLOCK"
-    lib=$(faketime_lib) || { echo "raftnodectl: libfaketime not found (install libfaketime)" >&2; exit 2; }
-    if [ "$FAKETIME_CACHE" = 0 ]; then cache="FAKETIME_NO_CACHE=1"; else cache="FAKETIME_CACHE_DURATION=$FAKETIME_CACHE"; fi
+    [ -x "$FAKETIME_RUN" ] || { echo "raftnodectl: $FAKETIME_RUN is missing (install it beside raftnodectl)" >&2; exit 2; }
     # shellcheck disable=SC2086  # RAFTNODE_ARGS is a list of extra flags
-    exec env LD_PRELOAD="$lib" FAKETIME_TIMESTAMP_FILE="$CLOCK" "$cache" \
+    exec "$FAKETIME_RUN" "$CLOCK" "$FAKETIME_CACHE" \
       "$PY" "$APP" serve --id "$RAFTNODE_ID" --listen "$RAFTNODE_LISTEN" \
       --peers "$RAFTNODE_PEERS" --data-dir "$DATA" --secret-file "$SECRET" \
       --log-file "$LOG" --pid-file "$PID" ${RAFTNODE_ARGS:-} "$@"

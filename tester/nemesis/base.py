@@ -10,7 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tester import bounds
+
 log = logging.getLogger("raftlab")
+
+#: how long one step on every node (a heal, a setup, a log download) may take in all
+EACH_TIMEOUT = 60.0
 
 TARGETS = ("one", "minority", "majority", "all", "leader")
 
@@ -79,12 +84,13 @@ class Env:
             except Exception as e:  # one node's failure must not stop the others' heal
                 errors.append(f"{nd.name}: {e}")
 
-        ts = [threading.Thread(target=one, args=(nd,), daemon=True) for nd in nodes]
+        ts = {threading.Thread(target=one, args=(nd,), daemon=True): nd for nd in nodes}
         for t in ts:
             t.start()
-        for t in ts:
-            t.join(60)
-        return errors
+        # one deadline for all; a node whose step never returns is an error, not a silence
+        late = bounds.join_all(ts, EACH_TIMEOUT)
+        return list(errors) + [f"{ts[t].name}: did not finish in {EACH_TIMEOUT:g} s"
+                               for t in late]
 
     def leader(self) -> Any | None:
         try:

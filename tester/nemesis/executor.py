@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from tester import bounds
 from tester import generator as g
 from tester.nemesis import schedule, swarm
 from tester.nemesis.base import Env, Fault, Unsupported
@@ -17,6 +18,8 @@ from tester.nemesis.registry import ALWAYS_HEALED, FAULTS, PACKAGES
 log = logging.getLogger("raftlab")
 
 SCHEDULES = ("hunt", "interval", "together")
+#: how long one family's final heal may take (every node at once, SSH commands bounded)
+HEAL_TIMEOUT = 240.0
 
 
 @dataclass
@@ -41,7 +44,8 @@ class Nemesis:
     requested: list[str] = field(default_factory=list)
     prepared: bool = False
     cond: threading.Condition = field(default_factory=threading.Condition)
-    in_flight: int = 0
+    #: the actions being performed now, by thread: what the final heal waits for
+    in_flight: dict[str, str] = field(default_factory=dict)
     closed: bool = False
 
     @classmethod
@@ -118,15 +122,16 @@ class Nemesis:
         time.sleep(min(float(req.get("delay_s") or 0.0), 10.0))
         action, name = req["f"].split("-", 1)
         fault = self.faults[name]
+        me = threading.current_thread().name
         with self.cond:
             if self.closed:  # healed for good: no new fault after the final heal
                 return "info", None, "nemesis closed"
-            self.in_flight += 1
+            self.in_flight[me] = req["f"]
         try:
             return self._perform(fault, action, name)
         finally:
             with self.cond:
-                self.in_flight -= 1
+                self.in_flight.pop(me, None)
                 self.cond.notify_all()
 
     def _perform(self, fault: Fault, action: str, name: str) -> tuple[str, Any, Any]:
@@ -148,16 +153,23 @@ class Nemesis:
             log.warning("nemesis %s-%s failed: %s", action, name, e)
             return "info", None, f"{type(e).__name__}: {e}"
 
-    def heal_all(self) -> dict[str, Any]:
-        """Undo every family's fault on every node, whatever happened before. Never raises.
+    def heal_all(self, wait: float = 90.0, bound: float = HEAL_TIMEOUT) -> dict[str, Any]:
+        """Undo every family's fault on every node, whatever happened before. Never raises,
+        never hangs: a family whose heal has not returned after ``bound`` seconds is an error.
 
-        Waits (bounded) for the actions in flight, and refuses every later one."""
+        Waits up to ``wait`` seconds for the actions in flight and refuses every later one;
+        those still running then are named in ``in_flight`` (a fault they make afterwards
+        is not undone by this heal: the caller heals again once they are done)."""
         with self.cond:
             self.closed = True
-            self.cond.wait_for(lambda: self.in_flight == 0, timeout=90)
-        return self._heal_all()
+            self.cond.wait_for(lambda: not self.in_flight, timeout=wait)
+            running = sorted(self.in_flight.values())
+        if running:
+            log.error("final heal: nemesis actions still running after %g s: %s", wait,
+                      ", ".join(running))
+        return {**self._heal_all(bound), "in_flight": running or None}
 
-    def _heal_all(self) -> dict[str, Any]:
+    def _heal_all(self, bound: float) -> dict[str, Any]:
         errors: dict[str, list[str]] = {}
         healers = dict(self.faults)
         for n in ALWAYS_HEALED:
@@ -165,7 +177,7 @@ class Nemesis:
 
         def heal(n: str) -> None:
             try:
-                errs = healers[n].heal(self.env)
+                errs = bounds.call(lambda: healers[n].heal(self.env), bound, f"heal of {n}")
             except Exception as e:
                 errs = [f"{type(e).__name__}: {e}"]
             if errs:
@@ -177,8 +189,7 @@ class Nemesis:
         ts = [threading.Thread(target=heal, args=(n,), daemon=True) for n in first]
         for t in ts:
             t.start()
-        for t in ts:
-            t.join(120)
+        bounds.join_all(ts, bound + 5)  # each heal is bounded itself
         # Heals are idempotent: one that failed on a transient error (a busy or briefly
         # unreachable node) gets a second try, one family at a time, before it is reported.
         for n in sorted(errors):

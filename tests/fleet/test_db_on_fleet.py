@@ -75,6 +75,7 @@ def test_nodes_run_under_libfaketime_with_their_own_clock_file(cluster) -> None:
     env = remotes["n1"].run(
         "tr '\\0' '\\n' < /proc/$(cat /var/lib/raftnode/raftnode.pid)/environ").stdout
     assert "libfaketime.so" in env
+    assert "/waitfix-" in env, "Python timed waits need waitfix.so preloaded beside libfaketime"
     assert f"FAKETIME_TIMESTAMP_FILE={db.clock_file(n1)}" in env
     assert remotes["n1"].run(f"cat {db.clock_file(n1)}").stdout.strip() == "+0"
 

@@ -15,9 +15,8 @@ def test_example_adapter_loads_by_import_path_and_satisfies_the_protocols() -> N
     assert isinstance(db, DB)
     assert db.name == "example-kv"
     from tester.dbs.example import ExampleClient
-    from tester.inventory import Node
 
-    assert isinstance(ExampleClient(Node("n1", "127.0.0.1")), Client)
+    assert isinstance(ExampleClient(("127.0.0.1", 7400)), Client)
 
 
 @pytest.mark.e2e

@@ -68,8 +68,15 @@ def test_system_clock_is_refused_on_a_local_fleet(capsys):
     assert code == 254 and "shares this machine's clock" in err
 
 
+class RegistersOnlyDB:
+    """An adapter whose client speaks read/write/cas only."""
+
+    name = "registers-only"
+    workloads = ("registers",)
+
+
 def test_a_workload_the_adapter_does_not_speak_is_refused_naming_both(capsys):
-    code, err = run(capsys, "--fleet", "x", "--db", "tester.dbs.example:SingleServerDB",
+    code, err = run(capsys, "--fleet", "x", "--db", f"{__name__}:RegistersOnlyDB",
                     "--workload", "append")
-    assert code == 254 and "--db example-kv does not support --workload append" in err
+    assert code == 254 and "--db registers-only does not support --workload append" in err
     assert "Traceback" not in err

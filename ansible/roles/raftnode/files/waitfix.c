@@ -1,0 +1,1 @@
+../../../../tester/dbs/waitfix.c
