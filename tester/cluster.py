@@ -249,8 +249,13 @@ def bounded_map(fn: Callable[[T], R], items: Iterable[T], bound: float,
         try:
             for x in items:
                 out.append(fn(x))
+                now = time.monotonic()
+                if now - state["since"] > bound:  # overran, though the watchdog, waiting
+                    # for the interpreter lock compiled code held, did not see it in time
+                    raise Stuck(f"{describe(x)} ran past its bound of {bound:g} s "
+                                f"({now - state['since']:.3g} s)", _this_worker())
                 state["i"] += 1
-                state["since"] = time.monotonic()
+                state["since"] = now
         except BaseException as e:  # handed to the waiting thread
             state["error"] = e
         finally:

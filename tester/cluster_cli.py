@@ -134,7 +134,8 @@ def up(name: str, inventory_path: str, per_host: int = 1, host: str | None = Non
                    f"--host {node.host} --nworkers {per_host} --nthreads 1 --no-dashboard "
                    f"--local-directory {tag} > {tag}.log 2>&1 < /dev/null & echo $!")
             pid = int(r.run(cmd, timeout=30).stdout.strip())
-            state["workers"][node.name] = {"pid": pid, "host": node.host, "log": f"{tag}.log"}
+            state["workers"][node.name] = {"pid": pid, "host": node.host, "log": f"{tag}.log",
+                                           "dir": tag}
             _save(d, state)
             say(f"worker {node.name} ({node.host}): {per_host} process(es), pid {pid}, "
                 f"python {py}")
@@ -217,8 +218,9 @@ def down(name: str, say: Any = print) -> list[str]:
         try:
             for node, w in state["workers"].items():
                 if node in remotes:
-                    remotes[node].run(_stop_group(int(w["pid"]), "dask_worker"), timeout=30,
-                                      check=False)
+                    scratch = f"; rm -rf {shlex.quote(w['dir'])}" if w.get("dir") else ""
+                    remotes[node].run(_stop_group(int(w["pid"]), "dask_worker") + scratch,
+                                      timeout=30, check=False)
                     stopped.append(f"worker {node} (pid {w['pid']})")
         finally:
             control.close_all(remotes)
@@ -236,8 +238,9 @@ def _stop_group(pid: int, marker: str) -> str:
     """Shell: TERM the process group ``pid`` leads if it still runs ``marker``, then KILL."""
     return (f"if grep -q {marker} /proc/{pid}/cmdline 2>/dev/null; then "
             f"kill -TERM -{pid} 2>/dev/null; "
-            f"for i in $(seq 50); do kill -0 -{pid} 2>/dev/null || exit 0; sleep 0.1; done; "
-            f"kill -KILL -{pid} 2>/dev/null; fi; exit 0")
+            f"for i in $(seq 50); do kill -0 -{pid} 2>/dev/null || break; sleep 0.1; done; "
+            f"kill -0 -{pid} 2>/dev/null && "
+            f"kill -KILL -{pid} 2>/dev/null; fi; true")
 
 
 # --------------------------------------------------------------------------- the command
