@@ -83,3 +83,5 @@ def test_sim_on_fleet_workers_loses_no_seed_range_when_a_worker_is_killed(tmp_pa
         assert not _dask_pids()
         assert not cluster_cli.state_dir(NAME).exists()
         assert not any(Path(f"/tmp/raftlab-cluster-{NAME}-{n}").exists() for n in ("n1", "n2"))
+        for n in ("n1", "n2"):  # the workers' logs, which cluster down keeps for a post-mortem
+            Path(f"/tmp/raftlab-cluster-{NAME}-{n}.log").unlink(missing_ok=True)
