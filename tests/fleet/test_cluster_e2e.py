@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tester import cluster_cli, fleet
+from tester.cluster import connect
 from tests.fleet.conftest import skip_unless_root_tools
 
 pytestmark = pytest.mark.e2e
@@ -71,9 +72,7 @@ def test_sim_on_fleet_workers_loses_no_seed_range_when_a_worker_is_killed(tmp_pa
             assert f"{SEEDS} seeds clean (seeds 0..{SEEDS - 1}" in out.decode()
             # the worker is gone for good (no nanny to restart it): the rest ran on the other;
             # a range it held is run again (noted) unless it died between two ranges
-            from distributed import Client
-
-            with Client(started.address, timeout=10) as c:
+            with connect(started.address) as c:
                 assert [w["name"] for w in c.scheduler_info()["workers"].values()] == ["n2"]
         finally:
             cluster_cli.down(NAME, say=lambda s: None)
