@@ -8,6 +8,11 @@ machine is shared: wall clock swings, CPU per seed is the steadier figure). Then
 number of seeds ``raftlab sim --unsafe NAME`` needs to catch each unsafe switch, over several
 disjoint seed ranges. Usage: ``.venv/bin/python bench/sim.py [--seeds 200] [--repeat 3]
 [--samples 5] [--workload registers|append|set]``.
+
+``--cluster`` measures the Dask fan-out instead (docs/sim.md, "On a cluster"): seeds/s on a
+local cluster of 1 and of 2 workers, side by side (start-up excluded: each run connects and
+warms its workers first), and the wall time of a campaign of 4 short real runs, serial on one
+fleet against ``--cluster local:2`` with a fleet per run (needs root; fleets dk3 and rlc*).
 """
 
 from __future__ import annotations
@@ -55,6 +60,103 @@ def speed(pure: bool, nodes: int, seeds: int, jobs: int, workload: str = "regist
     return result
 
 
+_CLUSTER_RUN = """
+import json, sys, time
+from tester.cluster import connect, workers
+from tester.sim.scan import run_range, scan, SeedRange
+if __name__ == "__main__":
+    seeds, n = int(sys.argv[1]), int(sys.argv[2])
+    with connect(f"local:{n}") as client:
+        client.wait_for_workers(n, timeout=60)
+        for w in workers(client):  # imports and compiled modules loaded: not timed
+            client.submit(run_range, SeedRange(0, 1, 3, 200, frozenset(), False, "mixed", 60),
+                          workers=[w], pure=False).result()
+        c0 = sum(client.run(time.process_time).values())
+        t0 = time.monotonic()
+        done = sum(1 for _ in scan(range(1000, 1000 + seeds), cluster=client.scheduler.address,
+                                   workload="mixed"))
+        wall = time.monotonic() - t0
+        cpu = sum(client.run(time.process_time).values()) - c0
+    print(json.dumps({"sps": done / wall, "cpu_ms": cpu / done * 1000,
+                      "busy": cpu / (wall * n)}))
+"""
+
+
+def cluster_speed(workers: int, seeds: int) -> dict[str, float]:
+    """Seeds/s on a fresh local cluster of ``workers`` processes, start-up excluded; the
+    workers' CPU per seed, and how much of the wall time each worker got a core ("busy")."""
+    out = subprocess.run([sys.executable, "-c", _CLUSTER_RUN, str(seeds), str(workers)],
+                         cwd=ROOT, capture_output=True, text=True, check=True)
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+CAMPAIGN = """name: bench-{mode}
+store: {store}
+dbs: [raftnode]
+workloads: [registers]
+nemeses: [partition]
+seeds: [1, 2, 3, 4]
+fleet_nodes: 3
+settings:
+  fleet: dk3
+  time_limit: 5
+"""
+
+
+def campaign_seconds(cluster: str | None, tmp: Path) -> float:
+    """Wall time of the 4-run campaign, serial on fleet dk3 or on ``cluster``."""
+    import time
+
+    mode = "serial" if cluster is None else "cluster"
+    f = tmp / f"{mode}.yml"
+    f.write_text(CAMPAIGN.format(mode=mode, store=tmp / "store"))
+    argv = [sys.executable, "-m", "tester.cli", "campaign", str(f)]
+    argv += ["--cluster", cluster] if cluster else []
+    t0 = time.monotonic()
+    r = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
+    took = time.monotonic() - t0
+    if r.returncode != 0:
+        raise SystemExit(f"campaign ({mode}) exited {r.returncode}: {r.stderr[-2000:]}")
+    return took
+
+
+def bench_cluster(seeds: int, repeat: int, campaigns: int) -> None:
+    print(f"load average before: {os.getloadavg()[0]:.1f} (2 cores shared with other work)")
+    runs: dict[int, list[dict[str, float]]] = {1: [], 2: []}
+    for _ in range(max(1, repeat)):
+        for n in (1, 2):
+            runs[n].append(cluster_speed(n, seeds))
+    med = {n: {k: statistics.median(r[k] for r in runs[n]) for k in ("sps", "cpu_ms", "busy")}
+           for n in runs}
+    print(f"sim on a local Dask cluster, {seeds} seeds (mixed), median of {repeat}:")
+    for n in (1, 2):
+        m = med[n]
+        print(f"  {n} worker(s): {m['sps']:6.1f} seeds/s  samples "
+              f"{[round(r['sps'], 1) for r in runs[n]]}; {m['cpu_ms']:.1f} ms CPU a seed; "
+              f"each worker on a core {m['busy']:.0%} of the time")
+    print(f"  ratio {med[2]['sps'] / med[1]['sps']:.2f}x (target >= 1.8x); CPU a seed "
+          f"x{med[2]['cpu_ms'] / med[1]['cpu_ms']:.2f} with 2 workers (the fan-out's cost)")
+    if campaigns < 1:
+        return
+    import tempfile
+
+    from tester import fleet
+
+    times: dict[str, list[float]] = {"serial": [], "cluster": []}
+    with tempfile.TemporaryDirectory(prefix="raftlab-bench-") as tmp, \
+            fleet.session("dk3", nodes=3, subnet="10.213.72.0/24"):
+        for _ in range(campaigns):
+            times["serial"].append(campaign_seconds(None, Path(tmp)))
+            times["cluster"].append(campaign_seconds("local:2", Path(tmp)))
+    s, c = statistics.median(times["serial"]), statistics.median(times["cluster"])
+    print(f"campaign of 4 short real runs (raftnode, partition, 5 s, 3 nodes), median of "
+          f"{campaigns}:")
+    print(f"  serial on one fleet     : {s:5.1f} s  samples {[round(x, 1) for x in times['serial']]}")
+    print(f"  2 workers, own fleets   : {c:5.1f} s  samples {[round(x, 1) for x in times['cluster']]}")
+    print(f"  ratio {c / s:.0%} of serial (target <= 60 %)")
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
 def seeds_to_catch(switch: str, start: int, limit: int = 2000, workload: str = "registers"
                    ) -> int | None:
     for i, (_s, prop, _o) in enumerate(scan(range(start, start + limit),
@@ -72,7 +174,14 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=5, help="seed ranges per unsafe switch")
     ap.add_argument("--workload", default="registers", choices=("registers", "append", "set"),
                     help="what the simulated clients do (default registers)")
+    ap.add_argument("--cluster", action="store_true",
+                    help="measure the Dask fan-out: 1 vs 2 local workers, and a campaign")
+    ap.add_argument("--campaigns", type=int, default=1,
+                    help="with --cluster: campaign pairs to time (0: none)")
     args = ap.parse_args()
+    if args.cluster:
+        bench_cluster(args.seeds, args.repeat, args.campaigns)
+        return
     compiled, why = accel.status()
     builds = [("interpreted", True)] + ([("compiled", False)] if compiled else [])
     print(f"speed: {args.seeds} seeds x 200 client ops ({args.workload}), checker included, "

@@ -24,6 +24,16 @@ most bugs there before the real runs start::
       nodes: [3, 5]             # cluster sizes (default [3]); one simulation per size and
                                 # per workload of the campaign the simulator speaks
 
+With ``raftlab campaign FILE --cluster ADDRESS`` (a Dask scheduler, as ``raftlab cluster up``
+prints, or ``local:N``) the runs go in parallel, each a task on a worker: it brings up a local
+namespace fleet of its own (``fleet_nodes`` nodes, default 5, on a subnet of its own from
+10.213.100.0/24 upward, taken down afterwards), or holds one of the campaign's inventories::
+
+    inventories: [rack1.yml, rack2.yml]   # one run at a time on each
+
+and its run folder comes back into the campaign's store. A run whose worker dies is run once
+more on another worker, then reported unknown with the reason.
+
 Every cell of dbs × workloads × nemeses × seeds is one run. The campaign prints its progress,
 then writes ``index.html`` (every run coloured by its verdict, linked to its report) and
 ``junit.xml`` (one test case per run) into ``<store>/campaigns/<name>/<timestamp>/`` and
@@ -45,13 +55,15 @@ from pathlib import Path
 from typing import Any
 
 from checker.verdict import EXIT_BAD_INPUT, exit_code, worst
+from tester.cluster import ClusterError, parse_address
+from tester.remote_runs import Provision
 from tester.report import VERDICT_TEXT, RunSummary, render_index, summarize
 
 #: runs one configuration (a dict of ``raftlab test`` settings) and returns its run folder
 RunOne = Callable[[dict[str, Any]], Path]
 
 _KNOWN = {"name", "store", "dbs", "workloads", "nemeses", "seeds", "settings", "junit", "out",
-          "sim"}
+          "sim", "inventories", "fleet_nodes"}
 _SIM_KNOWN = {"seeds", "nodes"}
 _KEY_JSON = {"db_opt", "nemesis_opt"}  # settings that may be a mapping of option -> value
 SIM_DB = "raftnode (simulated)"
@@ -84,6 +96,15 @@ class Campaign:
     out: str | None = None
     sim_seeds: int = 0  # 0: no simulation
     sim_nodes: list[int] = field(default_factory=lambda: [3])
+    inventories: list[str] = field(default_factory=list)  # --cluster: a run holds one
+    fleet_nodes: int = 5  # --cluster without inventories: each run's own local fleet
+
+    def provision(self) -> Provision:
+        """Where a run stands when it runs on a cluster's worker."""
+        inventories = self.inventories or (
+            [self.settings["inventory"]] if isinstance(self.settings.get("inventory"), str)
+            else [])
+        return Provision(tuple(inventories), self.fleet_nodes)
 
     def sim_cells(self) -> list[dict[str, Any]]:
         """One ``raftlab sim`` run per cluster size; they go first (minutes, most bugs)."""
@@ -170,6 +191,13 @@ def parse(data: Any, path: str = "campaign") -> Campaign:
                     data.get("store") or "reports", data.get("junit"), data.get("out"))
     if data.get("sim") is not None:
         camp.sim_seeds, camp.sim_nodes = _parse_sim(path, data["sim"])
+    if data.get("inventories") is not None:
+        camp.inventories = _names(path, data, "inventories")
+    nodes = data.get("fleet_nodes", 5)
+    if not (isinstance(nodes, int) and not isinstance(nodes, bool) and 1 <= nodes <= 200):
+        raise CampaignError(f"{path}: field 'fleet_nodes' must be a node count (1-200), "
+                            f"got {nodes!r}")
+    camp.fleet_nodes = nodes
     _check_names(path, camp)
     _check_values(path, camp)
     return camp
@@ -374,6 +402,8 @@ def sim_argv(config: dict[str, Any]) -> list[str]:
             "--workload", str(config["workload"]), "--out", out, "--quiet"]
     for u in config.get("unsafe") or []:
         argv += ["--unsafe", str(u)]
+    if config.get("cluster"):
+        argv += ["--cluster", str(config["cluster"])]
     return argv
 
 
@@ -444,17 +474,77 @@ class Entry:
 
 
 def run_campaign(camp: Campaign, run_one: RunOne = run_test,
-                 progress: Callable[[str], None] | None = None) -> list[Entry]:
-    """Run every cell of the matrix one after another; a failed run becomes "unknown"."""
+                 progress: Callable[[str], None] | None = None, cluster: str | None = None,
+                 provision: Provision | None = None) -> list[Entry]:
+    """Run every cell of the matrix; a failed run becomes "unknown".
+
+    Without ``cluster`` the runs go one after another here. With a Dask cluster's address (or
+    ``local:N``) the simulations fan their seeds out over it, then every run of the matrix is
+    a task (``tester/remote_runs.py``: a fleet of its own or one of the campaign's
+    inventories, per ``provision``); a run whose worker dies is run once more elsewhere, then
+    reported unknown with the reason.
+    """
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     cells = camp.cells()
+    if cluster is None:
+        return _run_here(cells, run_one, say)
+    from tester.cluster import connect
+    from tester.remote_runs import sweep_slots
+
+    own_fleets = provision is not None and not provision.inventories
+    try:
+        with connect(cluster) as client:
+            address = client.scheduler.address
+            sims = [{**c, "cluster": address} for c in cells if c.get("sim")]
+            entries = _run_here(sims, run_one, say, total=len(cells))
+            if any(e.interrupted for e in entries):
+                return entries
+            entries += _run_on(client, [c for c in cells if not c.get("sim")], run_one,
+                               provision, say, first=len(sims) + 1, total=len(cells))
+            if own_fleets:  # fleets of workers that died mid-run, on every worker's machine
+                for worker, removed in client.run(sweep_slots).items():
+                    if removed:
+                        say(f"removed what dead runs left on {worker}: {', '.join(removed)}")
+    finally:
+        if own_fleets and parse_address(cluster)[0] is None:
+            # a local cluster is closed by now, its workers gone whatever state they were in
+            # (Ctrl-C): every slot is free, and what a killed run left up is removed here
+            for removed in sweep_slots():
+                say(f"removed {removed}")
+    return entries
+
+
+def _label(cfg: dict[str, Any]) -> str:
+    if cfg.get("sim"):
+        return f"simulation: {cfg['nodes']} nodes, workload={cfg['workload']}, seeds {cfg['seed']}"
+    return f"db={cfg['db']} workload={cfg['workload']} nemesis={cfg['nemesis']} seed={cfg['seed']}"
+
+
+def _unknown(cfg: dict[str, Any], msg: str, run_dir: Path | None = None) -> RunSummary:
+    """The index line of a run without a verdict, with the reason."""
+    summary = summarize(run_dir, error=msg) if run_dir else RunSummary(
+        None, cfg["name"], "", "unknown", cfg["db"], cfg["workload"], cfg["nemesis"],
+        str(cfg["seed"]), msg)
+    summary.verdict = "unknown"
+    return summary
+
+
+def _done(i: int, total: int, cfg: dict[str, Any], summary: RunSummary, secs: float,
+          say: Callable[[str], None], interrupted: bool = False) -> Entry:
+    tail = f" {summary.error}" if summary.error else ""
+    where = f" {summary.dir}" if summary.dir else ""
+    say(f"[{i}/{total}] {_label(cfg)} -> {VERDICT_TEXT[summary.verdict]} "
+        f"({secs:.1f} s){where}{tail}")
+    return Entry(cfg, summary, secs, interrupted)
+
+
+def _run_here(cells: list[dict[str, Any]], run_one: RunOne, say: Callable[[str], None],
+              total: int | None = None) -> list[Entry]:
+    """The cells one after another in this process."""
+    total = total or len(cells)
     entries: list[Entry] = []
     for i, cfg in enumerate(cells, start=1):
-        label = f"db={cfg['db']} workload={cfg['workload']} nemesis={cfg['nemesis']} seed={cfg['seed']}"
-        if cfg.get("sim"):
-            label = (f"simulation: {cfg['nodes']} nodes, workload={cfg['workload']}, "
-                     f"seeds {cfg['seed']}")
-        say(f"[{i}/{len(cells)}] {label} ...")
+        say(f"[{i}/{total}] {_label(cfg)} ...")
         t0 = time.monotonic()
         interrupted = False
         try:
@@ -467,25 +557,46 @@ def run_campaign(camp: Campaign, run_one: RunOne = run_test,
                 interrupted = _was_interrupted(run_dir)
         except KeyboardInterrupt:
             interrupted = True
-            summary = RunSummary(None, cfg["name"], "", "unknown", cfg["db"], cfg["workload"],
-                                 cfg["nemesis"], str(cfg["seed"]), "interrupted (Ctrl-C)")
+            summary = _unknown(cfg, "interrupted (Ctrl-C)")
         except Exception as e:  # one broken run must not stop the gate from reporting
-            run_dir = getattr(e, "run_dir", None)
             msg = f"{type(e).__name__}: {e}" if not isinstance(e, RunFailed) else str(e)
-            summary = summarize(run_dir, error=msg) if run_dir else RunSummary(
-                None, cfg["name"], "", "unknown", cfg["db"], cfg["workload"], cfg["nemesis"],
-                str(cfg["seed"]), msg)
-            summary.verdict = "unknown"
-        secs = time.monotonic() - t0
-        entries.append(Entry(cfg, summary, secs, interrupted))
-        tail = f" {summary.error}" if summary.error else ""
-        where = f" {summary.dir}" if summary.dir else ""
-        say(f"[{i}/{len(cells)}] {label} -> {VERDICT_TEXT[summary.verdict]} "
-            f"({secs:.1f} s){where}{tail}")
+            summary = _unknown(cfg, msg, getattr(e, "run_dir", None))
+        entries.append(_done(i, total, cfg, summary, time.monotonic() - t0, say, interrupted))
         if interrupted:
-            say(f"interrupted: {len(cells) - i} run(s) not started")
+            say(f"interrupted: {total - i} run(s) not started")
             break
     return entries
+
+
+def _run_on(client: Any, cells: list[dict[str, Any]], run_one: RunOne,
+            provision: Provision | None, say: Callable[[str], None], first: int,
+            total: int) -> list[Entry]:
+    """The cells as tasks on the cluster's workers, reported as they finish."""
+    from tester.cluster import Lost, fan_out
+    from tester.remote_runs import run_on_worker, unpack
+
+    for i, cfg in enumerate(cells, start=first):
+        say(f"[{i}/{total}] {_label(cfg)} ... (queued on the cluster)")
+    jobs = [(dict(cfg), run_one, provision) for cfg in cells]
+    got: dict[int, Entry] = {}
+    try:
+        for k, res in fan_out(client, run_on_worker, jobs, describe=lambda j: _label(j[0]),
+                              note=say):
+            cfg = cells[k]
+            if isinstance(res, Lost):
+                summary, secs = _unknown(cfg, f"no result: {res.reason}"), 0.0
+            else:
+                run_dir = unpack(res.tar, cfg["store"], cfg["name"]) if res.tar else None
+                summary = (_unknown(cfg, res.error, run_dir) if res.error or run_dir is None
+                           else summarize(run_dir))
+                secs = res.seconds
+            got[k] = _done(first + k, total, cfg, summary, secs, say)
+    except KeyboardInterrupt:
+        left = [k for k in range(len(cells)) if k not in got]
+        say(f"interrupted: {len(left)} run(s) not finished")
+        got[left[0]] = Entry(cells[left[0]], _unknown(cells[left[0]], "interrupted (Ctrl-C)"),
+                             0.0, True)
+    return [got[k] for k in sorted(got)]
 
 
 def _was_interrupted(run_dir: Path) -> bool:
@@ -576,7 +687,7 @@ def output_dir(camp: Campaign) -> Path:
 
 
 def main(path: str, run_one: RunOne = run_test, out: str | None = None,
-         junit: str | None = None, dry_run: bool = False) -> int:
+         junit: str | None = None, dry_run: bool = False, cluster: str | None = None) -> int:
     """Run a campaign file; the exit code is the worst verdict (254 for a bad file)."""
     try:
         camp = load(path)
@@ -595,7 +706,14 @@ def main(path: str, run_one: RunOne = run_test, out: str | None = None,
         for cfg in camp.cells():
             print("raftlab " + " ".join(sim_argv(cfg) if cfg.get("sim") else test_argv(cfg)))
         return 0
-    entries = run_campaign(camp, run_one)
+    # the fleets and inventories of raftlab test; another run_one (tests) stands on its own
+    provision = camp.provision() if run_one is run_test else None
+    try:
+        parse_address(cluster)
+        entries = run_campaign(camp, run_one, cluster=cluster, provision=provision)
+    except ClusterError as e:  # a bad or unreachable address: nothing was run
+        print(f"raftlab campaign: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     d = output_dir(camp)
     index = write_index(camp, entries, d)
     xml = write_junit(camp, entries, Path(junit or camp.junit or d / "junit.xml"))
@@ -627,4 +745,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--junit", metavar="PATH", help="write the JUnit XML here instead")
     p.add_argument("--dry-run", action="store_true",
                    help="print the raftlab test command of every run and stop")
-    p.set_defaults(func=lambda a: main(a.file, out=a.out, junit=a.junit, dry_run=a.dry_run))
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="run each run as a task on this Dask cluster (tcp://HOST:PORT, as "
+                        "raftlab cluster up prints, or local:N): each brings up a local fleet "
+                        "of its own, or holds one of the campaign's inventories")
+    p.set_defaults(func=lambda a: main(a.file, out=a.out, junit=a.junit, dry_run=a.dry_run,
+                                       cluster=a.cluster))

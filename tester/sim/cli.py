@@ -1,6 +1,7 @@
 """``raftlab sim``: run many seeded simulations, stop at the first violation, shrink it.
 
-Exit codes: 0 every seed clean, 1 a violation found, 254 bad arguments.
+Exit codes: 0 every seed clean, 1 a violation found, 2 some seeds could not be run (their
+workers died twice, or a seed ran past its time bound: named), 254 bad arguments.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from checker.history import write_jsonl
-from checker.verdict import EXIT_BAD_INPUT, EXIT_INVALID, EXIT_VALID
+from checker.verdict import EXIT_BAD_INPUT, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID
 from raftnode import accel
 from raftnode.types import UNSAFE_SWITCHES
-from tester.sim.scan import scan
+from tester.cluster import ClusterError, parse_address
+from tester.sim.scan import IN_PROCESS_BELOW, SEED_BOUND, SeedRange, scan
 from tester.sim.simulator import MIXED, SIM_WORKLOADS, SimResult, plan_for, run_plan
 from tester.workloads import make
 
@@ -56,7 +58,14 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--trace", action="store_true",
                    help="print the whole trace of every seed (for replaying one seed)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="J",
-                   help="worker processes (default: one per CPU; results stay in seed order)")
+                   help="worker processes of the local Dask cluster (default: one per CPU; "
+                        "results stay in seed order)")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="run the seed ranges on this Dask cluster's workers (tcp://HOST:PORT, "
+                        "as raftlab cluster up prints; or local:N) instead of a local one")
+    p.add_argument("--seed-timeout", type=float, default=SEED_BOUND, metavar="S",
+                   help=f"seconds one seed may run before it is reported as stuck "
+                        f"(default {SEED_BOUND:g})")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=run)
 
@@ -83,6 +92,12 @@ def run(args: argparse.Namespace) -> int:
         return _bad(f"--steps must be between 1 and 100000, got {args.steps}")
     if not 1 <= args.jobs <= 64:
         return _bad(f"--jobs must be between 1 and 64, got {args.jobs}")
+    if not args.seed_timeout > 0:
+        return _bad(f"--seed-timeout must be positive, got {args.seed_timeout:g}")
+    try:
+        parse_address(args.cluster)
+    except ClusterError as e:
+        return _bad(str(e))
     from tester.workloads import ALIASES
 
     args.workload = ALIASES.get(args.workload, args.workload)
@@ -97,25 +112,45 @@ def run(args: argparse.Namespace) -> int:
     ops = 0
     seeds = range(args.seed, args.seed + n)
     jobs = 1 if args.trace else args.jobs
-    runs = scan(seeds, args.nodes, args.steps, unsafe, jobs, args.lease, args.workload)
+    lost: list[tuple[SeedRange, str]] = []
+
+    def note(msg: str) -> None:
+        if not args.quiet:
+            print(f"\r{msg}", file=sys.stderr, flush=True)
+
+    def on_lost(r: SeedRange, why: str) -> None:
+        lost.append((r, why))
+        print(f"\r{r} not run: {why}", file=sys.stderr, flush=True)
+
+    where = args.cluster or (f"{jobs} local processes" if jobs > 1 and n >= IN_PROCESS_BELOW
+                             else "this process")
+    runs = scan(seeds, args.nodes, args.steps, unsafe, jobs, args.lease, args.workload,
+                cluster=None if args.trace else args.cluster, bound=args.seed_timeout,
+                on_lost=on_lost, note=note)
     found: tuple[SimResult, int] | None = None
-    for i, (seed, prop, seed_ops) in enumerate(runs):
-        ops += seed_ops
-        if args.trace or prop is not None:
-            result = run_plan(plan_for(seed, args.nodes, args.steps, unsafe, args.lease,
-                                       args.workload))
-            if args.trace:
-                sys.stdout.write(result.trace_text())
-            if result.violation is not None:
-                found = (result, i + 1)
-                break
-        now = time.monotonic()
-        if not args.quiet and (now - last_progress > 1.0 or i + 1 == n):
-            last_progress = now
-            rate = (i + 1) / max(now - t0, 1e-9)
-            print(f"\rseeds {i + 1}/{n} clean ({rate:.1f} seeds/s, {ops} ops, {build})",
-                  end="", file=sys.stderr, flush=True)
-    runs.close()  # stop the workers before shrinking
+    i = -1
+    try:
+        for i, (seed, prop, seed_ops) in enumerate(runs):
+            ops += seed_ops
+            if args.trace or prop is not None:
+                result = run_plan(plan_for(seed, args.nodes, args.steps, unsafe, args.lease,
+                                           args.workload))
+                if args.trace:
+                    sys.stdout.write(result.trace_text())
+                if result.violation is not None:
+                    found = (result, i + 1)
+                    break
+            now = time.monotonic()
+            if not args.quiet and (now - last_progress > 1.0 or i + 1 == n):
+                last_progress = now
+                rate = (i + 1) / max(now - t0, 1e-9)
+                print(f"\rseeds {i + 1}/{n} clean ({rate:.1f} seeds/s, {ops} ops, {build}, "
+                      f"{where})", end="", file=sys.stderr, flush=True)
+    except ClusterError as e:  # the cluster could not be reached: nothing was run
+        print(file=sys.stderr)
+        return _bad(str(e))
+    finally:
+        runs.close()  # stop the workers before shrinking
     if found is not None:
         if not args.quiet:
             print(file=sys.stderr)
@@ -126,6 +161,17 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_INVALID
     if not args.quiet:
         print(file=sys.stderr)
+    if lost:
+        spans: list[list[int]] = []
+        for r, _ in sorted(lost, key=lambda x: x[0].start):
+            if spans and spans[-1][1] == r.start:
+                spans[-1][1] = r.stop
+            else:
+                spans.append([r.start, r.stop])
+        missing = sum(b - a for a, b in spans)
+        print(f"UNKNOWN: {i + 1} seeds clean, {missing} not run (seeds "
+              f"{', '.join(f'{a}..{b - 1}' for a, b in spans)}): {lost[0][1]}")
+        return EXIT_UNKNOWN
     print(f"{n} seeds clean (seeds {args.seed}..{args.seed + n - 1}, {args.nodes} nodes, "
           f"{args.steps} ops each, workload {args.workload}"
           f"{', lease reads' if args.lease else ''}"
