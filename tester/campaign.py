@@ -56,7 +56,7 @@ from typing import Any
 
 from checker.verdict import EXIT_BAD_INPUT, exit_code, worst
 from tester.cluster import ClusterError, parse_address
-from tester.remote_runs import Provision
+from tester.cluster.runs import Provision
 from tester.report import VERDICT_TEXT, RunSummary, render_index, summarize
 
 #: runs one configuration (a dict of ``raftlab test`` settings) and returns its run folder
@@ -480,7 +480,7 @@ def run_campaign(camp: Campaign, run_one: RunOne = run_test,
 
     Without ``cluster`` the runs go one after another here. With a Dask cluster's address (or
     ``local:N``) the simulations fan their seeds out over it, then every run of the matrix is
-    a task (``tester/remote_runs.py``: a fleet of its own or one of the campaign's
+    a task (``tester/cluster/runs.py``: a fleet of its own or one of the campaign's
     inventories, per ``provision``); a run whose worker dies is run once more elsewhere, then
     reported unknown with the reason.
     """
@@ -489,7 +489,7 @@ def run_campaign(camp: Campaign, run_one: RunOne = run_test,
     if cluster is None:
         return _run_here(cells, run_one, say)
     from tester.cluster import connect
-    from tester.remote_runs import sweep_slots
+    from tester.cluster.runs import sweep_slots
 
     own_fleets = provision is not None and not provision.inventories
     try:
@@ -573,7 +573,7 @@ def _run_on(client: Any, cells: list[dict[str, Any]], run_one: RunOne,
             total: int) -> list[Entry]:
     """The cells as tasks on the cluster's workers, reported as they finish."""
     from tester.cluster import Lost, fan_out
-    from tester.remote_runs import run_on_worker, unpack
+    from tester.cluster.runs import run_on_worker, unpack
 
     for i, cfg in enumerate(cells, start=first):
         say(f"[{i}/{total}] {_label(cfg)} ... (queued on the cluster)")
@@ -581,7 +581,7 @@ def _run_on(client: Any, cells: list[dict[str, Any]], run_one: RunOne,
     got: dict[int, Entry] = {}
     try:
         for k, res in fan_out(client, run_on_worker, jobs, describe=lambda j: _label(j[0]),
-                              note=say):
+                              note=say, one_per_thread=True):
             cfg = cells[k]
             if isinstance(res, Lost):
                 summary, secs = _unknown(cfg, f"no result: {res.reason}"), 0.0

@@ -23,7 +23,7 @@ SUBCOMMANDS: dict[str, str] = {
     "compile": "raftnode.accel",
     "report": "tester.report_cli",
     "campaign": "tester.campaign",
-    "cluster": "tester.cluster_cli",
+    "cluster": "tester.cluster.cli",
     "serve": "tester.serve",
     "analyze": "tester.analyze",
     "heal": "tester.heal",

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tester import cluster_cli, fleet
+from tester import fleet
+from tester.cluster import cli as cluster_cli
 from tester.cluster import connect
 from tests.fleet.conftest import skip_unless_root_tools
 

@@ -16,7 +16,7 @@ import yaml
 
 from tester import campaign
 from tester.cluster import connect
-from tester.remote_runs import Provision
+from tester.cluster.runs import Provision
 from tests.report.memruns import run_one as memdb_run_one
 
 

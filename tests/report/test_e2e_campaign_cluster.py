@@ -14,7 +14,7 @@ import pytest
 
 from tester import campaign, fleet
 from tester.cluster import connect
-from tester.remote_runs import SLOTS, slot_fleet
+from tester.cluster.runs import SLOTS, slot_fleet
 from tests.fleet.conftest import skip_unless_root_tools
 
 pytestmark = pytest.mark.e2e

@@ -169,48 +169,74 @@ def workers(client: Any) -> list[str]:
     return sorted(client.scheduler_info(n_workers=-1).get("workers", {}))
 
 
+def threads(client: Any) -> int:
+    """How many tasks the cluster's live workers run at once (at least 1)."""
+    info = client.scheduler_info(n_workers=-1).get("workers", {})
+    return max(1, sum(int(w.get("nthreads", 1)) for w in info.values()))
+
+
 def fan_out(client: Any, fn: Callable[[T], R], items: Sequence[T],
             describe: Callable[[T], str] = str,
-            note: Callable[[str], None] = lambda s: None) -> Iterator[tuple[int, R | Lost]]:
+            note: Callable[[str], None] = lambda s: None,
+            one_per_thread: bool = False) -> Iterator[tuple[int, R | Lost]]:
     """Run ``fn(item)`` for every item as a task; yield ``(index, result)`` as each finishes.
 
     A task whose worker died is submitted once more, to the other workers; a second death, or
     an exception from ``fn`` (a :class:`Stuck` restarts the worker that still runs it), gives
     ``Lost(reason)``. ``note`` hears each retry and loss as it happens.
+
+    The scheduler charges a worker's death to every task assigned to it, queued ones too. Long
+    tasks that must not be blamed for a neighbour's death (a campaign's runs) pass
+    ``one_per_thread``: no more tasks are submitted than the live workers have threads, counted
+    anew at each submission, so only the task that ran on the dead worker is charged.
     """
-    futures = {client.submit(fn, item, pure=False): (i, 0) for i, item in enumerate(items)}
+    from distributed import as_completed
+
+    todo: list[tuple[int, int]] = [(i, 0) for i in reversed(range(len(items)))]  # a stack
+    futures: dict[Any, tuple[int, int]] = {}
+    pending = as_completed()
+
+    def refill() -> None:
+        cap = threads(client) if one_per_thread else len(todo) + len(futures)
+        while todo and len(futures) < cap:
+            i, tries = todo.pop()
+            fut = client.submit(fn, items[i], pure=False)
+            futures[fut] = (i, tries)
+            pending.add(fut)
+
+    refill()
     try:
-        yield from _results(client, fn, items, futures, describe, note)
+        yield from _results(client, items, futures, pending, todo, refill, describe, note)
     finally:  # the caller stopped early (a violation found): free the workers at once
+        todo.clear()
         client.cancel(list(futures))
 
 
-def _results(client: Any, fn: Callable[[T], R], items: Sequence[T], futures: dict[Any, Any],
+_AGAIN = object()  # a task that will run again: nothing to yield yet
+
+
+def _results(client: Any, items: Sequence[T], futures: dict[Any, Any], pending: Any,
+             todo: list[tuple[int, int]], refill: Callable[[], None],
              describe: Callable[[T], str], note: Callable[[str], None]
-             ) -> Iterator[tuple[int, R | Lost]]:
-    from distributed import as_completed
+             ) -> Iterator[tuple[int, Any]]:
     from distributed.scheduler import KilledWorker
 
-    pending = as_completed(list(futures))
     for fut in pending:
         i, tries = futures.pop(fut)
+        out: Any
         try:
-            result = fut.result()
+            out = fut.result()
         except KilledWorker as e:
             dead = _address(getattr(e, "last_worker", None))
             if tries == 0:
-                others = [w for w in workers(client) if w != dead]
                 note(f"{describe(items[i])}: its worker {dead or '?'} died; running it again "
-                     f"on {'another worker' if others else 'the restarted worker'}")
-                again = client.submit(fn, items[i], pure=False, workers=others or None,
-                                      allow_other_workers=True)
-                futures[again] = (i, 1)
-                pending.add(again)
-                continue
-            reason = f"its worker died twice (last {dead or '?'}): killed or out of memory"
-            note(f"{describe(items[i])}: {reason}")
-            yield i, Lost(reason)
-            continue
+                     "on another worker")
+                todo.append((i, 1))  # next in line, before the items not yet started
+                out = _AGAIN
+            else:
+                reason = f"its worker died twice (last {dead or '?'}): killed or out of memory"
+                note(f"{describe(items[i])}: {reason}")
+                out = Lost(reason)
         except Stuck as e:
             if e.worker:
                 try:
@@ -218,15 +244,15 @@ def _results(client: Any, fn: Callable[[T], R], items: Sequence[T], futures: dic
                 except Exception as err:  # the worker may be gone already
                     note(f"could not restart worker {e.worker}: {err}")
             note(f"{describe(items[i])}: {e}")
-            yield i, Lost(str(e))
-            continue
+            out = Lost(str(e))
         except Exception as e:
             note(f"{describe(items[i])}: {type(e).__name__}: {e}")
-            yield i, Lost(f"{type(e).__name__}: {e}")
-            continue
+            out = Lost(f"{type(e).__name__}: {e}")
         finally:
             fut.release()
-        yield i, result
+        refill()
+        if out is not _AGAIN:
+            yield i, out
 
 
 def _address(w: Any) -> str | None:
