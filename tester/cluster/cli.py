@@ -33,7 +33,7 @@ from checker.verdict import EXIT_BAD_INPUT
 from tester.cluster import ALLOWED_FAILURES_ENV
 
 STATE_ROOT = Path(os.environ.get("RAFTLAB_CLUSTER_DIR", "/var/lib/raftlab/clusters"))
-ROOT = Path(__file__).resolve().parent.parent  # what a worker imports raftlab from
+ROOT = Path(__file__).resolve().parents[2]  # what a worker imports raftlab from
 EXIT_ERROR = 1
 WORKER_MODULE = "distributed.cli.dask_worker"
 
