@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -38,14 +37,14 @@ def _dask_pids() -> set[int]:
 def test_sim_on_fleet_workers_loses_no_seed_range_when_a_worker_is_killed(tmp_path):
     skip_unless_root_tools()
     cluster_cli.down(NAME, say=lambda s: None)
-    with fleet.session(NAME, nodes=2, subnet=SUBNET):
+    with fleet.session(NAME, nodes=2, subnet=SUBNET) as (_f, _inv, remotes):
         try:
             started = cluster_cli.up(NAME, str(fleet.inventory_path(NAME)), say=lambda s: None)
             assert started.address.startswith("tcp://10.213.71.1:")  # the bridge: the host
             assert sorted(started.workers) == ["n1", "n2"]
-            victim = started.workers["n1"]
-            assert "--host 10.213.71.11" in Path(f"/proc/{victim}/cmdline").read_bytes() \
-                .replace(b"\0", b" ").decode()  # the worker listens on the node's address
+            victim = started.workers["n1"]  # a pid in n1's own PID namespace
+            cmdline = remotes["n1"].run(f"tr '\\0' ' ' < /proc/{victim}/cmdline").stdout
+            assert "--host 10.213.71.11" in cmdline  # the worker listens on the node's address
             proc = subprocess.Popen(
                 [sys.executable, "-m", "tester.cli", "sim", "--seeds", str(SEEDS),
                  "--cluster", started.address, "--out", str(tmp_path)],
@@ -60,7 +59,8 @@ def test_sim_on_fleet_workers_loses_no_seed_range_when_a_worker_is_killed(tmp_pa
                     err.append(chunk.decode(errors="replace"))
                     done = re.findall(r"seeds (\d+)/", "".join(err))
                     if not killed.is_set() and done and 1 <= int(done[-1]) < SEEDS // 2:
-                        os.killpg(victim, signal.SIGKILL)  # the worker and its nanny: gone
+                        # the worker and its nanny: gone (the node's own kill, its own pids)
+                        remotes["n1"].run(f"kill -KILL -{victim}", check=False)
                         killed.set()  # mid-run: fewer than half the seeds reported
 
             t = threading.Thread(target=watch, daemon=True)
