@@ -3,6 +3,7 @@ never so many that the remaining voters are fewer than a majority of the fleet."
 
 from __future__ import annotations
 
+import time
 from contextlib import suppress
 from typing import Any
 
@@ -15,6 +16,8 @@ class Member(Fault):
     def __init__(self, opts: dict[str, Any]):
         super().__init__(opts)
         self.removed: list[Any] = []
+        #: nodes whose removal failed without an answer (a timeout): it may have committed
+        self.uncertain: list[Any] = []
 
     def probe(self, env: Env) -> str | None:
         if callable(getattr(env.db, "remove_member", None)) and callable(
@@ -37,9 +40,10 @@ class Member(Fault):
         try:
             env.db.remove_member(env.remotes, env.nodes, nd)
         except Exception:
-            # Not added back at the stop: adding wipes the node, and a voter that was never
-            # removed must keep its log.
+            # Not added back blindly at the stop: adding wipes the node, and a voter that was
+            # never removed must keep its log. The heal asks the cluster (``_settle_uncertain``).
             env.claims.release(self.name, [nd.name])
+            self.uncertain.append(nd)
             raise
         self.removed.append(nd)
         return {"target": spec, "removed": nd.name}
@@ -56,7 +60,30 @@ class Member(Fault):
                 errors.append(f"{nd.name}: {e}")
         return {"added": added, "errors": errors or None}
 
+    def _settle_uncertain(self, env: Env) -> None:
+        """A removal that timed out may still have committed: ask a leader whether the node is
+        in its configuration; if it is not, it is removed after all and gets added back."""
+        status = getattr(env.db, "node_status", None)
+        pending, self.uncertain = self.uncertain, []
+        if not pending or not callable(status):
+            return
+        members: set[str] | None = None
+        for _ in range(20):  # the heal has just reconnected everything: a leader comes soon
+            for other in env.nodes:
+                with suppress(Exception):
+                    st = status(other, 1.0)
+                    if st and st.get("role") == "leader" and st.get("members") is not None:
+                        members = {str(m) for m in st["members"]}
+                        break
+            if members is not None:
+                break
+            time.sleep(0.5)
+        for nd in pending:
+            if members is not None and nd.name not in members and nd not in self.removed:
+                self.removed.append(nd)
+
     def heal(self, env: Env) -> list[str]:
+        self._settle_uncertain(env)
         if self.removed:
             # The heal has just restarted and reconnected every node: let the members agree
             # on a leader first, so the node added back learns its peers from a settled

@@ -153,3 +153,37 @@ def test_heal_all_retries_a_heal_that_failed_once():
     res = n.heal_all()
     assert res["errors"] is None and not db.paused
     assert calls.count("n1") == 2
+
+
+class _TimedOutRemoval(MemDB):
+    """A removal that times out; ``commits`` says whether it took effect all the same."""
+
+    commits = True
+
+    def remove_member(self, remotes, nodes, node):  # type: ignore[no-untyped-def]
+        if self.commits:
+            super().remove_member(remotes, nodes, node)
+        raise TimeoutError(f"remove-member {node.name}: no member accepted it in 30 s")
+
+    def node_status(self, node, timeout):  # type: ignore[no-untyped-def]
+        st = super().node_status(node, timeout)
+        if st is not None:
+            st["members"] = [n.name for n in self.fleet.nodes if n.name not in self.removed]
+        return st
+
+
+@pytest.mark.parametrize("commits", [True, False])
+def test_a_removal_that_timed_out_is_added_back_at_the_heal_only_if_it_committed(commits):
+    fleet = FakeFleet(5)
+    db = _TimedOutRemoval(fleet)
+    db.commits = commits
+    e = nem.Env(db, fleet.nodes, fleet.remotes, random.Random(3))
+    fault = nem.member.Member({})
+    with pytest.raises(TimeoutError):
+        fault.start(e)
+    assert fault.heal(e) == []
+    added = [n for action, n in db.events if action == "add-member"]
+    if commits:  # removed after all: back in the cluster, every node a member again
+        assert added and not db.removed
+    else:  # still a voter with its log: never wiped by an addition
+        assert added == []
