@@ -85,7 +85,8 @@ def _worker_python(remote: Any, explicit: str | None) -> tuple[str, str]:
         tried.append(f"{py}: {(r.stderr.strip() or r.stdout.strip()).splitlines()[-1:]}")
     raise ClusterUpError(f"{remote.name}: no Python there imports distributed and raftlab "
                          f"(tried {'; '.join(tried)}); install raftlab with its dependencies "
-                         f"on the host and pass --python")
+                         f"on the host and pass --python (on a local fleet, a checkout under "
+                         f"/tmp or /root is not visible: those are each node's own)")
 
 
 def up(name: str, inventory_path: str, per_host: int = 1, host: str | None = None,

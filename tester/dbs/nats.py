@@ -180,9 +180,15 @@ class NatsDB(DaemonFaults):
 
 
 def _run(coro: Any, timeout: float) -> Any:
-    """Run one coroutine to completion on a fresh loop (control-side helpers)."""
-    with _Loop() as loop:
-        return loop.run(coro, timeout)
+    """Run one coroutine to completion on a fresh loop in a thread of its own (control-side
+    helpers): the calling thread may already run a loop (a library's, a test runner's), and
+    asyncio refuses to run a second one there."""
+    def run() -> Any:
+        with _Loop() as loop:
+            return loop.run(coro, timeout)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result()
 
 
 class _Loop:
