@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import IO, Any
 
+import msgspec
+
 TYPES = ("invoke", "ok", "fail", "info")
 NEMESIS = "nemesis"
 
@@ -271,10 +273,8 @@ def _bulk(rows: list[str]) -> list[Any] | None:
     careful reader: NaN or Infinity, a duplicate key (the keys decoded fall short of the
     keys written), or anything but one valid JSON object a line."""
     text = "[" + ",".join(rows) + "]"
-    if "NaN" in text or "Infinity" in text:
-        return None
-    try:
-        records = json.loads(text)
+    try:  # msgspec refuses NaN and Infinity itself, and decodes twice as fast as json
+        records = msgspec.json.decode(text)
     except (ValueError, RecursionError):
         return None
     if len(records) != len(rows):  # e.g. "1, 2" on one line
