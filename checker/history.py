@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import IO, Any
+from typing import IO, Annotated, Any, Literal
 
 import msgspec
 
@@ -261,23 +261,78 @@ def ops_from_json_rows(rows: list[str], lines: list[int], path: str | None = Non
     when some chunk is not plain (then the caller reads the careful way)."""
     ops: list[Op] = []
     for at in range(0, len(rows), CHUNK):
-        records = _bulk(rows[at:at + CHUNK])
-        if records is None:
-            return None
-        ops += ops_from_records(records, lines[at:at + CHUNK], path, edn, first=at)
+        text = "[" + ",".join(rows[at:at + CHUNK]) + "]"
+        count = min(CHUNK, len(rows) - at)
+        part = _plain_ops(text, count)
+        if part is None:
+            records = _bulk(text, count)
+            if records is None:
+                return None
+            part = ops_from_records(records, lines[at:at + CHUNK], path, edn, first=at)
+        ops += part
     return ops
 
 
-def _bulk(rows: list[str]) -> list[Any] | None:
-    """The records of these lines, decoded in one call, or ``None`` when they need the
-    careful reader: NaN or Infinity, a duplicate key (the keys decoded fall short of the
-    keys written), or anything but one valid JSON object a line."""
-    text = "[" + ",".join(rows) + "]"
+class _Plain(msgspec.Struct, gc=False, forbid_unknown_fields=True):
+    """A record with every field it needs and nothing else: msgspec checks each type as it
+    decodes, so such records become ops without a check of their own in Python."""
+
+    index: int
+    time: int
+    type: Literal["invoke", "ok", "fail", "info"]
+    process: int | Literal["nemesis"]
+    f: Annotated[str, msgspec.Meta(min_length=1)]
+    value: Any = msgspec.UNSET
+    key: Any = msgspec.UNSET
+    error: Any = msgspec.UNSET
+    node: str | None | msgspec.UnsetType = msgspec.UNSET
+
+
+_PLAIN = msgspec.json.Decoder(list[_Plain])
+
+
+def _plain_ops(text: str, rows: int) -> list[Op] | None:
+    """The ops of ``text``, a JSON array of ``rows`` lines, when each line is one plain
+    record; ``None`` when one is not (a field missing or of another type, an unknown
+    field) or some object repeats a key: then the chunk takes the slower ways.
+
+    msgspec keeps the last of repeated keys, so repeats are found by counting: outside
+    strings and nested objects every colon ends one key, so the colons of the text add up
+    to the fields the records hold only when no key repeats (a colon in a string or a
+    nested object sends the chunk the slower way, which tells the two apart)."""
+    try:
+        recs = _PLAIN.decode(text)
+    except (ValueError, RecursionError):
+        return None
+    if len(recs) != rows:  # e.g. two objects on one line
+        return None
+    n, unset = len(recs), msgspec.UNSET
+    fields = 5 * n
+    columns = []
+    for col in ([r.value for r in recs], [r.key for r in recs], [r.error for r in recs],
+                [r.node for r in recs]):
+        absent = col.count(unset)
+        fields += n - absent
+        if absent == n:
+            col = [None] * n
+        elif absent:
+            col = [None if v is unset else v for v in col]
+        columns.append(col)
+    if text.count(":") != fields:
+        return None
+    return [Op(r.index, r.time, r.type, r.process, r.f, v, k, e, nd, _NO_EXTRA)
+            for r, v, k, e, nd in zip(recs, *columns, strict=True)]
+
+
+def _bulk(text: str, rows: int) -> list[Any] | None:
+    """The records of ``text``, a JSON array of ``rows`` lines, decoded in one call, or
+    ``None`` when they need the careful reader: NaN or Infinity, a duplicate key (the keys
+    decoded fall short of the keys written), or anything but one valid JSON object a line."""
     try:  # msgspec refuses NaN and Infinity itself, and decodes twice as fast as json
         records = msgspec.json.decode(text)
     except (ValueError, RecursionError):
         return None
-    if len(records) != len(rows):  # e.g. "1, 2" on one line
+    if len(records) != rows:  # e.g. "1, 2" on one line
         return None
     keys = 0
     for d in records:
