@@ -255,16 +255,17 @@ def _hashable(v: Any) -> Any:
 
 # The fast path for Jepsen's line-per-op histories, as Clojure prints them: one flat map a
 # line, entries separated by ", ", keys and values by one space, vector elements by spaces.
-# Such a text is rewritten to JSON by a few dozen whole-text string replacements (keywords
-# are few: the map keys, and the values of :type and :f) and decoded by the json module in
-# one call. Anything the rewrite does not cover (strings, tags, sets, comments, symbols,
-# ratios, nested maps, other spacing...) leaves the JSON invalid or fails a check, and the
-# full reader takes over.
-_KEYWORD = re.compile(r"(?<![\w\"]):([A-Za-z*+!_?<>=.-][\w*+!?<>=./-]*)(?=[\s,\]}])")
+# Such a text is rewritten to JSON by a score of whole-text string replacements (keywords
+# are few: the map keys, and the values of :type and :f) and decoded in one call. Anything
+# the rewrite does not cover (strings, tags, sets, comments, symbols, ratios, nested maps,
+# other spacing, a keyword the first lines do not have...) leaves the JSON invalid or fails
+# a check, and the full reader takes over.
+_KEYWORD = r":([A-Za-z*+!_?<>=.-][\w*+!?<>=./-]*)"
+# map keys: a keyword after "{" (the first) or ", " and before a space; values: elsewhere
+_FIRST_KEY = re.compile(r"^\{" + _KEYWORD + " ", re.M)
+_MAP_KEY = re.compile(r", " + _KEYWORD + " ")
+_VALUE = re.compile(r"(?:[^,\s] |[\[(])" + _KEYWORD + r"(?=[\s,\])}])")
 _SAMPLE_LINES = 200  # lines the keywords are collected from; any other sends to the reader
-# marks (control characters no history has): after a map key, entry separator, end of a
-# token, start of a keyword value, start of a map key
-_VAL, _SEP, _END, _KW, _KEY = "\x01", "\x00", "\x02", "\x03", "\x04"
 
 
 #: lines rewritten at a time: a chunk small enough to stay in the processor's cache makes
@@ -276,44 +277,50 @@ def fast_json_rows(text: str) -> tuple[list[str], list[int]] | None:
     """A line-per-op history in Clojure's printed form rewritten as JSON, one object a row,
     with the line of each, or ``None`` when the text needs the full reader (which is always
     right). The rows may still fail to decode: then the full reader too."""
-    if any(c in text for c in '"\\#;\t\x00\x01\x02\x03\x04'):
+    if any(c in text for c in '"\\#;\t\x00'):
         return None
     rows = text.split("\n")
     lines = [n for n, raw in enumerate(rows, start=1) if raw and not raw.isspace()]
     if not lines or text.count("{") != len(lines):  # one flat map a line, nothing nested
         return None
-    names = set(_KEYWORD.findall("\n".join(rows[n - 1] for n in lines[:_SAMPLE_LINES])))
+    sample = "\n".join(rows[n - 1] for n in lines[:_SAMPLE_LINES])
+    first, keys = set(_FIRST_KEY.findall(sample)), set(_MAP_KEY.findall(sample))
+    # longest first, so that ":read" never cuts ":read-only" short
+    values = sorted(set(_VALUE.findall(sample)), key=len, reverse=True)
+    lists = "(" in text or ")" in text
     out: list[str] = []
     for at in range(0, len(lines), _REWRITE_LINES):
         body = "\n".join(rows[n - 1].strip() for n in lines[at:at + _REWRITE_LINES])
-        json_rows = _rewrite(body, names)
+        json_rows = _rewrite(body, first, keys, values, lists)
         if json_rows is None:
             return None
         out += json_rows
     return out, lines
 
 
-def _rewrite(body: str, names: set[str]) -> list[str] | None:
-    """Lines of Clojure-printed maps as JSON rows, or ``None`` (see :func:`fast_json_rows`)."""
+def _rewrite(body: str, first: set[str], keys: set[str], values: list[str], lists: bool
+             ) -> list[str] | None:
+    """Lines of Clojure-printed maps as JSON rows, or ``None`` (see :func:`fast_json_rows`).
+
+    Every replacement that meets something it does not cover leaves text that is not JSON
+    (a ":" where a key or a value should be, a keyword cut short, ",," ...), so the decoder
+    refuses it rather than reading something else. (Few passes, each a whole-text
+    replacement of a pattern with a name in it: each costs about as much as the others.)"""
     if not (body.startswith("{") and body.endswith("}")):
         return None
-    body = body.replace("(", "[").replace(")", "]")
-    body = body.replace("{:", "{" + _KEY).replace(", :", ", " + _KEY)
-    for name in names:  # keys: ':type ' -> '"type":'
-        body = body.replace(f"{_KEY}{name} ", f'"{name}":{_VAL}')
-    if _KEY in body:  # a key the sample did not have
-        return None
-    body = body.replace(", ", _SEP).replace(" ", ",")  # what is left: vector elements
-    for d in (_SEP, "}", "]", ","):
-        body = body.replace(d, _END + d)
-    for d in (_VAL, "[", ","):
-        body = body.replace(d + ":", d + _KW)
-    for name in names:  # values: ':invoke' -> '"invoke"'
-        body = body.replace(f"{_KW}{name}{_END}", f'"{name}"')
-    if _KW in body:  # a keyword the sample did not have
-        return None
-    body = (body.replace("nil" + _END, "null").replace(_END, "").replace(_VAL, " ")
-            .replace(_SEP, ", "))
+    if lists:
+        body = body.replace("(", "[").replace(")", "]")
+    for name in first:  # '{:type ' -> '{"type":'
+        body = body.replace(f"{{:{name} ", f'{{"{name}":')
+    for name in keys:  # ', :f ' -> ',"f":'
+        body = body.replace(f", :{name} ", f',"{name}":')
+    for name in values:  # ':invoke' -> '"invoke"'
+        body = body.replace(":" + name, f'"{name}"')
+    body = body.replace(" ", ",")  # what is left: vector elements
+    if any("nil" in name for name in (*first, *keys, *values)):
+        body = body.replace(":nil", ":null").replace("[nil", "[null").replace(",nil", ",null")
+    else:
+        body = body.replace("nil", "null")
     return body.split("\n")
 
 

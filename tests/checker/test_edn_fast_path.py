@@ -38,6 +38,9 @@ def fast_records(text: str) -> list | None:
     JEPSEN,
     "{:a [nil nil nil], :b :read-only, :c :read}\n{:a [:append 1], :b [[:r 1 nil]]}\n",
     "{:a -1.5e3, :b :x/y, :c true, :d false}\n",
+    # keywords holding "nil", and nil values beside them
+    "{:a :vanilla, :nil-count nil, :b [nil :nil-x nil], :c (nil)}\n",
+    "{:f :read-only, :g :read, :h [:read :read-only]}\n",
 ])
 def test_line_per_op_histories_take_the_fast_path_and_read_the_same(text):
     assert fast_records(text) == _full(text)
@@ -58,6 +61,18 @@ def test_line_per_op_histories_take_the_fast_path_and_read_the_same(text):
 ])
 def test_anything_else_is_left_to_the_full_reader(text):
     assert fast_records(text) is None
+
+
+@pytest.mark.parametrize("late", [
+    "{:type :invoke, :f :reader, :process 0}",        # a value the first lines lack
+    "{:type :invoke, :f :read, :process 0, :at 1}",   # a key they lack
+    "{:at 1, :type :invoke, :f :read, :process 0}",   # a first key they lack
+])
+def test_a_keyword_the_first_lines_lack_is_left_to_the_full_reader(late):
+    pair = "{:type :invoke, :f :read, :process 0}\n{:type :ok, :f :read, :process 0}\n"
+    text = pair * 100 + late + "\n"
+    assert fast_records(text) is None
+    assert parse(text, "h.edn").ops[-1] == parse(text + ";\n", "h.edn").ops[-1]
 
 
 def test_a_duplicate_key_is_still_an_error_naming_the_line():
