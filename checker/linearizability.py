@@ -16,7 +16,6 @@ searched in parallel worker processes. ``docs/results.md`` documents ``CheckResu
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
 from collections.abc import Sequence
@@ -352,6 +351,8 @@ def _search_parallel(
     first_violation: bool,
 ) -> list[tuple[SearchResult, float]]:
     global _JOB
+    import multiprocessing  # here: most checks never start a worker (7 ms of start-up)
+
     try:
         ctx = multiprocessing.get_context("fork")
     except ValueError:  # no fork on this platform
