@@ -268,39 +268,79 @@ _VALUE = re.compile(r"(?:[^,\s] |[\[(])" + _KEYWORD + r"(?=[\s,\])}])")
 _SAMPLE_LINES = 200  # lines the keywords are collected from; any other sends to the reader
 
 
-#: lines rewritten at a time: a chunk small enough to stay in the processor's cache makes
-#: each of the rewrite's passes several times faster than one pass over a long history
+#: lines (or characters) rewritten at a time: a chunk small enough to stay in the
+#: processor's cache makes each of the rewrite's passes faster than one pass over a long
+#: history
 _REWRITE_LINES = 5_000
+_REWRITE_CHARS = 500_000
+
+
+def fast_json_text(text: str) -> str | None:
+    """A line-per-op history in Clojure's printed form rewritten as JSON, one object on
+    each line the map was on, or ``None`` when the text needs more care (the rewrite leaves
+    blank lines and spacing as they were, so they fail to decode: then
+    :func:`fast_json_rows`)."""
+    names = _names(text)
+    if names is None:
+        return None
+    out: list[str] = []
+    start, end_of_text = 0, len(text)
+    while start < end_of_text:
+        end = text.find("\n", start + _REWRITE_CHARS)
+        if end < 0:
+            end = end_of_text
+        body = _rewrite(text[start:end].rstrip("\n"), *names)
+        if body is None:
+            return None
+        out.append(body)
+        start = end + 1
+    return "\n".join(out)
 
 
 def fast_json_rows(text: str) -> tuple[list[str], list[int]] | None:
     """A line-per-op history in Clojure's printed form rewritten as JSON, one object a row,
     with the line of each, or ``None`` when the text needs the full reader (which is always
     right). The rows may still fail to decode: then the full reader too."""
-    if any(c in text for c in '"\\#;\t\x00'):
+    names = _names(text)
+    if names is None:
         return None
     rows = text.split("\n")
     lines = [n for n, raw in enumerate(rows, start=1) if raw and not raw.isspace()]
     if not lines or text.count("{") != len(lines):  # one flat map a line, nothing nested
         return None
-    sample = "\n".join(rows[n - 1] for n in lines[:_SAMPLE_LINES])
-    first, keys = set(_FIRST_KEY.findall(sample)), set(_MAP_KEY.findall(sample))
-    # longest first, so that ":read" never cuts ":read-only" short
-    values = sorted(set(_VALUE.findall(sample)), key=len, reverse=True)
-    lists = "(" in text or ")" in text
     out: list[str] = []
     for at in range(0, len(lines), _REWRITE_LINES):
         body = "\n".join(rows[n - 1].strip() for n in lines[at:at + _REWRITE_LINES])
-        json_rows = _rewrite(body, first, keys, values, lists)
+        json_rows = _rewrite(body, *names)
         if json_rows is None:
             return None
-        out += json_rows
+        out += json_rows.split("\n")
     return out, lines
 
 
+def _names(text: str) -> tuple[set[str], set[str], list[str], bool] | None:
+    """What the rewrite replaces, from the first lines: (first keys, other keys, keyword
+    values longest first, whether there are lists), or ``None`` when ``text`` holds
+    something it never covers."""
+    if any(c in text for c in '"\\#;\t\x00'):
+        return None
+    end = 0
+    for _ in range(_SAMPLE_LINES):
+        end = text.find("\n", end) + 1
+        if not end:
+            end = len(text)
+            break
+    sample = text[:end]
+    first, keys = set(_FIRST_KEY.findall(sample)), set(_MAP_KEY.findall(sample))
+    # longest first, so that ":read" never cuts ":read-only" short
+    values = sorted(set(_VALUE.findall(sample)), key=len, reverse=True)
+    return first, keys, values, "(" in text or ")" in text
+
+
 def _rewrite(body: str, first: set[str], keys: set[str], values: list[str], lists: bool
-             ) -> list[str] | None:
-    """Lines of Clojure-printed maps as JSON rows, or ``None`` (see :func:`fast_json_rows`).
+             ) -> str | None:
+    """Lines of Clojure-printed maps as lines of JSON objects, or ``None`` (see
+    :func:`fast_json_rows`).
 
     Every replacement that meets something it does not cover leaves text that is not JSON
     (a ":" where a key or a value should be, a keyword cut short, ",," ...), so the decoder
@@ -321,7 +361,7 @@ def _rewrite(body: str, first: set[str], keys: set[str], values: list[str], list
         body = body.replace(":nil", ":null").replace("[nil", "[null").replace(",nil", ",null")
     else:
         body = body.replace("nil", "null")
-    return body.split("\n")
+    return body
 
 
 def _show(v: Any) -> str:

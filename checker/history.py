@@ -19,7 +19,7 @@ from __future__ import annotations
 import gc
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -196,7 +196,7 @@ _KNOWN = frozenset({"index", "time", "type", "process", "f", "value", "key", "er
 _TYPES = frozenset(TYPES)
 
 
-def ops_from_records(records: list[Any], lines: list[int], path: str | None = None,
+def ops_from_records(records: list[Any], lines: Sequence[int], path: str | None = None,
                      edn: bool = False, first: int = 0) -> list[Op]:
     """Decoded records (dicts) -> ops, fast: the loop every record of a long history takes.
 
@@ -239,10 +239,48 @@ def ops_from_records(records: list[Any], lines: list[int], path: str | None = No
 CHUNK = 20_000
 
 
+#: characters decoded at once when every line holds a record (about 20,000 records)
+PIECE = 2_000_000
+
+
+def ops_from_json_lines(text: str, path: str | None = None, edn: bool = False
+                        ) -> tuple[list[Op], list[int]] | None:
+    """A text of one JSON object a line -> (ops, the line of each), without cutting it into
+    lines: a piece of whole lines at a time becomes one JSON array by turning its line
+    ends into commas. ``None`` when some piece is not a valid array of as many objects as
+    it has lines (a blank line, a bad line...): then :func:`ops_from_json_rows` reads
+    line by line, and names a bad line."""
+    ops: list[Op] = []
+    start, line, end_of_text = 0, 1, len(text)
+    if text.endswith("\n"):
+        end_of_text -= 1
+    while start < end_of_text:
+        end = text.find("\n", start + PIECE, end_of_text)
+        if end < 0:
+            end = end_of_text
+        piece = text[start:end]
+        count = piece.count("\n") + 1
+        array = "[" + piece.replace("\n", ",") + "]"
+        part = _plain_ops(array, count)
+        if part is None:
+            records = _bulk(array, count)
+            if records is None:
+                return None
+            part = ops_from_records(records, range(line, line + count), path, edn,
+                                    first=line - 1)
+        ops += part
+        start, line = end + 1, line + count
+    return ops, list(range(1, len(ops) + 1))
+
+
 def parse_jsonl_text(text: str, path: str | None = None) -> tuple[list[Op], list[int]]:
-    """A whole JSONL text -> (ops, the line of each), a chunk of lines at a time: each
-    chunk is decoded as one JSON array when it is plain, else line by line (which names
-    the bad line)."""
+    """A whole JSONL text -> (ops, the line of each): at once when every line holds a
+    record (:func:`ops_from_json_lines`), else a chunk of lines at a time: each chunk is
+    decoded as one JSON array when it is plain, else line by line (which names the bad
+    line)."""
+    whole = ops_from_json_lines(text, path)
+    if whole is not None:
+        return whole
     rows = text.split("\n")
     lines = [n for n, raw in enumerate(rows, start=1) if raw and not raw.isspace()]
     ops: list[Op] = []

@@ -270,8 +270,14 @@ def _unknown_reads(model: Model, operations: Sequence[Operation]) -> set[int]:
 def _partitions(model: Model, operations: Sequence[Operation],
                 unknown_reads: set[int] | frozenset[int] = frozenset()) -> list[_Partition]:
     groups: dict[Any, list[Operation]] = {}
+    partition = model.partition
     for o in operations:
-        groups.setdefault(model.partition(o), []).append(o)
+        key = partition(o)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [o]
+        else:
+            group.append(o)
     parts = []
     for key, shown in groups.items():
         live = [o for o in shown

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from checker.edn import Reader, fast_json_rows
+from checker.edn import Reader, fast_json_rows, fast_json_text
 from checker.formats import parse
 
 JEPSEN = """\
@@ -86,3 +86,19 @@ def test_lines_and_defaults_are_the_full_readers():
     nemesis = hist.ops[3]
     assert nemesis.index == 3 and nemesis.process == "nemesis" and nemesis.value == ["isolated", None]
     assert hist.ops[4].error == "mismatch" and hist.ops[4].value == [1, 2]
+
+
+def test_the_whole_text_rewrite_keeps_each_map_on_its_line(monkeypatch):
+    from checker import edn
+
+    monkeypatch.setattr(edn, "_REWRITE_CHARS", 50)  # several pieces
+    text = "".join(line + "\n" for line in JEPSEN.splitlines() if line) * 3
+    json_text = fast_json_text(text)
+    assert json_text is not None
+    assert [json.loads(row) for row in json_text.split("\n")] == _full(text)
+    assert parse(text, "h.edn").ops == parse(text + ";\n", "h.edn").ops
+
+
+def test_a_blank_line_leaves_the_whole_text_rewrite_for_the_line_by_line_one():
+    hist = parse(JEPSEN, "h.edn")  # JEPSEN has a blank line
+    assert hist.lines == [1, 2, 3, 4, 6] and hist.ops == parse(JEPSEN + ";\n", "h.edn").ops

@@ -73,3 +73,26 @@ def test_a_repeated_key_in_a_plain_record_is_still_an_error_naming_the_line(fiel
     assert plain("\n".join(rows)) is None
     with pytest.raises(HistoryError, match=rf"h.jsonl:3: .*duplicate key '{field}'"):
         parse_jsonl_text("\n".join(rows) + "\n", "h.jsonl")
+
+
+@pytest.mark.parametrize("layout", ["plain", "crlf", "blank line", "no final newline"])
+def test_the_whole_text_path_reads_what_the_line_by_line_path_reads(layout, monkeypatch):
+    from checker import history
+
+    rows = PLAIN.splitlines() * 3
+    text = {"plain": "\n".join(rows) + "\n", "crlf": "\r\n".join(rows) + "\r\n",
+            "blank line": "\n".join(rows[:4] + [""] + rows[4:]) + "\n",
+            "no final newline": "\n".join(rows)}[layout]
+    monkeypatch.setattr(history, "PIECE", 100)  # several pieces
+    whole = history.ops_from_json_lines(text)
+    assert (whole is None) == (layout == "blank line")
+    ops, lines = parse_jsonl_text(text)
+    assert ops == careful(text)
+    assert lines == [n for n, row in enumerate(text.split("\n"), start=1) if row.strip()]
+
+
+def test_a_long_comment_header_does_not_hide_the_format():
+    from checker.formats import detect
+
+    assert detect("; a comment\n" * 10_000 + PLAIN) == "jsonl"
+    assert detect("; a comment\n" * 10_000 + "{:type :invoke}\n") == "edn"
