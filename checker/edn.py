@@ -266,6 +266,7 @@ _FIRST_KEY = re.compile(r"^\{" + _KEYWORD + " ", re.M)
 _MAP_KEY = re.compile(r", " + _KEYWORD + " ")
 _VALUE = re.compile(r"(?:[^,\s] |[\[(])" + _KEYWORD + r"(?=[\s,\])}])")
 _SAMPLE_LINES = 200  # lines the keywords are collected from; any other sends to the reader
+_OP_TYPES = frozenset({"invoke", "ok", "fail", "info"})
 
 
 #: lines (or characters) rewritten at a time: a chunk small enough to stay in the
@@ -324,16 +325,15 @@ def _names(text: str) -> tuple[set[str], set[str], list[str], bool] | None:
     something it never covers."""
     if any(c in text for c in '"\\#;\t\x00'):
         return None
-    end = 0
-    for _ in range(_SAMPLE_LINES):
-        end = text.find("\n", end) + 1
-        if not end:
-            end = len(text)
-            break
-    sample = text[:end]
+    end, start = 0, len(text)
+    for _ in range(_SAMPLE_LINES):  # the first lines and the last ones
+        end = text.find("\n", end) + 1 or len(text)
+        start = text.rfind("\n", 0, max(start - 1, 0)) + 1
+    sample = text[:end] + "\n" + text[max(start, end):]
     first, keys = set(_FIRST_KEY.findall(sample)), set(_MAP_KEY.findall(sample))
-    # longest first, so that ":read" never cuts ":read-only" short
-    values = sorted(set(_VALUE.findall(sample)), key=len, reverse=True)
+    # Jepsen's op types always (an :info may first come late, from the nemesis or a
+    # crash); longest first, so that ":read" never cuts ":read-only" short
+    values = sorted(set(_VALUE.findall(sample)) | _OP_TYPES, key=len, reverse=True)
     return first, keys, values, "(" in text or ")" in text
 
 

@@ -68,11 +68,17 @@ def test_anything_else_is_left_to_the_full_reader(text):
     "{:type :invoke, :f :read, :process 0, :at 1}",   # a key they lack
     "{:at 1, :type :invoke, :f :read, :process 0}",   # a first key they lack
 ])
-def test_a_keyword_the_first_lines_lack_is_left_to_the_full_reader(late):
+def test_a_keyword_the_first_and_last_lines_lack_is_left_to_the_full_reader(late):
     pair = "{:type :invoke, :f :read, :process 0}\n{:type :ok, :f :read, :process 0}\n"
-    text = pair * 100 + late + "\n"
+    text = pair * 100 + late + "\n" + pair * 100
     assert fast_records(text) is None
-    assert parse(text, "h.edn").ops[-1] == parse(text + ";\n", "h.edn").ops[-1]
+    assert parse(text, "h.edn").ops == parse(text + ";\n", "h.edn").ops
+
+
+def test_a_late_info_keeps_the_fast_path():
+    pair = "{:type :invoke, :f :read, :process 0}\n{:type :ok, :f :read, :process 0}\n"
+    text = pair * 200 + "{:type :info, :f :read, :process 1}\n" + pair * 200
+    assert fast_records(text) == _full(text)
 
 
 def test_a_duplicate_key_is_still_an_error_naming_the_line():
