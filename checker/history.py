@@ -234,8 +234,8 @@ def ops_from_records(records: list[Any], lines: Sequence[int], path: str | None 
     return out
 
 
-#: records decoded at once: big enough for the json module to do the work, small enough
-#: that a million-op history never holds all its records as dicts at the same time
+#: records decoded at once: big enough for the decoder to do the work, small enough that a
+#: million-op history never holds all its records as dicts at the same time
 CHUNK = 20_000
 
 
