@@ -15,6 +15,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from checker.history import text_pieces
+
 
 class EdnError(ValueError):
     def __init__(self, message: str, line: int):
@@ -276,26 +278,16 @@ _REWRITE_LINES = 5_000
 _REWRITE_CHARS = 500_000
 
 
-def fast_json_text(text: str) -> str | None:
+def fast_json_pieces(text: str) -> Iterator[str | None] | None:
     """A line-per-op history in Clojure's printed form rewritten as JSON, one object on
-    each line the map was on, or ``None`` when the text needs more care (the rewrite leaves
-    blank lines and spacing as they were, so they fail to decode: then
-    :func:`fast_json_rows`)."""
+    each line the map was on, a piece at a time (:func:`checker.history.text_pieces`); a
+    piece is ``None`` when the rewrite does not cover it, and the whole is ``None`` when
+    the text holds something it never covers. Blank lines and other spacing are left as
+    they were, so they fail to decode: then :func:`fast_json_rows`."""
     names = _names(text)
     if names is None:
         return None
-    out: list[str] = []
-    start, end_of_text = 0, len(text)
-    while start < end_of_text:
-        end = text.find("\n", start + _REWRITE_CHARS)
-        if end < 0:
-            end = end_of_text
-        body = _rewrite(text[start:end].rstrip("\n"), *names)
-        if body is None:
-            return None
-        out.append(body)
-        start = end + 1
-    return "\n".join(out)
+    return (_rewrite(piece, *names) for piece in text_pieces(text, _REWRITE_CHARS))
 
 
 def fast_json_rows(text: str) -> tuple[list[str], list[int]] | None:

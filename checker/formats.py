@@ -21,13 +21,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from checker.edn import EdnError, Reader, fast_json_rows, fast_json_text
+from checker.edn import EdnError, Reader, fast_json_pieces, fast_json_rows
 from checker.history import (
     NESTED_TOO_DEEPLY,
     TYPES,
     HistoryError,
     Op,
-    ops_from_json_lines,
+    ops_from_json_pieces,
     ops_from_json_rows,
     ops_from_records,
     parse_jsonl_text,
@@ -147,9 +147,9 @@ def load(path: str | os.PathLike[str], fmt: str | None = None) -> History:
 
 
 def _parse_edn(text: str, path: str | None, fmt: str) -> History:
-    json_text = fast_json_text(text)
-    if json_text is not None:
-        whole = ops_from_json_lines(json_text, path, edn=True)
+    pieces = fast_json_pieces(text)
+    if pieces is not None:
+        whole = ops_from_json_pieces(pieces, path, edn=True)
         if whole is not None:
             return _edn_history(whole[0], whole[1], path, fmt)
     fast = fast_json_rows(text)

@@ -243,22 +243,40 @@ CHUNK = 20_000
 PIECE = 2_000_000
 
 
-def ops_from_json_lines(text: str, path: str | None = None, edn: bool = False
-                        ) -> tuple[list[Op], list[int]] | None:
-    """A text of one JSON object a line -> (ops, the line of each), without cutting it into
-    lines: a piece of whole lines at a time becomes one JSON array by turning its line
-    ends into commas. ``None`` when some piece is not a valid array of as many objects as
-    it has lines (a blank line, a bad line...): then :func:`ops_from_json_rows` reads
-    line by line, and names a bad line."""
-    ops: list[Op] = []
-    start, line, end_of_text = 0, 1, len(text)
+def text_pieces(text: str, size: int) -> Iterator[str]:
+    """``text`` in pieces of whole lines, about ``size`` characters each, without the line
+    end between two pieces or the one ending the text: a long history is worked on a
+    piece at a time, never as millions of lines."""
+    start, end_of_text = 0, len(text)
     if text.endswith("\n"):
         end_of_text -= 1
     while start < end_of_text:
-        end = text.find("\n", start + PIECE, end_of_text)
+        end = text.find("\n", start + size, end_of_text)
         if end < 0:
             end = end_of_text
-        piece = text[start:end]
+        yield text[start:end]
+        start = end + 1
+
+
+def ops_from_json_lines(text: str, path: str | None = None, edn: bool = False
+                        ) -> tuple[list[Op], list[int]] | None:
+    """A text of one JSON object a line -> (ops, the line of each), without cutting it into
+    lines (see :func:`ops_from_json_pieces`)."""
+    return ops_from_json_pieces(text_pieces(text, PIECE), path, edn)
+
+
+def ops_from_json_pieces(pieces: Iterable[str | None], path: str | None = None,
+                         edn: bool = False) -> tuple[list[Op], list[int]] | None:
+    """Pieces of a text of one JSON object a line (:func:`text_pieces`) -> (ops, the line
+    of each): a piece becomes one JSON array by turning its line ends into commas.
+    ``None`` when a piece is ``None`` or not a valid array of as many objects as it has
+    lines (a blank line, a bad line...): then :func:`ops_from_json_rows` reads line by
+    line, and names a bad line."""
+    ops: list[Op] = []
+    line = 1
+    for piece in pieces:
+        if piece is None:
+            return None
         count = piece.count("\n") + 1
         array = "[" + piece.replace("\n", ",") + "]"
         part = _plain_ops(array, count)
@@ -269,7 +287,7 @@ def ops_from_json_lines(text: str, path: str | None = None, edn: bool = False
             part = ops_from_records(records, range(line, line + count), path, edn,
                                     first=line - 1)
         ops += part
-        start, line = end + 1, line + count
+        line += count
     return ops, list(range(1, len(ops) + 1))
 
 
