@@ -266,7 +266,11 @@ _KEYWORD = r":([A-Za-z*+!_?<>=.-][\w*+!?<>=./-]*)"
 # map keys: a keyword after "{" (the first) or ", " and before a space; values: elsewhere
 _FIRST_KEY = re.compile(r"^\{" + _KEYWORD + " ", re.M)
 _MAP_KEY = re.compile(r", " + _KEYWORD + " ")
-_VALUE = re.compile(r"(?:[^,\s] |[\[(])" + _KEYWORD + r"(?=[\s,\])}])")
+_VALUE = re.compile(r"(?:(?<=[^,\s] )|(?<=[\[(]))" + _KEYWORD + r"(?=[\s,\])}])")
+# an entry of :type or :f and its value: Jepsen's ops always hold keywords there, so each
+# key and value are rewritten in one pass (', :f :read' -> ',"f":"read"')
+_JOINT = re.compile(r"(^\{|, ):(type|f) ([^\s,\])}]*)(?=[,}])", re.M)
+_WHOLE_KEYWORD = re.compile(_KEYWORD + r"\Z")
 _SAMPLE_LINES = 200  # lines the keywords are collected from; any other sends to the reader
 _OP_TYPES = frozenset({"invoke", "ok", "fail", "info"})
 
@@ -284,18 +288,18 @@ def fast_json_pieces(text: str) -> Iterator[str | None] | None:
     piece is ``None`` when the rewrite does not cover it, and the whole is ``None`` when
     the text holds something it never covers. Blank lines and other spacing are left as
     they were, so they fail to decode: then :func:`fast_json_rows`."""
-    names = _names(text)
-    if names is None:
+    plan = _plan(text)
+    if plan is None:
         return None
-    return (_rewrite(piece, *names) for piece in text_pieces(text, _REWRITE_CHARS))
+    return (_rewrite(piece, plan) for piece in text_pieces(text, _REWRITE_CHARS))
 
 
 def fast_json_rows(text: str) -> tuple[list[str], list[int]] | None:
     """A line-per-op history in Clojure's printed form rewritten as JSON, one object a row,
     with the line of each, or ``None`` when the text needs the full reader (which is always
     right). The rows may still fail to decode: then the full reader too."""
-    names = _names(text)
-    if names is None:
+    plan = _plan(text)
+    if plan is None:
         return None
     rows = text.split("\n")
     lines = [n for n, raw in enumerate(rows, start=1) if raw and not raw.isspace()]
@@ -304,17 +308,21 @@ def fast_json_rows(text: str) -> tuple[list[str], list[int]] | None:
     out: list[str] = []
     for at in range(0, len(lines), _REWRITE_LINES):
         body = "\n".join(rows[n - 1].strip() for n in lines[at:at + _REWRITE_LINES])
-        json_rows = _rewrite(body, *names)
+        json_rows = _rewrite(body, plan)
         if json_rows is None:
             return None
         out += json_rows.split("\n")
     return out, lines
 
 
-def _names(text: str) -> tuple[set[str], set[str], list[str], bool] | None:
-    """What the rewrite replaces, from the first lines: (first keys, other keys, keyword
-    values longest first, whether there are lists), or ``None`` when ``text`` holds
-    something it never covers."""
+#: the rewrite of a text: its replacements in order, and whether nil must be told apart
+#: from keywords holding "nil"
+_Plan = tuple[list[tuple[str, str]], bool]
+
+
+def _plan(text: str) -> _Plan | None:
+    """What the rewrite replaces, from the first and last lines, or ``None`` when ``text``
+    holds something it never covers."""
     if any(c in text for c in '"\\#;\t\x00'):
         return None
     end, start = 0, len(text)
@@ -322,15 +330,36 @@ def _names(text: str) -> tuple[set[str], set[str], list[str], bool] | None:
         end = text.find("\n", end) + 1 or len(text)
         start = text.rfind("\n", 0, max(start - 1, 0)) + 1
     sample = text[:end] + "\n" + text[max(start, end):]
-    first, keys = set(_FIRST_KEY.findall(sample)), set(_MAP_KEY.findall(sample))
-    # Jepsen's op types always (an :info may first come late, from the nemesis or a
-    # crash); longest first, so that ":read" never cuts ":read-only" short
-    values = sorted(set(_VALUE.findall(sample)) | _OP_TYPES, key=len, reverse=True)
-    return first, keys, values, "(" in text or ")" in text
+    joint: dict[tuple[str, str], set[str]] = {}
+    for prefix, key, value in _JOINT.findall(sample):
+        joint.setdefault((prefix, key), set()).add(value)
+    for where, found in list(joint.items()):
+        names = {v[1:] for v in found if _WHOLE_KEYWORD.match(v)}
+        if len(names) < len(found):  # some value is not a keyword: key and value apart
+            del joint[where]
+        else:
+            # Jepsen's op types always (an :info may first come late, from the nemesis
+            # or a crash)
+            joint[where] = names | _OP_TYPES if where[1] == "type" else names
+    if joint:
+        sample = _JOINT.sub(lambda m: "" if (m[1], m[2]) in joint else m[0], sample)
+    first = set(_FIRST_KEY.findall(sample)) - {k for p, k in joint if p == "{"}
+    keys = set(_MAP_KEY.findall(sample)) - {k for p, k in joint if p == ", "}
+    values = set(_VALUE.findall(sample))
+    if not any(k == "type" for _, k in joint):
+        values |= _OP_TYPES
+    plan = [("(", "["), (")", "]")] if "(" in text or ")" in text else []
+    for (prefix, key), names in joint.items():  # longest first: ':read' never cuts
+        for name in sorted(names, key=len, reverse=True):  # ':read-only' short
+            plan.append((f"{prefix}:{key} :{name}", f'{prefix[0]}"{key}":"{name}"'))
+    plan += [(f"{{:{name} ", f'{{"{name}":') for name in first]
+    plan += [(f", :{name} ", f',"{name}":') for name in keys]
+    plan += [(":" + name, f'"{name}"') for name in sorted(values, key=len, reverse=True)]
+    every = [*first, *keys, *values, *(n for names in joint.values() for n in names)]
+    return plan, any("nil" in name for name in every)
 
 
-def _rewrite(body: str, first: set[str], keys: set[str], values: list[str], lists: bool
-             ) -> str | None:
+def _rewrite(body: str, plan: _Plan) -> str | None:
     """Lines of Clojure-printed maps as lines of JSON objects, or ``None`` (see
     :func:`fast_json_rows`).
 
@@ -340,16 +369,11 @@ def _rewrite(body: str, first: set[str], keys: set[str], values: list[str], list
     replacement of a pattern with a name in it: each costs about as much as the others.)"""
     if not (body.startswith("{") and body.endswith("}")):
         return None
-    if lists:
-        body = body.replace("(", "[").replace(")", "]")
-    for name in first:  # '{:type ' -> '{"type":'
-        body = body.replace(f"{{:{name} ", f'{{"{name}":')
-    for name in keys:  # ', :f ' -> ',"f":'
-        body = body.replace(f", :{name} ", f',"{name}":')
-    for name in values:  # ':invoke' -> '"invoke"'
-        body = body.replace(":" + name, f'"{name}"')
+    replacements, careful_nil = plan
+    for old, new in replacements:
+        body = body.replace(old, new)
     body = body.replace(" ", ",")  # what is left: vector elements
-    if any("nil" in name for name in (*first, *keys, *values)):
+    if careful_nil:
         body = body.replace(":nil", ":null").replace("[nil", "[null").replace(",nil", ",null")
     else:
         body = body.replace("nil", "null")

@@ -41,6 +41,9 @@ def fast_records(text: str) -> list | None:
     # keywords holding "nil", and nil values beside them
     "{:a :vanilla, :nil-count nil, :b [nil :nil-x nil], :c (nil)}\n",
     "{:f :read-only, :g :read, :h [:read :read-only]}\n",
+    # :type and :f are rewritten with their values, unless a value is not a keyword
+    "{:type :invoke, :f 5, :value :x}\n{:type :ok, :f :read, :value [:y :z :read]}\n",
+    "{:f :cas, :type :fail}\n{:type :info, :f :cas-x}\n",
 ])
 def test_line_per_op_histories_take_the_fast_path_and_read_the_same(text):
     assert fast_records(text) == _full(text)
@@ -67,6 +70,7 @@ def test_anything_else_is_left_to_the_full_reader(text):
     "{:type :invoke, :f :reader, :process 0}",        # a value the first lines lack
     "{:type :invoke, :f :read, :process 0, :at 1}",   # a key they lack
     "{:at 1, :type :invoke, :f :read, :process 0}",   # a first key they lack
+    "{:type :invoke, :f :write, :process 0}",         # an :f they lack
 ])
 def test_a_keyword_the_first_and_last_lines_lack_is_left_to_the_full_reader(late):
     pair = "{:type :invoke, :f :read, :process 0}\n{:type :ok, :f :read, :process 0}\n"
