@@ -1,7 +1,8 @@
 """Checker speed against Porcupine's reference times, and a large generated history.
 
     .venv/bin/python bench/checker.py [--repeat 3] [--ops 100000] [--million]
-                                      [--porcupine DIR] [--skip-suites] [--skip-large]
+                                      [--porcupine DIR] [--baseline DIR]
+                                      [--skip-suites] [--skip-large]
 
 Suites (Porcupine's own test data, read in place from ../shared/peer-histories/porcupine):
 etcd (102 Jepsen etcd logs, cas-register, initial null), kv partitioned and kv unpartitioned
@@ -22,7 +23,9 @@ Then whole processes, side by side on the same generated kv history (read/write/
 it as JSONL and as Jepsen EDN (one map a line), and Porcupine on the JSONL when given a
 checkout of it (``--porcupine DIR``: a small Go harness of raftlab's own, bench/porcupine/,
 is built against DIR with Debian's golang-go; Porcupine's code is never part of raftlab),
-else Porcupine's figure from the issue that set the target (0.6 s for 100,000 ops). Wall
+else Porcupine's figure from the issue that set the target (0.6 s for 100,000 ops), and
+``raftlab check`` from another checkout when given one (``--baseline DIR``: before and after
+a change, side by side); each is run in turn, ``--repeat`` times. Wall
 time, CPU time (user + system, the process and its workers) and peak resident memory of
 each process; medians of ``--repeat`` runs. Targets: 100,000 ops no slower than Porcupine
 in both formats; 1,000,000 ops (``--million``) under 10 s and 2 GB.
@@ -172,6 +175,9 @@ def main() -> int:
                     help="also a 1,000,000-op history (takes minutes, needs about 2 GB)")
     ap.add_argument("--porcupine", metavar="DIR",
                     help="a Porcupine checkout: time it in the same run (needs Go)")
+    ap.add_argument("--baseline", metavar="DIR",
+                    help="another raftlab checkout (e.g. a git worktree of main): time its "
+                         "raftlab check in the same run, before/after side by side")
     args = ap.parse_args()
 
     if args.skip_suites:
@@ -220,8 +226,9 @@ def main() -> int:
         sizes = [args.ops] + ([1_000_000] if args.million else [])
         with tempfile.TemporaryDirectory(prefix="raftlab-bench-") as tmp:
             harness = build_harness(Path(args.porcupine), Path(tmp)) if args.porcupine else None
+            baseline = Path(args.baseline).resolve() if args.baseline else None
             for n in sizes:
-                large(n, Path(tmp), args.repeat, harness)
+                large(n, Path(tmp), args.repeat, harness, baseline)
     return 0
 
 
@@ -240,15 +247,28 @@ def write_edn(ops: list[Op], path: Path) -> None:
                      f":process {o.process}, :time {o.time}, :index {o.index}}}\n")
 
 
-def timed(cmd: list[str]) -> tuple[float, float, float, int]:
-    """(wall s, CPU s of the process and its children, peak RSS MB, exit code) of one run."""
-    t = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - t
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode
+# Runs a command and prints its wall time, CPU time, peak memory and exit code. The bench
+# holds the generated history (a gigabyte for a million ops), and Linux counts the memory
+# of the process a child was started from in the child's peak; started from this small
+# launcher instead, the command's peak is its own.
+_LAUNCHER = """
+import json, os, subprocess, sys, time
+t = time.perf_counter()
+p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+_, status, u = os.wait4(p.pid, 0)
+print(json.dumps([time.perf_counter() - t, u.ru_utime + u.ru_stime, u.ru_maxrss / 1024,
+                  os.waitstatus_to_exitcode(status)]))
+"""
+
+
+def timed(cmd: list[str], tree: Path = ROOT) -> tuple[float, float, float, int]:
+    """(wall s, CPU s of the process and its children, peak RSS MB, exit code) of one run,
+    with raftlab imported from ``tree``."""
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    out = subprocess.run([sys.executable, "-c", _LAUNCHER, *cmd], cwd=tree, env=env,
+                         capture_output=True, text=True, check=True).stdout
+    wall, cpu, peak, code = json.loads(out)
+    return wall, cpu, peak, code
 
 
 def build_harness(porcupine: Path, tmp: Path) -> Path:
@@ -267,23 +287,32 @@ def build_harness(porcupine: Path, tmp: Path) -> Path:
     return out / "harness"
 
 
-def large(n: int, tmp: Path, repeat: int, harness: Path | None) -> None:
-    """One generated history, checked whole-process by raftlab (JSONL, EDN) and Porcupine."""
+def large(n: int, tmp: Path, repeat: int, harness: Path | None,
+          baseline: Path | None = None) -> None:
+    """One generated history, checked whole-process by raftlab (JSONL, EDN), Porcupine, and
+    raftlab from the ``baseline`` tree (another checkout), each run in turn."""
     hist = generate_kv(n, keys=1000, procs=50)
     jsonl, edn = tmp / f"kv{n}.jsonl", tmp / f"kv{n}.edn"
     write_jsonl(hist, jsonl)
     write_edn(hist, edn)
     raftlab = [sys.executable, "-m", "tester.cli", "check", "--model", "kv"]
-    runs: dict[str, list[str]] = {"raftlab check, JSONL": [*raftlab, str(jsonl)],
-                                  "raftlab check, EDN": [*raftlab, str(edn)]}
+    runs: dict[str, tuple[list[str], Path]] = {
+        "raftlab check, JSONL": ([*raftlab, str(jsonl)], ROOT),
+        "raftlab check, EDN": ([*raftlab, str(edn)], ROOT)}
+    if baseline is not None:
+        runs["baseline, JSONL"] = ([*raftlab, str(jsonl)], baseline)
+        runs["baseline, EDN"] = ([*raftlab, str(edn)], baseline)
     if harness is not None:
-        runs["Porcupine (Go)"] = [str(harness), str(jsonl)]
+        runs["Porcupine (Go)"] = ([str(harness), str(jsonl)], ROOT)
     print(f"generated kv history: {n} ops, {len(hist)} records, 1000 keys, 50 processes; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"  {'checker':<22} {'wall s':>7} {'cpu s':>7} {'peak MB':>8}  verdict")
     medians: dict[str, tuple[float, float]] = {}
-    for name, cmd in runs.items():
-        got = [timed(cmd) for _ in range(repeat)]
+    results: dict[str, list[tuple[float, float, float, int]]] = {name: [] for name in runs}
+    for _ in range(repeat):  # in turn, so that a busy spell of the machine hits them all
+        for name, (cmd, tree) in runs.items():
+            results[name].append(timed(cmd, tree))
+    for name, got in results.items():
         wall = statistics.median(g[0] for g in got)
         cpu = statistics.median(g[1] for g in got)
         peak = max(g[2] for g in got)

@@ -15,6 +15,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from checker.history import text_pieces
+
 
 class EdnError(ValueError):
     def __init__(self, message: str, line: int):
@@ -255,66 +257,127 @@ def _hashable(v: Any) -> Any:
 
 # The fast path for Jepsen's line-per-op histories, as Clojure prints them: one flat map a
 # line, entries separated by ", ", keys and values by one space, vector elements by spaces.
-# Such a text is rewritten to JSON by a few dozen whole-text string replacements (keywords
-# are few: the map keys, and the values of :type and :f) and decoded by the json module in
-# one call. Anything the rewrite does not cover (strings, tags, sets, comments, symbols,
-# ratios, nested maps, other spacing...) leaves the JSON invalid or fails a check, and the
-# full reader takes over.
-_KEYWORD = re.compile(r"(?<![\w\"]):([A-Za-z*+!_?<>=.-][\w*+!?<>=./-]*)(?=[\s,\]}])")
+# Such a text is rewritten to JSON by a score of whole-text string replacements (keywords
+# are few: the map keys, and the values of :type and :f) and decoded in one call. Anything
+# the rewrite does not cover (strings, tags, sets, comments, symbols, ratios, nested maps,
+# other spacing, a keyword the first lines do not have...) leaves the JSON invalid or fails
+# a check, and the full reader takes over.
+_KEYWORD = r":([A-Za-z*+!_?<>=.-][\w*+!?<>=./-]*)"
+# map keys: a keyword after "{" (the first) or ", " and before a space; values: elsewhere
+_FIRST_KEY = re.compile(r"^\{" + _KEYWORD + " ", re.M)
+_MAP_KEY = re.compile(r", " + _KEYWORD + " ")
+_VALUE = re.compile(r"(?:(?<=[^,\s] )|(?<=[\[(]))" + _KEYWORD + r"(?=[\s,\])}])")
+# an entry of :type or :f and its value: Jepsen's ops always hold keywords there, so each
+# key and value are rewritten in one pass (', :f :read' -> ',"f":"read"')
+_JOINT = re.compile(r"(^\{|, ):(type|f) ([^\s,\])}]*)(?=[,}])", re.M)
+_WHOLE_KEYWORD = re.compile(_KEYWORD + r"\Z")
 _SAMPLE_LINES = 200  # lines the keywords are collected from; any other sends to the reader
-# marks (control characters no history has): after a map key, entry separator, end of a
-# token, start of a keyword value, start of a map key
-_VAL, _SEP, _END, _KW, _KEY = "\x01", "\x00", "\x02", "\x03", "\x04"
+_OP_TYPES = frozenset({"invoke", "ok", "fail", "info"})
 
 
-#: lines rewritten at a time: a chunk small enough to stay in the processor's cache makes
-#: each of the rewrite's passes several times faster than one pass over a long history
+#: lines (or characters) rewritten at a time: a chunk small enough to stay in the
+#: processor's cache makes each of the rewrite's passes faster than one pass over a long
+#: history
 _REWRITE_LINES = 5_000
+_REWRITE_CHARS = 500_000
+
+
+def fast_json_pieces(text: str) -> Iterator[str | None] | None:
+    """A line-per-op history in Clojure's printed form rewritten as JSON, one object on
+    each line the map was on, a piece at a time (:func:`checker.history.text_pieces`); a
+    piece is ``None`` when the rewrite does not cover it, and the whole is ``None`` when
+    the text holds something it never covers. Blank lines and other spacing are left as
+    they were, so they fail to decode: then :func:`fast_json_rows`."""
+    plan = _plan(text)
+    if plan is None:
+        return None
+    return (_rewrite(piece, plan) for piece in text_pieces(text, _REWRITE_CHARS))
 
 
 def fast_json_rows(text: str) -> tuple[list[str], list[int]] | None:
     """A line-per-op history in Clojure's printed form rewritten as JSON, one object a row,
     with the line of each, or ``None`` when the text needs the full reader (which is always
     right). The rows may still fail to decode: then the full reader too."""
-    if any(c in text for c in '"\\#;\t\x00\x01\x02\x03\x04'):
+    plan = _plan(text)
+    if plan is None:
         return None
     rows = text.split("\n")
     lines = [n for n, raw in enumerate(rows, start=1) if raw and not raw.isspace()]
     if not lines or text.count("{") != len(lines):  # one flat map a line, nothing nested
         return None
-    names = set(_KEYWORD.findall("\n".join(rows[n - 1] for n in lines[:_SAMPLE_LINES])))
     out: list[str] = []
     for at in range(0, len(lines), _REWRITE_LINES):
         body = "\n".join(rows[n - 1].strip() for n in lines[at:at + _REWRITE_LINES])
-        json_rows = _rewrite(body, names)
+        json_rows = _rewrite(body, plan)
         if json_rows is None:
             return None
-        out += json_rows
+        out += json_rows.split("\n")
     return out, lines
 
 
-def _rewrite(body: str, names: set[str]) -> list[str] | None:
-    """Lines of Clojure-printed maps as JSON rows, or ``None`` (see :func:`fast_json_rows`)."""
+#: the rewrite of a text: its replacements in order, and whether nil must be told apart
+#: from keywords holding "nil"
+_Plan = tuple[list[tuple[str, str]], bool]
+
+
+def _plan(text: str) -> _Plan | None:
+    """What the rewrite replaces, from the first and last lines, or ``None`` when ``text``
+    holds something it never covers."""
+    if any(c in text for c in '"\\#;\t\x00'):
+        return None
+    end, start = 0, len(text)
+    for _ in range(_SAMPLE_LINES):  # the first lines and the last ones
+        end = text.find("\n", end) + 1 or len(text)
+        start = text.rfind("\n", 0, max(start - 1, 0)) + 1
+    sample = text[:end] + "\n" + text[max(start, end):]
+    joint: dict[tuple[str, str], set[str]] = {}
+    for prefix, key, value in _JOINT.findall(sample):
+        joint.setdefault((prefix, key), set()).add(value)
+    for where, found in list(joint.items()):
+        names = {v[1:] for v in found if _WHOLE_KEYWORD.match(v)}
+        if len(names) < len(found):  # some value is not a keyword: key and value apart
+            del joint[where]
+        else:
+            # Jepsen's op types always (an :info may first come late, from the nemesis
+            # or a crash)
+            joint[where] = names | _OP_TYPES if where[1] == "type" else names
+    if joint:
+        sample = _JOINT.sub(lambda m: "" if (m[1], m[2]) in joint else m[0], sample)
+    first = set(_FIRST_KEY.findall(sample)) - {k for p, k in joint if p == "{"}
+    keys = set(_MAP_KEY.findall(sample)) - {k for p, k in joint if p == ", "}
+    values = set(_VALUE.findall(sample))
+    if not any(k == "type" for _, k in joint):
+        values |= _OP_TYPES
+    plan = [("(", "["), (")", "]")] if "(" in text or ")" in text else []
+    for (prefix, key), names in joint.items():  # longest first: ':read' never cuts
+        for name in sorted(names, key=len, reverse=True):  # ':read-only' short
+            plan.append((f"{prefix}:{key} :{name}", f'{prefix[0]}"{key}":"{name}"'))
+    plan += [(f"{{:{name} ", f'{{"{name}":') for name in first]
+    plan += [(f", :{name} ", f',"{name}":') for name in keys]
+    plan += [(":" + name, f'"{name}"') for name in sorted(values, key=len, reverse=True)]
+    every = [*first, *keys, *values, *(n for names in joint.values() for n in names)]
+    return plan, any("nil" in name for name in every)
+
+
+def _rewrite(body: str, plan: _Plan) -> str | None:
+    """Lines of Clojure-printed maps as lines of JSON objects, or ``None`` (see
+    :func:`fast_json_rows`).
+
+    Every replacement that meets something it does not cover leaves text that is not JSON
+    (a ":" where a key or a value should be, a keyword cut short, ",," ...), so the decoder
+    refuses it rather than reading something else. (Few passes, each a whole-text
+    replacement of a pattern with a name in it: each costs about as much as the others.)"""
     if not (body.startswith("{") and body.endswith("}")):
         return None
-    body = body.replace("(", "[").replace(")", "]")
-    body = body.replace("{:", "{" + _KEY).replace(", :", ", " + _KEY)
-    for name in names:  # keys: ':type ' -> '"type":'
-        body = body.replace(f"{_KEY}{name} ", f'"{name}":{_VAL}')
-    if _KEY in body:  # a key the sample did not have
-        return None
-    body = body.replace(", ", _SEP).replace(" ", ",")  # what is left: vector elements
-    for d in (_SEP, "}", "]", ","):
-        body = body.replace(d, _END + d)
-    for d in (_VAL, "[", ","):
-        body = body.replace(d + ":", d + _KW)
-    for name in names:  # values: ':invoke' -> '"invoke"'
-        body = body.replace(f"{_KW}{name}{_END}", f'"{name}"')
-    if _KW in body:  # a keyword the sample did not have
-        return None
-    body = (body.replace("nil" + _END, "null").replace(_END, "").replace(_VAL, " ")
-            .replace(_SEP, ", "))
-    return body.split("\n")
+    replacements, careful_nil = plan
+    for old, new in replacements:
+        body = body.replace(old, new)
+    body = body.replace(" ", ",")  # what is left: vector elements
+    if careful_nil:
+        body = body.replace(":nil", ":null").replace("[nil", "[null").replace(",nil", ",null")
+    else:
+        body = body.replace("nil", "null")
+    return body
 
 
 def _show(v: Any) -> str:

@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from checker.edn import EdnError, Reader, fast_json_rows
+from checker.edn import EdnError, Reader, fast_json_pieces, fast_json_rows
 from checker.history import (
     NESTED_TOO_DEEPLY,
     TYPES,
     HistoryError,
     Op,
+    ops_from_json_pieces,
     ops_from_json_rows,
     ops_from_records,
     parse_jsonl_text,
@@ -65,12 +67,25 @@ _JEPSEN_TXT = re.compile(r"^(\d+|:nemesis)\t:(invoke|ok|fail|info)\t")
 _JEPSEN_LOG = re.compile(r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d")
 
 
+#: how far :func:`detect` looks for the first meaningful line before it reads them all
+_DETECT_CHARS = 65_536
+
+
+def _first_lines(text: str) -> Iterator[str]:
+    """The lines of ``text``, the whole lines of its first :data:`_DETECT_CHARS`
+    characters first: a long history is not cut into its millions of lines to find one."""
+    cut = text.rfind("\n", 0, _DETECT_CHARS) if len(text) > _DETECT_CHARS else -1
+    if cut >= 0:
+        yield from text[:cut].splitlines()
+    yield from text[cut + 1:].splitlines()
+
+
 def detect(text: str) -> str | None:
     """The format of ``text`` from its first meaningful line, or ``None`` if empty.
 
     Jepsen's ``history.txt`` and ``jepsen.log`` are recognised and refused by name
     (:class:`HistoryError`), rather than misread."""
-    for raw in text.splitlines():
+    for raw in _first_lines(text):
         line = raw.strip()
         if not line or line.startswith(";"):
             continue
@@ -132,6 +147,11 @@ def load(path: str | os.PathLike[str], fmt: str | None = None) -> History:
 
 
 def _parse_edn(text: str, path: str | None, fmt: str) -> History:
+    pieces = fast_json_pieces(text)
+    if pieces is not None:
+        whole = ops_from_json_pieces(pieces, path, edn=True)
+        if whole is not None:
+            return _edn_history(whole[0], whole[1], path, fmt)
     fast = fast_json_rows(text)
     if fast is not None:
         ops = ops_from_json_rows(fast[0], fast[1], path, edn=True)

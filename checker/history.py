@@ -19,11 +19,13 @@ from __future__ import annotations
 import gc
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import IO, Any
+from typing import IO, Annotated, Any, Literal
+
+import msgspec
 
 TYPES = ("invoke", "ok", "fail", "info")
 NEMESIS = "nemesis"
@@ -194,7 +196,7 @@ _KNOWN = frozenset({"index", "time", "type", "process", "f", "value", "key", "er
 _TYPES = frozenset(TYPES)
 
 
-def ops_from_records(records: list[Any], lines: list[int], path: str | None = None,
+def ops_from_records(records: list[Any], lines: Sequence[int], path: str | None = None,
                      edn: bool = False, first: int = 0) -> list[Op]:
     """Decoded records (dicts) -> ops, fast: the loop every record of a long history takes.
 
@@ -232,15 +234,71 @@ def ops_from_records(records: list[Any], lines: list[int], path: str | None = No
     return out
 
 
-#: records decoded at once: big enough for the json module to do the work, small enough
-#: that a million-op history never holds all its records as dicts at the same time
+#: records decoded at once: big enough for the decoder to do the work, small enough that a
+#: million-op history never holds all its records as dicts at the same time
 CHUNK = 20_000
 
 
+#: characters decoded at once when every line holds a record (about 20,000 records)
+PIECE = 2_000_000
+
+
+def text_pieces(text: str, size: int) -> Iterator[str]:
+    """``text`` in pieces of whole lines, about ``size`` characters each, without the line
+    end between two pieces or the one ending the text: a long history is worked on a
+    piece at a time, never as millions of lines."""
+    start, end_of_text = 0, len(text)
+    if text.endswith("\n"):
+        end_of_text -= 1
+    while start < end_of_text:
+        end = text.find("\n", start + size, end_of_text)
+        if end < 0:
+            end = end_of_text
+        yield text[start:end]
+        start = end + 1
+
+
+def ops_from_json_lines(text: str, path: str | None = None, edn: bool = False
+                        ) -> tuple[list[Op], list[int]] | None:
+    """A text of one JSON object a line -> (ops, the line of each), without cutting it into
+    lines (see :func:`ops_from_json_pieces`)."""
+    return ops_from_json_pieces(text_pieces(text, PIECE), path, edn)
+
+
+def ops_from_json_pieces(pieces: Iterable[str | None], path: str | None = None,
+                         edn: bool = False) -> tuple[list[Op], list[int]] | None:
+    """Pieces of a text of one JSON object a line (:func:`text_pieces`) -> (ops, the line
+    of each): a piece becomes one JSON array by turning its line ends into commas.
+    ``None`` when a piece is ``None`` or not a valid array of as many objects as it has
+    lines (a blank line, a bad line...): then :func:`ops_from_json_rows` reads line by
+    line, and names a bad line."""
+    ops: list[Op] = []
+    line = 1
+    for piece in pieces:
+        if piece is None:
+            return None
+        count = piece.count("\n") + 1
+        array = "[" + piece.replace("\n", ",") + "]"
+        part = _plain_ops(array, count)
+        if part is None:
+            records = _bulk(array, count)
+            if records is None:
+                return None
+            part = ops_from_records(records, range(line, line + count), path, edn,
+                                    first=line - 1)
+        ops += part
+        line += count
+    return ops, list(range(1, len(ops) + 1))
+
+
 def parse_jsonl_text(text: str, path: str | None = None) -> tuple[list[Op], list[int]]:
-    """A whole JSONL text -> (ops, the line of each), a chunk of lines at a time: each
-    chunk is decoded as one JSON array when it is plain, else line by line (which names
-    the bad line)."""
+    """A whole JSONL text -> (ops, the line of each): at once when every line holds a
+    record (:func:`ops_from_json_lines`), else a chunk of lines at a time: each chunk is
+    decoded as one JSON array when it is plain, else line by line (which names the bad
+    line)."""
+    whole = ops_from_json_lines(text, path)
+    if whole is not None:
+        return whole
     rows = text.split("\n")
     lines = [n for n, raw in enumerate(rows, start=1) if raw and not raw.isspace()]
     ops: list[Op] = []
@@ -259,25 +317,78 @@ def ops_from_json_rows(rows: list[str], lines: list[int], path: str | None = Non
     when some chunk is not plain (then the caller reads the careful way)."""
     ops: list[Op] = []
     for at in range(0, len(rows), CHUNK):
-        records = _bulk(rows[at:at + CHUNK])
-        if records is None:
-            return None
-        ops += ops_from_records(records, lines[at:at + CHUNK], path, edn, first=at)
+        text = "[" + ",".join(rows[at:at + CHUNK]) + "]"
+        count = min(CHUNK, len(rows) - at)
+        part = _plain_ops(text, count)
+        if part is None:
+            records = _bulk(text, count)
+            if records is None:
+                return None
+            part = ops_from_records(records, lines[at:at + CHUNK], path, edn, first=at)
+        ops += part
     return ops
 
 
-def _bulk(rows: list[str]) -> list[Any] | None:
-    """The records of these lines, decoded in one call, or ``None`` when they need the
-    careful reader: NaN or Infinity, a duplicate key (the keys decoded fall short of the
-    keys written), or anything but one valid JSON object a line."""
-    text = "[" + ",".join(rows) + "]"
-    if "NaN" in text or "Infinity" in text:
-        return None
+class _Plain(msgspec.Struct, gc=False, forbid_unknown_fields=True):
+    """A record with every field it needs and nothing else: msgspec checks each type as it
+    decodes, so such records become ops without a check of their own in Python."""
+
+    index: int
+    time: int
+    type: Literal["invoke", "ok", "fail", "info"]
+    process: int | Literal["nemesis"]
+    f: Annotated[str, msgspec.Meta(min_length=1)]
+    value: Any = msgspec.UNSET
+    key: Any = msgspec.UNSET
+    error: Any = msgspec.UNSET
+    node: str | None | msgspec.UnsetType = msgspec.UNSET
+
+
+_PLAIN = msgspec.json.Decoder(list[_Plain])
+
+
+def _plain_ops(text: str, rows: int) -> list[Op] | None:
+    """The ops of ``text``, a JSON array of ``rows`` lines, when each line is one plain
+    record; ``None`` when one is not (a field missing or of another type, an unknown
+    field) or some object repeats a key: then the chunk takes the slower ways.
+
+    msgspec keeps the last of repeated keys, so repeats are found by counting: outside
+    strings and nested objects every colon ends one key, so the colons of the text add up
+    to the fields the records hold only when no key repeats (a colon in a string or a
+    nested object sends the chunk the slower way, which tells the two apart)."""
     try:
-        records = json.loads(text)
+        recs = _PLAIN.decode(text)
     except (ValueError, RecursionError):
         return None
-    if len(records) != len(rows):  # e.g. "1, 2" on one line
+    if len(recs) != rows:  # e.g. two objects on one line
+        return None
+    n, unset = len(recs), msgspec.UNSET
+    fields = 5 * n
+    columns = []
+    for col in ([r.value for r in recs], [r.key for r in recs], [r.error for r in recs],
+                [r.node for r in recs]):
+        absent = col.count(unset)
+        fields += n - absent
+        if absent == n:
+            col = [None] * n
+        elif absent:
+            col = [None if v is unset else v for v in col]
+        columns.append(col)
+    if text.count(":") != fields:
+        return None
+    return [Op(r.index, r.time, r.type, r.process, r.f, v, k, e, nd, _NO_EXTRA)
+            for r, v, k, e, nd in zip(recs, *columns, strict=True)]
+
+
+def _bulk(text: str, rows: int) -> list[Any] | None:
+    """The records of ``text``, a JSON array of ``rows`` lines, decoded in one call, or
+    ``None`` when they need the careful reader: NaN or Infinity, a duplicate key (the keys
+    decoded fall short of the keys written), or anything but one valid JSON object a line."""
+    try:  # msgspec refuses NaN and Infinity itself, and decodes twice as fast as json
+        records = msgspec.json.decode(text)
+    except (ValueError, RecursionError):
+        return None
+    if len(records) != rows:  # e.g. "1, 2" on one line
         return None
     keys = 0
     for d in records:

@@ -16,7 +16,6 @@ searched in parallel worker processes. ``docs/results.md`` documents ``CheckResu
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
 from collections.abc import Sequence
@@ -32,6 +31,11 @@ from checker.verdict import UNKNOWN, Verdict, worst
 
 #: a history this large (ops to search) is worth worker processes when partitions allow
 PARALLEL_MIN_OPS = 20_000
+#: seconds the partitions the one pass leaves are searched here before the rest goes to
+#: worker processes: a worker forked from a process holding a long history costs about as
+#: much CPU again as its search (it copies each page of the history it touches), so only a
+#: search that is still running after this long is worth them
+SERIAL_FIRST_S = 2.0
 #: seconds allowed, in all, to compute per-op partial linearizations of invalid partitions
 EXPLAIN_BUDGET_S = 10.0
 #: at most this many ops are tried, per invalid partition, when looking for the culprit
@@ -266,8 +270,14 @@ def _unknown_reads(model: Model, operations: Sequence[Operation]) -> set[int]:
 def _partitions(model: Model, operations: Sequence[Operation],
                 unknown_reads: set[int] | frozenset[int] = frozenset()) -> list[_Partition]:
     groups: dict[Any, list[Operation]] = {}
+    partition = model.partition
     for o in operations:
-        groups.setdefault(model.partition(o), []).append(o)
+        key = partition(o)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [o]
+        else:
+            group.append(o)
     parts = []
     for key, shown in groups.items():
         live = [o for o in shown
@@ -293,7 +303,8 @@ def _search_all(
     """Every partition's outcome. Worker processes cost more than they save unless the
     search has much to do, so (unless ``parallel`` says) the one linear pass settles what
     it can here first, and only when the partitions left hold PARALLEL_MIN_OPS ops or
-    more are they searched in parallel."""
+    more, and are still not all searched here after SERIAL_FIRST_S seconds, is the rest
+    searched in parallel."""
     workers = min(os.cpu_count() or 1, 8)
     if parallel is False or workers < 2 or len(parts) < 2:
         return _search_serial(model, parts, deadline, max_rss, first_violation)
@@ -305,7 +316,14 @@ def _search_all(
     hard = [k for k, (sr, _) in enumerate(out) if sr.reason == UNSETTLED]
     rest = [parts[k] for k in hard]
     if sum(len(p.ops) for p in rest) >= PARALLEL_MIN_OPS and len(rest) > 1:
-        done = _search_parallel(model, rest, deadline, max_rss, workers, first_violation)
+        done = _search_serial(model, rest, deadline, max_rss, first_violation,
+                              until=time.monotonic() + SERIAL_FIRST_S)
+        left = [j for j, o in enumerate(done) if o is None]
+        if left:
+            more = _search_parallel(model, [rest[j] for j in left], deadline, max_rss,
+                                    workers, first_violation)
+            for j, outcome in zip(left, more, strict=True):
+                done[j] = outcome
     else:
         done = _search_serial(model, rest, deadline, max_rss, first_violation)
     for k, outcome in zip(hard, done, strict=True):
@@ -315,16 +333,21 @@ def _search_all(
 
 def _search_serial(
     model: Model, parts: list[_Partition], deadline: float | None, max_rss: int | None,
-    first_violation: bool,
-) -> list[tuple[SearchResult, float]]:
-    out: list[tuple[SearchResult, float]] = [(SearchResult(UNKNOWN, "skipped"), 0.0)] * len(parts)
+    first_violation: bool, until: float | None = None,
+) -> list[Any]:
+    """Each partition's outcome, searched here. With ``until`` (a ``time.monotonic()``
+    instant) no partition is started after it: those left are ``None``, for workers."""
+    out: list[Any] = [None] * len(parts)
     # small partitions first: a quick violation ends a first-violation check early, and a
     # hard partition cannot starve the easy ones of time
     for k in sorted(range(len(parts)), key=lambda k: len(parts[k].ops)):
+        if until is not None and time.monotonic() > until:
+            return out
         out[k] = _search_one(model, parts[k], deadline, max_rss)
         if first_violation and out[k][0].valid is False:
             break
-    return out
+    skipped = (SearchResult(UNKNOWN, "skipped"), 0.0)
+    return [o if o is not None else skipped for o in out]
 
 
 # The parallel search forks workers that inherit the job (model, partitions) from this
@@ -352,6 +375,8 @@ def _search_parallel(
     first_violation: bool,
 ) -> list[tuple[SearchResult, float]]:
     global _JOB
+    import multiprocessing  # here: most checks never start a worker (7 ms of start-up)
+
     try:
         ctx = multiprocessing.get_context("fork")
     except ValueError:  # no fork on this platform

@@ -237,9 +237,14 @@ def _in_completion_order(model: Model, init: State, ops: Sequence[Operation]
             if not legal:
                 return None
         taken.add(x)
-        place(ret, x, state, after)
+        key = (ret, float(len(placed)))  # (place(), inlined: most ops come this way)
+        placed.append((key, x, after))
+        if after != state:
+            since.append(ret)
+            states.append(after)
+            keys.append(key)
         state = after
-    placed.sort(key=lambda p: p[0])
+    placed.sort()  # by key: no two are equal, so the op and state are never compared
     return SearchResult(True, linearization=[(i, st) for _, i, st in placed])
 
 

@@ -125,7 +125,7 @@ def test_the_one_pass_places_a_read_at_an_earlier_state_current_during_it():
     assert _in_completion_order(model, part.init, part.ops) is None  # 1 was gone before it
 
 
-def test_by_default_only_partitions_the_one_pass_leaves_go_to_workers(monkeypatch):
+def test_workers_get_only_the_partitions_the_one_pass_and_a_short_serial_search_leave(monkeypatch):
     from bench.checker import generate_kv
     from checker import linearizability
 
@@ -142,6 +142,10 @@ def test_by_default_only_partitions_the_one_pass_leaves_go_to_workers(monkeypatc
 
     monkeypatch.setattr(linearizability, "PARALLEL_MIN_OPS", 100)
     monkeypatch.setattr(linearizability, "_search_parallel", spy)
+    result = check(hist, load_model("kv"))  # searched here within SERIAL_FIRST_S
+    assert [p.valid for p in result.partitions] == [p.valid for p in serial.partitions]
+    assert result.valid is False and sent == []
+    monkeypatch.setattr(linearizability, "SERIAL_FIRST_S", 0.0)  # as when the search is long
     result = check(hist, load_model("kv"))
     assert [p.valid for p in result.partitions] == [p.valid for p in serial.partitions]
     assert result.valid is False
