@@ -400,15 +400,6 @@ def _bulk(text: str, rows: int) -> list[Any] | None:
     return records
 
 
-def parse_jsonl(lines: Iterable[str], path: str | None = None) -> Iterator[Op]:
-    """Parse raftlab JSONL. Blank lines are skipped; anything else malformed is an error."""
-    for n, raw in enumerate(lines, start=1):
-        text = raw.strip()
-        if not text:
-            continue
-        yield Op.from_dict(loads(text, path, n), path, n)
-
-
 def read_jsonl(path: str | os.PathLike[str]) -> list[Op]:
     p = os.fspath(path)
     try:

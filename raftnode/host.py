@@ -105,7 +105,7 @@ class NodeHost:
         self.snapshot_entries = snapshot_entries
         self.record_applied = record_applied
         snap = core.snapshot
-        self.applied = self.snapshot_index = snap.index if snap is not None else 0
+        self.applied = snap.index if snap is not None else 0
         self.proposals: dict[int, tuple[int, Any]] = {}  # index -> (term, token)
         self.reads: dict[Any, list[Any]] = {}  # ReadIndex context -> tokens
         self.read_ready: list[tuple[int, list[Any]]] = []  # (read index, tokens)
@@ -217,10 +217,8 @@ class NodeHost:
             else:
                 out.send(rd.messages)
         snap = rd.snapshot
-        if snap is not None:
-            if snap.index > self.applied:
-                self._install_snapshot(snap)
-            self.snapshot_index = max(self.snapshot_index, snap.index)
+        if snap is not None and snap.index > self.applied:
+            self._install_snapshot(snap)
         if rd.committed:
             for e in rd.committed:
                 self._apply(e)
@@ -233,9 +231,8 @@ class NodeHost:
             for _i, (_t, token) in sorted(self.proposals.items(), key=lambda p: p[0]):
                 out.reject(token, "unknown", "leadership-lost")
             self.proposals.clear()
-        if self.snapshot_entries > 0 and self.applied - self.snapshot_index >= self.snapshot_entries:
+        if self.snapshot_entries > 0 and self.applied - self.core.snap_index >= self.snapshot_entries:
             self.core.compact(self.applied, self.sm.snapshot())  # persisted via the next Ready
-            self.snapshot_index = self.applied
 
     # ---- the pieces ---------------------------------------------------------------------------
 
@@ -261,7 +258,7 @@ class NodeHost:
 
     def _install_snapshot(self, snap: Snapshot) -> None:
         self.sm.restore(snap.data)
-        self.applied = self.snapshot_index = snap.index
+        self.applied = snap.index
         self.outlet.on_membership(snap.membership)
         for index in [i for i in self.proposals if i <= snap.index]:
             _, token = self.proposals.pop(index)

@@ -332,7 +332,9 @@ class Node:  # the host's Outlet
             self.leader_waiters = []
 
     def on_events(self, events: list[dict[str, Any]]) -> None:
-        self._log_events(events)
+        for ev in events:
+            ev = dict(ev)
+            self.log(str(ev.pop("event", "core")), **ev)
 
     def on_membership(self, m: Membership) -> None:
         self._set_membership(m)
@@ -360,11 +362,6 @@ class Node:  # the host's Outlet
     def read_failed(self, token: Any, leader: str | None) -> None:
         if not token.done():
             token.set_exception(RequestFailed("fail", "not-leader", leader))
-    def _log_events(self, events: list[dict[str, Any]]) -> None:
-        for ev in events:
-            ev = dict(ev)
-            self.log(str(ev.pop("event", "core")), **ev)
-
     def _set_membership(self, m: Membership) -> None:
         self.membership = m
         self.addrs.update(m.voters)

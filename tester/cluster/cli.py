@@ -187,15 +187,6 @@ def _wait_workers(address: str, n: int, timeout: float) -> None:
                                  f"hosts") from None
 
 
-def address_of(name: str) -> str:
-    """The scheduler address of a cluster started by ``up``."""
-    try:
-        return str(json.loads((state_dir(name) / "state.json").read_text())["address"])
-    except (OSError, ValueError, KeyError):
-        raise ClusterUpError(f"cluster {name!r} is not up (no {state_dir(name)}/state.json); "
-                             f"run: raftlab cluster up --name {name} --inventory FILE") from None
-
-
 def down(name: str, say: Any = print) -> list[str]:
     """Stop the workers (over SSH) and the scheduler; idempotent. Returns what it stopped."""
     from tester import control, inventory

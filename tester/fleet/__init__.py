@@ -20,7 +20,6 @@ from tester import inventory as inv
 from tester.fleet import container, namespace
 from tester.fleet.base import (
     DEFAULT_NAME,
-    DEFAULT_SUBNET,
     STATE_ROOT,
     Fleet,
     FleetError,
@@ -35,7 +34,7 @@ from tester.fleet.namespace import missing_tools, require_root
 
 DRIVERS = ("namespace", *container.ENGINES)
 
-__all__ = ["DEFAULT_NAME", "DEFAULT_SUBNET", "DRIVERS", "STATE_ROOT", "Fleet", "FleetError",
+__all__ = ["DEFAULT_NAME", "DRIVERS", "STATE_ROOT", "Fleet", "FleetError",
            "NodeStatus", "NotRoot", "check_name", "down", "fleet_dir", "inventory_path",
            "leftovers", "missing_tools", "require_root", "session", "status", "up"]
 

@@ -22,7 +22,6 @@ from typing import Any
 from tester import inventory as inv
 
 DEFAULT_NAME = "raftlab"
-DEFAULT_SUBNET = "10.213.0.0/24"  # the historical default; ``up`` now picks a free /24 itself
 STATE_ROOT = Path(os.environ.get("RAFTLAB_FLEET_DIR", "/var/lib/raftlab/fleets"))
 NODE_OFFSET = 10  # n1 gets the subnet's .11, the bridge (the control node) gets .1
 _NAME = re.compile(r"^[a-z][a-z0-9]{0,9}$")

@@ -66,19 +66,13 @@ class SimFS:
         self.rng = random.Random(f"disk:{seed}")
         self.names: dict[str, _Inode] = {}
         self.durable: dict[str, _Inode] = {}  # the directory as of the last sync_dir
-        self.crashes = 0
-        self.torn = 0  # crashes that left a file cut short (statistics)
 
     def crash(self) -> None:
         """The machine stops: keep what is durable and some of what is not (from the seed)."""
-        self.crashes += 1
         after: dict[str, _Inode] = {}
         for name in sorted(self.durable):
             inode = self.durable[name]
-            kept = inode.after_crash(self.rng)
-            if len(kept.data) not in (inode.synced, len(inode.data)):
-                self.torn += 1
-            after[name] = kept
+            after[name] = inode.after_crash(self.rng)
         self.names = after
         self.durable = dict(after)
 
