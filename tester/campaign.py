@@ -43,6 +43,7 @@ counts as unknown); 254 when the campaign file is bad, with the field named.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import re
@@ -254,13 +255,15 @@ def _check_names(path: str, camp: Campaign) -> None:
                                 f"expected one of {', '.join(wl.WORKLOADS)}")
 
 
+@functools.cache
 def _test_parser() -> Any:
-    """``raftlab test``'s argument parser (None if it is not available)."""
+    """``raftlab test``'s argument parser (None if it is not available); built once, with only
+    that subcommand imported."""
     import argparse
 
     from tester.cli import build_parser
 
-    for action in build_parser()._actions:
+    for action in build_parser("test")._actions:
         if isinstance(action, argparse._SubParsersAction) and "test" in action.choices:
             return action.choices["test"]
     return None
@@ -412,7 +415,7 @@ def run_sim(config: dict[str, Any]) -> Path | None:
     from tester.cli import build_parser
 
     argv = sim_argv(config)
-    args = build_parser().parse_args(argv)
+    args = build_parser("sim").parse_args(argv)
     out = Path(args.out)
     before = set(out.glob("seed-*/2*"))
     code = args.func(args)
@@ -445,7 +448,7 @@ def run_test(config: dict[str, Any]) -> Path:
 
     argv = test_argv(config)
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser("test").parse_args(argv)
     except SystemExit as e:
         raise RunFailed(f"bad settings for raftlab test (exit {e.code}): {' '.join(argv)}") from None
     latest = Path(config.get("store", "reports")) / config["name"] / "latest"
