@@ -583,10 +583,7 @@ class Runner:
         if self.nemesis is None:  # failed before the nemesis existed: heal with defaults
             env = nem.Env(self.db, self.nodes, self.remotes, random.Random(0))
             self.nemesis = nem.Nemesis.build(env, [])
-        assert self.rec is not None
-        self.rec.record("invoke", NEMESIS, "heal-all")
-        res = self.nemesis.heal_all(wait=self.cfg.hang_timeout)
-        self.rec.record("info", NEMESIS, "heal-all", value=res, error=None)
+        res = self._heal_all()
         if res["errors"]:
             self.errors.append(f"heal errors: {res['errors']}")
             log.error("final heal had errors: %s", res["errors"])
@@ -598,13 +595,18 @@ class Runner:
             self.errors.append("nemesis actions still running at the final heal: "
                                + ", ".join(self.late_actions))
 
-    def _heal_late_actions(self) -> None:
-        """Heal once more after actions that outlived the final heal have ended (a fault
-        they made after it would otherwise stay); say so if they never end."""
+    def _heal_all(self) -> dict[str, Any]:
+        """One recorded heal of every fault family, bounded by the hang timeout."""
         assert self.nemesis is not None and self.rec is not None
         self.rec.record("invoke", NEMESIS, "heal-all")
         res = self.nemesis.heal_all(wait=self.cfg.hang_timeout)
         self.rec.record("info", NEMESIS, "heal-all", value=res, error=None)
+        return res
+
+    def _heal_late_actions(self) -> None:
+        """Heal once more after actions that outlived the final heal have ended (a fault
+        they made after it would otherwise stay); say so if they never end."""
+        res = self._heal_all()
         if res.get("in_flight"):
             self.errors.append("nemesis actions never ended (faults they make later stay): "
                                + ", ".join(res["in_flight"]))

@@ -141,13 +141,11 @@ def up(name: str, inventory_path: str, per_host: int = 1, host: str | None = Non
             say(f"worker {node.name} ({node.host}): {per_host} process(es), pid {pid}, "
                 f"python {py}")
         _wait_workers(address, len(inv.nodes) * per_host, timeout)
-    except control.ControlError as e:
+    except BaseException as e:  # undo all, Ctrl-C included
         control.close_all(remotes)
         down(name, say=lambda s: None)
-        raise ClusterUpError(str(e)) from None
-    except BaseException:
-        control.close_all(remotes)
-        down(name, say=lambda s: None)
+        if isinstance(e, control.ControlError):
+            raise ClusterUpError(str(e)) from None
         raise
     control.close_all(remotes)
     return Started(name, address, {n: w["pid"] for n, w in state["workers"].items()})
