@@ -47,6 +47,15 @@ from raftnode.types import (
 LEADER_MESSAGES = (MSG_APPEND, MSG_HEARTBEAT, MSG_SNAPSHOT, MSG_TIMEOUT_NOW)
 
 
+
+def _once_durable(ev: dict[str, Any]) -> bool:
+    """Events logged only after the Ready's write: a granted vote (only then is it sent: a
+    vote lost in a crash was never cast) and an installed snapshot (the node events read it
+    as applied up to its index, which a crash before the write would take back)."""
+    kind = ev.get("event")
+    return kind == "vote" or (kind == "snapshot" and ev.get("kind") == "installed")
+
+
 class Outlet(Protocol):
     """Where a host's results go (the server, the simulator's node). Tokens are the owner's
     own request handles."""
@@ -113,6 +122,8 @@ class NodeHost:
         self.durable_index = storage.last_index()
         self._applied_out: list[str] = []
         self._sent_early = False  # this Ready's leader messages went out before its write
+        #: this Ready's events to log only once its write is durable (``_once_durable``)
+        self._durable_events: list[dict[str, Any]] = []
         # observers (the simulator's invariants): an entry about to be applied
         self.on_apply: Any = None
 
@@ -166,11 +177,13 @@ class NodeHost:
         out = self.outlet
         if rd.soft_state is not None:
             out.on_soft_state(rd.soft_state)
-        events = rd.events
-        if events:
-            # a granted vote is logged once durable, as only then is it sent: a vote lost in a
-            # crash was never cast
-            out.on_events([ev for ev in events if ev.get("event") != "vote"])
+        self._durable_events = []
+        if rd.events:
+            now: list[dict[str, Any]] = []
+            for ev in rd.events:
+                (self._durable_events if _once_durable(ev) else now).append(ev)
+            if now:
+                out.on_events(now)
         hs = rd.hard_state
         # (with nothing to write, every message simply goes out after the empty write)
         self._sent_early = bool(rd.messages) and (rd.entries or rd.snapshot is not None) \
@@ -207,8 +220,8 @@ class NodeHost:
             self.durable_index = self.storage.last_index()
         if hs is not None:
             self.durable_vote = (hs.term, hs.vote)
-        if rd.events and any(ev.get("event") == "vote" for ev in rd.events):
-            out.on_events([ev for ev in rd.events if ev.get("event") == "vote"])
+        if self._durable_events:
+            out.on_events(self._durable_events)
         if rd.messages:
             if self._sent_early:
                 late = [m for m in rd.messages if m.type not in LEADER_MESSAGES]

@@ -11,7 +11,7 @@ from raftnode.core import RaftConfig
 from raftnode.host import NodeHost
 from raftnode.statemachine import KVStateMachine
 from raftnode.storage import Storage
-from raftnode.types import Entry, Membership, Message, Ready, SoftState
+from raftnode.types import Entry, Membership, Message, Ready, Snapshot, SoftState
 
 
 class Recorder:
@@ -117,3 +117,32 @@ def test_a_leader_that_steps_down_answers_pending_writes_unknown():
     for _ in range(60):  # CheckQuorum: the cut-off leader steps down on its own
         cl.tick(lead)
     assert answers == [("unknown", None, "leadership-lost")]
+
+
+class EventRecorder(Recorder):
+    """Also notes each logged event with the snapshot index durable at that moment."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logged: list[tuple[str, int]] = []
+
+    def on_events(self, events: list[dict[str, Any]]) -> None:
+        assert self.storage is not None
+        snap = self.storage.snapshot
+        for ev in events:
+            self.logged.append((f"{ev['event']}:{ev.get('kind', '')}", snap.index if snap else 0))
+
+
+def test_an_installed_snapshot_is_logged_only_once_it_is_durable(tmp_path):
+    host, _ = single_node(tmp_path)
+    out = EventRecorder()
+    out.storage = host.storage
+    host.outlet = out
+    snap = Snapshot(5, 1, Membership(voters={"a": "a"}), KVStateMachine().snapshot())
+    rd = Ready(snapshot=snap, events=[{"event": "role", "kind": "follower"},
+                                      {"event": "snapshot", "kind": "installed", "index": 5}])
+    host.before_persist(rd)
+    assert out.logged == [("role:follower", 0)]  # the node events read it as applied to 5
+    host.persist(rd)
+    host.after_persist(rd)
+    assert out.logged == [("role:follower", 0), ("snapshot:installed", 5)]
