@@ -1,0 +1,1 @@
+"""lazyfs: a FUSE filesystem that loses unsynced writes on command (see docs/testing.md)."""
