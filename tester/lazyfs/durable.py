@@ -76,7 +76,7 @@ class Journal:
     def __init__(self) -> None:
         self.changes: list[tuple[int, bytes | None]] = []  # (offset, data) or (size, None)
         self.undo: list[tuple[int, int, bytes]] = []  # (size before, offset, bytes replaced)
-        self.unsynced = 0  # bytes written since the last sync
+        self.unsynced = 0  # bytes written since the last sync; a size change counts as one
 
     def write(self, content: Content, offset: int, data: bytes) -> None:
         before = content.size()
@@ -91,6 +91,7 @@ class Journal:
         old = content.pread(size, before - size) if size < before else b""
         self.undo.append((before, size, old))
         self.changes.append((size, None))
+        self.unsynced += 1
         content.truncate(size)
 
     def dirty(self) -> bool:
@@ -116,6 +117,7 @@ class Journal:
                 if left <= 0 and not every:
                     break
                 content.truncate(offset)
+                left -= 1
                 continue
             n = len(data) if every else min(len(data), left)
             if n <= 0:
@@ -250,12 +252,14 @@ class Tree:
                     seen[child.ident] = child
         return seen
 
-    def crash(self, rng: random.Random, content_of, mode: str = "random") -> None:  # type: ignore[no-untyped-def]
+    def crash(self, rng: random.Random, content_of, mode: str = "random"  # type: ignore[no-untyped-def]
+              ) -> tuple[int, int]:
         """The machine stops: every file keeps its durable bytes and what
         :func:`keep_after_crash` draws of the rest, in ident order (so the outcome is a
         function of ``rng`` alone); then every directory goes back to its durable entries.
         ``content_of(file)`` gives the file's :class:`Content`, or None for one that is gone
-        for good."""
+        for good. Returns how many files lost changes, and how many bytes of writes."""
+        files = lost = 0
         for _ident, f in sorted(self.files().items()):
             if not f.journal.dirty():
                 continue
@@ -263,6 +267,10 @@ class Tree:
             content = content_of(f)
             if content is None:
                 f.journal.sync()
-            else:
-                f.journal.crash(content, keep)
+                continue
+            if keep < f.journal.unsynced or keep == 0:
+                files += 1
+                lost += f.journal.unsynced - keep
+            f.journal.crash(content, keep)
         self.root.crash()
+        return files, lost
