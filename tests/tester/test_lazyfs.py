@@ -180,3 +180,27 @@ def test_raftnode_storage_recovers_the_fsynced_log_from_a_crashed_mount(mounted)
     assert request(str(s), {"op": "crash", "mode": "random", "seed": 3})["ok"]
     rec = Storage(str(m), fs=RealFS(), flusher=False).recover()
     assert [e.index for e in rec.entries] == [1, 2, 3]
+
+
+# ---- where it cannot run -------------------------------------------------------------------
+def test_a_node_without_dev_fuse_is_told_so_in_one_line(monkeypatch):
+    real = os.path.exists
+    monkeypatch.setattr(os.path, "exists", lambda p: False if p == "/dev/fuse" else real(p))
+    why = why_not()
+    assert why and "/dev/fuse" in why and "\n" not in why
+
+
+def test_the_disk_family_is_left_out_for_an_adapter_without_a_data_directory():
+    from tester.nemesis import Disk, Env
+
+    class NoDataDir:
+        name = "nodir"
+
+        def kill(self, remote, node): ...
+
+        def start(self, remote, node): ...
+
+    env = Env(NoDataDir(), [], {}, random.Random(0))
+    assert Disk({}).probe(env) == "the database adapter (nodir) names no data directory (data_dir)"
+    with pytest.raises(ValueError, match="disk_modes: unknown mode 'gone'"):
+        Disk({"disk_modes": ["gone"]})
