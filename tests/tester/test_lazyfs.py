@@ -204,3 +204,12 @@ def test_the_disk_family_is_left_out_for_an_adapter_without_a_data_directory():
     assert Disk({}).probe(env) == "the database adapter (nodir) names no data directory (data_dir)"
     with pytest.raises(ValueError, match="disk_modes: unknown mode 'gone'"):
         Disk({"disk_modes": ["gone"]})
+
+
+def test_an_unknown_disk_mode_is_refused_up_front(capsys):
+    from tester.cli import main as raftlab
+
+    code = raftlab(["test", "--nodes", "127.0.0.1", "--nemesis", "disk",
+                    "--nemesis-opt", 'disk_modes=["gone"]'])
+    assert code == 254
+    assert "disk_modes: unknown mode 'gone'" in capsys.readouterr().err
