@@ -30,6 +30,9 @@ from tester.lazyfs.durable import Dir, File, Tree
 STAT_FIELDS = ("st_mode", "st_nlink", "st_uid", "st_gid", "st_size", "st_atime", "st_mtime",
                "st_ctime", "st_ino", "st_blocks", "st_blksize")
 #: fsync'd-or-not is for the kernel to forget at once: after a crash the files change under it
+#: a file's unsynced writes beyond this are taken as written back by the kernel (durable), so a
+#: database that never fsyncs cannot grow the daemon's memory without bound
+WRITEBACK_BYTES = 64 << 20
 MOUNT_OPTIONS = {"entry_timeout": 0, "attr_timeout": 0, "negative_timeout": 0,
                  "hard_remove": True}
 
@@ -223,6 +226,8 @@ class LazyFS:
             if h.append:
                 offset = h.content.size()
             h.file.journal.write(h.content, offset, data)
+            if h.file.journal.unsynced > WRITEBACK_BYTES:
+                h.file.journal.sync()
         return len(data)
 
     def truncate(self, path: str, length: int, fh: int | None = None) -> int:
