@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import socket
 import sys
 import threading
@@ -100,6 +101,11 @@ def mount(state: str, mountpoint: str) -> None:
         os.rename(os.path.join(mountpoint, name), os.path.join(root, name))
     fs = Ops(state)
     srv = serve_control(fs, os.path.join(state, SOCKET))
+    # Only an unmount or SIGTERM ends the daemon: a stray SIGINT or SIGHUP (a closed terminal,
+    # a signal meant for the tester) must not leave the database over the empty directory
+    # beneath the mount. libfuse keeps a handler that is not the default one.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         mfusepy.FUSE(fs, mountpoint, foreground=True, nothreads=True, fsname="lazyfs",
                      **MOUNT_OPTIONS)
