@@ -22,7 +22,7 @@ over both.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 #: the three things a crash may do to one file's unsynced changes, and their odds
@@ -252,8 +252,8 @@ class Tree:
                     seen[child.ident] = child
         return seen
 
-    def crash(self, rng: random.Random, content_of, mode: str = "random"  # type: ignore[no-untyped-def]
-              ) -> tuple[int, int]:
+    def crash(self, rng: random.Random, content_of: Callable[[File], Content | None],
+              mode: str = "random") -> tuple[int, int]:
         """The machine stops: every file keeps its durable bytes and what
         :func:`keep_after_crash` draws of the rest, in ident order (so the outcome is a
         function of ``rng`` alone); then every directory goes back to its durable entries.
