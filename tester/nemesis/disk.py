@@ -63,9 +63,7 @@ class Disk(ProcessFault):
         reasons: dict[str, str] = {}
 
         def check(nd: Any) -> None:
-            remote = env.remotes[nd.name]
-            lazyfs.unmount(remote, self._dir(env, nd))  # what an interrupted run left
-            why = lazyfs.install(remote)
+            why = lazyfs.install(env.remotes[nd.name])
             if why:
                 reasons[nd.name] = why
 
@@ -117,3 +115,18 @@ class Disk(ProcessFault):
         lost = lazyfs.crash(remote, self._dir(env, nd), f"{self._seed}:{nd.name}", self.mode)
         with self._lock:
             self.lost[nd.name] = lost
+
+
+def clear_leftovers(env: Env) -> list[str]:
+    """Before setup: take away a lazyfs that a killed run left mounted under the database's data
+    directory (setup could not wipe a mount point); returns errors. Cheap where there is none,
+    and done whether or not this run uses the disk family."""
+    if not callable(getattr(env.db, "data_dir", None)) or getattr(env.db, "deploy", True) is False:
+        return []
+
+    def one(nd: Any) -> None:
+        where = env.db.data_dir(nd)
+        if where:
+            lazyfs.unmount(env.remotes[nd.name], str(where))
+
+    return env.each(env.nodes, one)

@@ -13,6 +13,7 @@ from tester import bounds
 from tester import generator as g
 from tester.nemesis import schedule, swarm
 from tester.nemesis.base import Env, Fault, Unsupported
+from tester.nemesis.disk import clear_leftovers
 from tester.nemesis.registry import ALWAYS_HEALED, FAULTS, PACKAGES
 
 log = logging.getLogger("raftlab")
@@ -78,6 +79,11 @@ class Nemesis:
         if self.prepared:
             return dict(self.unsupported)
         self.prepared = True
+        if probe:
+            left = clear_leftovers(self.env)
+            if left:
+                log.warning("nemesis: could not clear lazyfs left by an earlier run: %s",
+                            "; ".join(left))
         for name, fault in list(self.faults.items()) if probe else []:
             try:
                 why = fault.probe(self.env)
