@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/mutants.py [--seeds 10000] [--mutant NAME ...] [--nodes 3]
                                       [--real] [--real-runs 2] [--time-limit 30]
+                                      [--test-arg=--nemesis=disk ...]
 
 Each mutant of ``tester/mutation.py`` (one ordinary Raft bug in raftnode, no schedule written
 for it) runs in a temporary copy of the project:
@@ -39,14 +40,15 @@ from tester.mutation import (  # noqa: E402
 FLEET, SUBNET = "mut", "10.213.50.0/24"
 
 
-def run_real(m: Mutant | None, runs: int, time_limit: float, fleet: str) -> tuple[int, str]:
+def run_real(m: Mutant | None, runs: int, time_limit: float, fleet: str,
+             extra: tuple[str, ...] = ()) -> tuple[int, str]:
     """``runs`` short real tests of the mutated copy; (runs caught, one mark per run)."""
     caught, marks = 0, []
     with mutated_tree(m) as root:
         for seed in range(1, runs + 1):
             cmd = [sys.executable, "-m", "tester.cli", "test", "--fleet", fleet,
                    "--time-limit", str(time_limit), "--seed", str(seed),
-                   "--store", str(root / "reports"), "--name", "mutant"]
+                   "--store", str(root / "reports"), "--name", "mutant", *extra]
             p = subprocess.run(cmd, cwd=root, env=tree_env(root), capture_output=True,
                                text=True, check=False, timeout=time_limit * 10 + 300)
             marks.append({0: "valid", 1: "INVALID", 2: "unknown"}.get(p.returncode,
@@ -64,6 +66,9 @@ def main() -> int:
     ap.add_argument("--sim-arg", action="append", default=[],
                     help="an extra argument for raftlab sim (repeatable), e.g. --sim-arg=--steps=400")
     ap.add_argument("--no-sim", action="store_true", help="skip the simulator")
+    ap.add_argument("--test-arg", action="append", default=[],
+                    help="an extra argument for the real runs' raftlab test (repeatable), "
+                         "e.g. --test-arg=--nemesis=disk")
     ap.add_argument("--real", action="store_true", help="also run short real tests (root)")
     ap.add_argument("--real-runs", type=int, default=2)
     ap.add_argument("--time-limit", type=float, default=30.0)
@@ -105,7 +110,7 @@ def main() -> int:
                 killed |= o.killed
                 sim_kills += bool(m and o.killed)
             if a.real:
-                c, marks = run_real(m, a.real_runs, a.time_limit, FLEET)
+                c, marks = run_real(m, a.real_runs, a.time_limit, FLEET, tuple(a.test_arg))
                 cells.append(f"{c}/{a.real_runs} {marks}")
                 killed |= c > 0
                 real_kills += bool(m and c)

@@ -35,6 +35,7 @@ MODULES = (
     "raftnode/storage.py",
     "raftnode/host.py",
     "tester/sim/invariants.py",
+    "tester/lazyfs/durable.py",
     "tester/sim/disk.py",
     "tester/sim/cluster.py",
     "tester/sim/simulator.py",

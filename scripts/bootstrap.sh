@@ -15,6 +15,7 @@ APT_PACKAGES=(
   python3 python3-venv python3-pip python3-dev gcc libc6-dev
   openssh-server openssh-client iptables iproute2 procps psmisc kmod
   libfaketime faketime sudo
+  fuse3
   docker.io debootstrap
   etcd-server etcd-client
   nats-server redis-server redis-sentinel

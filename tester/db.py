@@ -36,6 +36,13 @@ every node's process of that name (and the host's). Track your own pid
 reads that file (with ``waitfix.so`` so Python timed waits still end). Return None for a
 program libfaketime cannot move (Go reads the clock through the vDSO): no clock faults then.
 
+**Data directory.** ``data_dir(node)`` (optional) names the directory on the node that holds
+all the database's durable state. Naming it opts in to the ``disk`` nemesis: lazyfs is
+mounted over it right after setup (the database is killed and started once for that), each
+fault kills the process and drops the writes not yet fsynced, and it is unmounted before
+``teardown``. So ``kill``/``start`` must work, and ``setup``/``teardown`` may wipe the
+directory but must not replace it by another (a mount point is not removable).
+
 **Node events.** Write ``tester.nodeevents.emit.NodeEvents`` lines (roles, terms, leaders,
 applied entries) to a file listed in ``log_files`` and the run gets the cluster timeline
 and the election check (docs/node-events.md).

@@ -517,6 +517,9 @@ class Runner:
             if errors:
                 raise RuntimeError("database setup failed: " + "; ".join(errors))
             self.db.wait_ready(self.remotes, self.nodes, cfg.ready_timeout)
+        with self.step("nemesis-arm"):
+            if self.nemesis.arm():
+                self.db.wait_ready(self.remotes, self.nodes, cfg.ready_timeout)
         self.workload = wl.make(cfg.workload, cfg.keys, cfg.ops_per_key)
         with self.step("clients-open"):
             self.workers = {
@@ -626,7 +629,8 @@ class Runner:
             self._parallel(self._download_logs)
         if not self.cfg.leave_db_running:
             with self.step("db-teardown"):
-                errors = self._parallel(lambda nd: self.db.teardown(self.remotes[nd.name], nd))
+                errors = self.nemesis.disarm() if self.nemesis else []
+                errors += self._parallel(lambda nd: self.db.teardown(self.remotes[nd.name], nd))
                 if errors:
                     log.error("teardown errors: %s", errors)
 

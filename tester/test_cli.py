@@ -144,6 +144,11 @@ def validate(args: argparse.Namespace) -> list[str]:
     if args.nemesis_opts.get("system_clock") and args.fleet:
         raise BadInput("--nemesis-opt system_clock=true: a local fleet shares this machine's "
                        "clock; use it with --inventory on real VMs")
+    for name in faults:  # a family refuses an option value it cannot use (e.g. disk_modes)
+        try:
+            nem.FAULTS[name](args.nemesis_opts)
+        except ValueError as e:
+            raise BadInput(f"--nemesis-opt: {e}") from None
     return faults
 
 

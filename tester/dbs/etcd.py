@@ -116,6 +116,9 @@ class EtcdDB(DaemonFaults):
         self._argv[node.name] = self._argv_for(node, cluster, state)
         DAEMON.start(remote, self._argv[node.name])
 
+    def data_dir(self, node: Node) -> str | None:
+        return DATA_DIR
+
     def teardown(self, remote: Remote, node: Node) -> None:
         if self.deploy:
             self._wipe(remote)

@@ -192,6 +192,9 @@ class RaftnodeDB:
     def clock_file(self, node: Node) -> str | None:
         return CLOCK
 
+    def data_dir(self, node: Node) -> str | None:
+        return DATA
+
     # --- cluster state ---------------------------------------------------------------------
     def status(self, node: Node, timeout: float = 1.0) -> dict[str, Any] | None:
         """The node's status object, or None when it does not answer."""

@@ -75,7 +75,8 @@ case "$cmd" in
   status) if alive; then echo "running $(pid)"; else echo stopped; exit 3; fi ;;
   wipe)
     if alive; then echo "raftnodectl: stop the node before wiping" >&2; exit 1; fi
-    rm -rf "$DATA"
+    # a mount point (lazyfs, under the disk nemesis) stays: empty it
+    rm -rf "$DATA" 2>/dev/null || [ -z "$(ls -A "$DATA" 2>/dev/null)" ]
     ;;
   *) echo "usage: raftnodectl run|start|stop|kill|pause|resume|status|wipe" >&2; exit 2 ;;
 esac

@@ -13,6 +13,7 @@ from tester import bounds
 from tester import generator as g
 from tester.nemesis import schedule, swarm
 from tester.nemesis.base import Env, Fault, Unsupported
+from tester.nemesis.disk import clear_leftovers
 from tester.nemesis.registry import ALWAYS_HEALED, FAULTS, PACKAGES
 
 log = logging.getLogger("raftlab")
@@ -47,6 +48,8 @@ class Nemesis:
     #: the actions being performed now, by thread: what the final heal waits for
     in_flight: dict[str, str] = field(default_factory=dict)
     closed: bool = False
+    #: families that acted on the database before the test (arm): undone before teardown
+    armed: list[Fault] = field(default_factory=list)
 
     @classmethod
     def build(cls, env: Env, names: list[str], opts: dict[str, Any] | None = None,
@@ -76,6 +79,11 @@ class Nemesis:
         if self.prepared:
             return dict(self.unsupported)
         self.prepared = True
+        if probe:
+            left = clear_leftovers(self.env)
+            if left:
+                log.warning("nemesis: could not clear lazyfs left by an earlier run: %s",
+                            "; ".join(left))
         for name, fault in list(self.faults.items()) if probe else []:
             try:
                 why = fault.probe(self.env)
@@ -91,6 +99,33 @@ class Nemesis:
             self.faults = {n: FAULTS[n]({**fam["opts"], **user}) for n, fam in self.plan.items()}
             self.envs = {n: self.env.fork(f"{self.seed}/nemesis/{n}") for n in self.plan}
         return dict(self.unsupported)
+
+    def arm(self) -> bool:
+        """After the database is set up, before the test: let families that must act on it
+        first do so (the disk family mounts lazyfs under it). A family that cannot is left
+        out, with one line saying why. True when the database was restarted (wait until it
+        is ready again)."""
+        restarted = False
+        for name, fault in list(self.faults.items()):
+            if not callable(getattr(fault, "arm", None)):
+                continue
+            restarted = True
+            self.armed.append(fault)
+            errors = fault.arm(self._env(name))
+            if errors:
+                self.unsupported[name] = f"could not be set up: {'; '.join(errors)}"
+                del self.faults[name]
+                log.warning("nemesis: %s left out of the schedule: %s", name,
+                            self.unsupported[name])
+        return restarted
+
+    def disarm(self) -> list[str]:
+        """Undo what :meth:`arm` did (before the database's teardown); returns errors."""
+        errors: list[str] = []
+        for fault in self.armed:
+            errors += fault.disarm(self._env(fault.name))
+        self.armed.clear()
+        return errors
 
     def generator(self, interval: float | None, limit: float | None = None) -> g.Generator:
         """The schedule as a generator, routed to the nemesis threads (see schedule.py),

@@ -19,6 +19,7 @@ class ProcessFault(Fault):
     """
 
     do: str  # DB method that applies the fault
+    share: tuple[str, ...] = PROCESS_FAULTS  # faults that may hold a node together with this
     undo: str  # DB method that undoes it
     done_word: str  # history field listing the nodes hit
     undone_word: str  # history field listing the nodes restored
@@ -34,16 +35,20 @@ class ProcessFault(Fault):
 
     def start(self, env: Env) -> dict[str, Any]:
         spec, wanted = self._targets(env)
-        nodes = env.claims.take(self.name, wanted, share=PROCESS_FAULTS)
+        nodes = env.claims.take(self.name, wanted, share=self.share)
         if not nodes:
             return {"target": spec, "skipped": "every target is held by another fault"}
 
         def apply(nd: Any) -> None:
             self.affected.add(nd.name)
-            getattr(env.db, self.do)(env.remotes[nd.name], nd)
+            self.apply(env, nd)
 
         errors = env.each(nodes, apply)
         return {"target": spec, self.done_word: [n.name for n in nodes], "errors": errors or None}
+
+    def apply(self, env: Env, nd: Any) -> None:
+        """The fault on one node."""
+        getattr(env.db, self.do)(env.remotes[nd.name], nd)
 
     def stop(self, env: Env) -> dict[str, Any]:
         nodes = [n for n in env.nodes if n.name in self.affected]

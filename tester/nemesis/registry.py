@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from tester.nemesis.base import Fault
 from tester.nemesis.clock import Clock
+from tester.nemesis.disk import Disk
 from tester.nemesis.member import Member
 from tester.nemesis.network import Delay, Flap, Loss, Partition
 from tester.nemesis.process import Kill, Pause
 
-PACKAGES = ("partition", "flap", "clock", "kill", "pause", "loss", "delay", "member")
+PACKAGES = ("partition", "flap", "clock", "kill", "pause", "loss", "delay", "member", "disk")
 COLORS = {
     "partition": "#E9A0A0",
     "flap": "#E97F9C",
@@ -18,9 +19,10 @@ COLORS = {
     "loss": "#E9E3A0",
     "delay": "#A0E9D5",
     "member": "#A0E9A5",
+    "disk": "#B8A088",
 }
 FAULTS: dict[str, type[Fault]] = {
-    c.name: c for c in (Partition, Flap, Clock, Kill, Pause, Loss, Delay, Member)
+    c.name: c for c in (Partition, Flap, Clock, Kill, Pause, Loss, Delay, Member, Disk)
 }
 #: the keys ``--nemesis-opt`` (and a campaign's ``nemesis_opt``) accept, and what they set
 OPTIONS = {
@@ -40,6 +42,7 @@ OPTIONS = {
     "system_clock": "move the nodes' system clocks (real VMs only)",
     "loss": "the probability a packet is dropped",
     "delay_ms": "netem delay",
+    "disk_modes": "what a disk crash keeps of unsynced writes: random, lose, torn, keep",
 }
 #: healed at the end of every test even when not chosen: cheap, idempotent and safe
 ALWAYS_HEALED = ("partition", "flap", "loss", "clock", "pause", "kill")

@@ -68,6 +68,10 @@ def _family(name: str, rng: random.Random) -> dict[str, Any]:
         return {"opts": {"targets": _some(rng, ("one", "minority", "all", "leader")),
                          "delay_ms": rng.choice((20, 50, 200))},
                 "hold_s": _span(0.5, (2.0, 4.0), rng), "gap_s": _span(0.3, (2.0, 4.0), rng)}
+    if name == "disk":
+        return {"opts": {"targets": _some(rng, ("leader", "one", "majority", "all")),
+                         "disk_modes": _some(rng, ("random", "lose", "torn"))},
+                "hold_s": _span(0.2, (1.0, 3.0), rng), "gap_s": _span(0.5, (2.0, 5.0), rng)}
     raise ValueError(f"no swarm parameters for fault family {name!r}")
 
 
@@ -96,6 +100,6 @@ def describe(plan: dict[str, dict[str, Any]]) -> str:
         o = fam["opts"]
         what = (o.get("partitions") or o.get("flap_partitions") or o.get("member_targets")
                 or o.get("targets") or [])
-        extra = o.get("clock_kinds") or ([f"p={o['loss']}"] if "loss" in o else [])
+        extra = o.get("clock_kinds") or o.get("disk_modes") or ([f"p={o['loss']}"] if "loss" in o else [])
         parts.append(f"{name}({','.join(map(str, list(what) + list(extra)))})")
     return " ".join(parts) or "none"

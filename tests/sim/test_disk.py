@@ -109,7 +109,7 @@ def test_a_torn_record_followed_by_valid_data_is_refused_as_corrupt():
     s = opened(fs)
     s.save(HardState(1, "n1", 0), entries(1, 2))
     wal = next(n for n in fs.listdir("/n1") if n.startswith("wal-"))
-    data = fs.names[f"/n1/{wal}"].data
+    data = fs.raw(f"/n1/{wal}")
     data[12] ^= 0xFF  # damage the first record; valid ones follow
     with pytest.raises(CorruptLog, match="checksum"):
         Storage("/n1", fs=fs, flusher=False).recover()
