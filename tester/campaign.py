@@ -49,9 +49,10 @@ import json
 import re
 import sys
 import time
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -470,6 +471,7 @@ class Entry:
     summary: RunSummary
     seconds: float
     interrupted: bool = False  # Ctrl-C: the campaign stopped here
+    phases: dict[str, float] = field(default_factory=dict)  # on a cluster: where time went
 
     @property
     def verdict(self) -> Any:
@@ -495,19 +497,21 @@ def run_campaign(camp: Campaign, run_one: RunOne = run_test,
     from tester.cluster.runs import sweep_slots
 
     own_fleets = provision is not None and not provision.inventories
+    if own_fleets:  # a worker keeps its fleet for its next run of this campaign, no other
+        provision = replace(provision, campaign=f"{camp.name}-{uuid.uuid4().hex[:12]}")
     try:
         with connect(cluster) as client:
-            address = client.scheduler.address
-            sims = [{**c, "cluster": address} for c in cells if c.get("sim")]
-            entries = _run_here(sims, run_one, say, total=len(cells))
-            if any(e.interrupted for e in entries):
-                return entries
-            entries += _run_on(client, [c for c in cells if not c.get("sim")], run_one,
-                               provision, say, first=len(sims) + 1, total=len(cells))
-            if own_fleets:  # fleets of workers that died mid-run, on every worker's machine
-                for worker, removed in client.run(sweep_slots).items():
-                    if removed:
-                        say(f"removed what dead runs left on {worker}: {', '.join(removed)}")
+            try:
+                address = client.scheduler.address
+                sims = [{**c, "cluster": address} for c in cells if c.get("sim")]
+                entries = _run_here(sims, run_one, say, total=len(cells))
+                if any(e.interrupted for e in entries):
+                    return entries
+                entries += _run_on(client, [c for c in cells if not c.get("sim")], run_one,
+                                   provision, say, first=len(sims) + 1, total=len(cells))
+            finally:  # also on failure and Ctrl-C: no kept fleet outlives the campaign
+                if own_fleets:
+                    _release(client, provision.campaign, say)
     finally:
         if own_fleets and parse_address(cluster)[0] is None:
             # a local cluster is closed by now, its workers gone whatever state they were in
@@ -515,6 +519,20 @@ def run_campaign(camp: Campaign, run_one: RunOne = run_test,
             for removed in sweep_slots():
                 say(f"removed {removed}")
     return entries
+
+
+def _release(client: Any, campaign: str, say: Callable[[str], None]) -> None:
+    """Every worker takes down the fleets it kept for ``campaign``; then each machine's slots
+    that no worker holds (a worker that died mid-run left its fleet up) are swept."""
+    from tester.cluster.runs import release_fleets, sweep_slots
+
+    try:
+        client.run(release_fleets, campaign)
+        for worker, removed in client.run(sweep_slots).items():
+            if removed:
+                say(f"removed what dead runs left on {worker}: {', '.join(removed)}")
+    except Exception as e:  # the cluster is gone: a local one's slots are swept after it
+        say(f"could not release the campaign's fleets on the cluster: {type(e).__name__}: {e}")
 
 
 def _label(cfg: dict[str, Any]) -> str:
@@ -594,6 +612,7 @@ def _run_on(client: Any, cells: list[dict[str, Any]], run_one: RunOne,
                            else summarize(run_dir))
                 secs = res.seconds
             got[k] = _done(first + k, total, cfg, summary, secs, say)
+            got[k].phases = {} if isinstance(res, Lost) else res.phases
     except KeyboardInterrupt:
         left = [k for k in range(len(cells)) if k not in got]
         say(f"interrupted: {len(left)} run(s) not finished")
@@ -677,7 +696,8 @@ def write_index(camp: Campaign, entries: list[Entry], out: Path) -> Path:
         "name": camp.name, "valid": verdict,
         "runs": [{"config": e.config, "valid": e.verdict, "seconds": round(e.seconds, 3),
                   "run_dir": str(e.summary.dir) if e.summary.dir else None,
-                  "error": e.summary.error or None} for e in entries],
+                  "error": e.summary.error or None,
+                  **({"phases": e.phases} if e.phases else {})} for e in entries],
     }, indent=2, default=str), encoding="utf-8")
     return out / "index.html"
 
