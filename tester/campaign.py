@@ -709,6 +709,11 @@ def output_dir(camp: Campaign) -> Path:
                                                                              time.gmtime())
 
 
+#: what a worker imports to run ``raftlab test``: imported once while the local cluster starts
+RUN_MODULES = ("tester.campaign", "tester.cluster.runs", "tester.test_cli", "tester.runner",
+               "tester.control", "tester.dbs.raftnode", "tester.report")
+
+
 def main(path: str, run_one: RunOne = run_test, out: str | None = None,
          junit: str | None = None, dry_run: bool = False, cluster: str | None = None) -> int:
     """Run a campaign file; the exit code is the worst verdict (254 for a bad file)."""
@@ -719,16 +724,28 @@ def main(path: str, run_one: RunOne = run_test, out: str | None = None,
         return EXIT_BAD_INPUT
     if out:
         camp.out = out
-    if not dry_run and run_one is run_test and camp.matrix():
+    if dry_run:
+        for cfg in camp.cells():
+            print("raftlab " + " ".join(sim_argv(cfg) if cfg.get("sim") else test_argv(cfg)))
+        return 0
+    from tester.cluster import discard_early, start_early
+
+    # a local cluster starts while the fleets and databases are checked (not for a bad file)
+    start_early(cluster, RUN_MODULES if run_one is run_test else ())
+    try:
+        return _checked_and_run(path, camp, run_one, junit, cluster)
+    finally:
+        discard_early()  # started, but the campaign stopped before it connected
+
+
+def _checked_and_run(path: str, camp: Campaign, run_one: RunOne, junit: str | None,
+                     cluster: str | None) -> int:
+    if run_one is run_test and camp.matrix():
         try:
             preflight(path, camp)
         except CampaignError as e:
             print(f"raftlab campaign: {e}", file=sys.stderr)
             return EXIT_BAD_INPUT
-    if dry_run:
-        for cfg in camp.cells():
-            print("raftlab " + " ".join(sim_argv(cfg) if cfg.get("sim") else test_argv(cfg)))
-        return 0
     # the fleets and inventories of raftlab test; another run_one (tests) stands on its own
     provision = camp.provision() if run_one is run_test else None
     try:
