@@ -52,6 +52,7 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -497,8 +498,12 @@ def run_campaign(camp: Campaign, run_one: RunOne = run_test,
     from tester.cluster.runs import sweep_slots
 
     own_fleets = provision is not None and not provision.inventories
+    local = parse_address(cluster)[0] is None
+    spares = None
     if own_fleets:  # a worker keeps its fleet for its next run of this campaign, no other
         provision = replace(provision, campaign=f"{camp.name}-{uuid.uuid4().hex[:12]}")
+        if local:  # the workers' first fleets come up on this machine while the cluster starts
+            spares = _spares_ahead(provision, cluster, sum(not c.get("sim") for c in cells))
     try:
         with connect(cluster) as client:
             try:
@@ -507,13 +512,15 @@ def run_campaign(camp: Campaign, run_one: RunOne = run_test,
                 entries = _run_here(sims, run_one, say, total=len(cells))
                 if any(e.interrupted for e in entries):
                     return entries
+                _wait_spares(spares, say)
                 entries += _run_on(client, [c for c in cells if not c.get("sim")], run_one,
                                    provision, say, first=len(sims) + 1, total=len(cells))
             finally:  # also on failure and Ctrl-C: no kept fleet outlives the campaign
                 if own_fleets:
-                    _release(client, provision.campaign, say)
+                    _release(client, provision.campaign, say, sweep=not local)
     finally:
-        if own_fleets and parse_address(cluster)[0] is None:
+        if own_fleets and local:
+            _wait_spares(spares, say)  # none may still be coming up when the slots are swept
             # a local cluster is closed by now, its workers gone whatever state they were in
             # (Ctrl-C): every slot is free, and what a killed run left up is removed here
             for removed in sweep_slots():
@@ -521,14 +528,40 @@ def run_campaign(camp: Campaign, run_one: RunOne = run_test,
     return entries
 
 
-def _release(client: Any, campaign: str, say: Callable[[str], None]) -> None:
-    """Every worker takes down the fleets it kept for ``campaign``; then each machine's slots
-    that no worker holds (a worker that died mid-run left its fleet up) are swept."""
+def _spares_ahead(provision: Provision, cluster: str | None, runs: int) -> Future[list[str]]:
+    """One fleet per worker of the local cluster (no more than there are runs), coming up in
+    the background: a worker takes one for its first run rather than bringing one up then."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tester.cluster.runs import spare_fleets
+
+    n = min(parse_address(cluster)[1] or os.cpu_count() or 1, runs)
+    pool = ThreadPoolExecutor(1)
+    try:
+        return pool.submit(spare_fleets, n, provision.fleet_nodes, str(provision.campaign))
+    finally:
+        pool.shutdown(wait=False)  # its thread ends with the one task
+
+
+def _wait_spares(spares: Future[list[str]] | None, say: Callable[[str], None]) -> None:
+    if spares is None:
+        return
+    try:
+        spares.result()
+    except Exception as e:  # the workers bring up their own, and say what fails
+        say(f"could not bring the workers' fleets up ahead: {type(e).__name__}: {e}")
+
+
+def _release(client: Any, campaign: str, say: Callable[[str], None], sweep: bool) -> None:
+    """Every worker takes down the fleets it kept for ``campaign``; then (``sweep``) each
+    machine's slots that no worker holds (a worker that died mid-run left its fleet up) are
+    swept. A local cluster's machine is this one: the campaign sweeps it once it is closed."""
     from tester.cluster.runs import release_fleets, sweep_slots
 
     try:
         client.run(release_fleets, campaign)
-        for worker, removed in client.run(sweep_slots).items():
+        for worker, removed in (client.run(sweep_slots) if sweep else {}).items():
             if removed:
                 say(f"removed what dead runs left on {worker}: {', '.join(removed)}")
     except Exception as e:  # the cluster is gone: a local one's slots are swept after it

@@ -73,6 +73,7 @@ class Lease:
     busy: bool = True
     keep: bool = True
     runs: int = 1  # the runs it has stood (or stands) for
+    slot: int = 0
 
 
 _KEPT: list[Lease] = []  # this worker process's fleets, idle or in use
@@ -113,6 +114,15 @@ def _take_kept(nodes: int, campaign: str | None) -> Lease | None:
 
 
 def _bring_up(nodes: int, campaign: str | None) -> Lease:
+    """A free slot's fleet: the spare the campaign brought up there (:func:`spare_fleets`),
+    else a fresh one; kept in this process's list."""
+    lease = _claim(nodes, campaign)
+    with _KEPT_LOCK:
+        _KEPT.append(lease)
+    return lease
+
+
+def _claim(nodes: int, campaign: str | None) -> Lease:
     from tester import fleet
 
     for k in range(SLOTS):
@@ -122,17 +132,51 @@ def _bring_up(nodes: int, campaign: str | None) -> Lease:
         except BlockingIOError:
             fh.close()
             continue
-        lease = Lease(slot_fleet(k)[0], nodes, campaign, fh)
+        lease = Lease(slot_fleet(k)[0], nodes, campaign, fh, slot=k)
+        spare = _spare_path(k)
         try:
+            made_for = json.loads(spare.read_text()) if spare.exists() else None
+            spare.unlink(missing_ok=True)
+            if made_for == {"campaign": campaign, "nodes": nodes} and campaign is not None \
+                    and fleet.inventory_path(lease.name).exists():
+                return lease  # brought up for this campaign while its cluster started
             fleet.down(lease.name)  # what a worker killed while holding this slot left behind
             fleet.up(lease.name, nodes=nodes, subnet=slot_fleet(k)[1])
         except BaseException:
             _take_down(lease)
             raise
-        with _KEPT_LOCK:
-            _KEPT.append(lease)
         return lease
     raise RuntimeError(f"no free fleet slot: {SLOTS} runs already hold one on this machine")
+
+
+def _spare_path(k: int) -> Path:
+    return SLOT_LOCKS / f"raftlab-fleet-slot-{k}.spare"
+
+
+def spare_fleets(count: int, nodes: int, campaign: str) -> list[str]:
+    """Bring up ``count`` fleets on this machine for ``campaign``'s workers to take (each the
+    first run's fleet of a local worker), in parallel: a local campaign calls this while its
+    cluster starts. A spare no worker takes is removed by :func:`sweep_slots`."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, count)) as pool:
+        got = [pool.submit(_claim, nodes, campaign) for _ in range(count)]
+    leases = [f.result() for f in got if f.exception() is None]
+    try:
+        for f in got:
+            if f.exception() is not None:
+                raise f.exception()  # type: ignore[misc]
+        for lease in leases:
+            _spare_path(lease.slot).write_text(json.dumps({"campaign": campaign,
+                                                           "nodes": nodes}))
+    except BaseException:
+        for lease in leases:
+            _spare_path(lease.slot).unlink(missing_ok=True)
+            _take_down(lease)
+        raise
+    for lease in leases:  # all up: free for the workers to claim (held until now, so that
+        lease.lock.close()  # no thread here took another's spare for its own)
+    return [lease.name for lease in leases]
 
 
 def _give_back(lease: Lease) -> None:
@@ -169,7 +213,8 @@ def release_fleets(campaign: str) -> list[str]:
 
 
 def sweep_slots() -> list[str]:
-    """Take down the fleets of slots no run holds (left by killed workers); what was removed."""
+    """Take down the fleets of slots no run holds (left by killed workers, or spares no worker
+    took); what was removed."""
     from tester import fleet
 
     removed = []
@@ -182,6 +227,7 @@ def sweep_slots() -> list[str]:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue
+            _spare_path(k).unlink(missing_ok=True)  # a spare no worker took
             name = slot_fleet(k)[0]
             if fleet.leftovers(name):
                 removed += fleet.down(name)

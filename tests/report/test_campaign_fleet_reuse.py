@@ -1,6 +1,7 @@
 """A campaign worker keeps the fleet it brought up for its next run of the same campaign, and
-gives it up when the run fails, when its campaign is released, or for another campaign; no
-fleet outlives its campaign. The fleet itself is faked here (``tester.fleet.up``/``down``
+gives it up when the run fails, when its campaign is released, or for another campaign; a local
+campaign's spare fleets, brought up while its cluster starts, are taken by its workers or
+swept; no fleet outlives its campaign. The fleet itself is faked here (``tester.fleet.up``/``down``
 record calls); tests/report/test_e2e_campaign_cluster.py runs real fleets."""
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def fleets(tmp_path, monkeypatch):
     monkeypatch.setattr(fleet, "up", fake_up)
     monkeypatch.setattr(fleet, "down", fake_down)
     monkeypatch.setattr(fleet, "leftovers", lambda name: [name] if name in up else [])
+    monkeypatch.setattr(fleet, "inventory_path",
+                        lambda name: tmp_path if name in up else tmp_path / "absent")
     monkeypatch.setattr(runs, "SLOT_LOCKS", tmp_path)
     monkeypatch.setattr(runs, "_KEPT", [])
     monkeypatch.setattr(runs, "_RELEASED", set())
@@ -101,3 +104,26 @@ def test_a_kept_fleet_holds_its_slot_and_a_dead_workers_fleet_is_swept(fleets, t
     runs._KEPT.clear()
     assert runs.sweep_slots() == [f"fleet {lease.name}"] and up == {}
     assert Path(slot).exists()
+
+
+def test_spare_fleets_are_taken_by_the_campaigns_workers_without_a_second_bring_up(fleets):
+    up, calls = fleets
+    names = runs.spare_fleets(2, 3, "gate-1")
+    assert sorted(names) == sorted(up) and len(up) == 2
+    with runs.own_fleet(3, "gate-1") as a, runs.own_fleet(3, "gate-1") as b:
+        assert sorted([a.name, b.name]) == sorted(names)
+    assert [c for c, _ in calls].count("up") == 2  # the spares' own, no more
+    runs.release_fleets("gate-1")
+    assert up == {}
+
+
+def test_a_spare_of_another_campaign_or_size_is_replaced_and_an_untaken_one_swept(
+        fleets, tmp_path):
+    up, calls = fleets
+    first, second = sorted(runs.spare_fleets(2, 3, "gate-1"))
+    with runs.own_fleet(3, "gate-2") as lease:  # not made for it: down and up again
+        assert lease.name == first and calls[-2:] == [("down", first), ("up", first)]
+    runs.release_fleets("gate-2")
+    assert list(up) == [second]
+    assert runs.sweep_slots() == [f"fleet {second}"] and up == {}
+    assert not list(tmp_path.glob("*.spare"))
