@@ -25,9 +25,10 @@ most bugs there before the real runs start::
                                 # per workload of the campaign the simulator speaks
 
 With ``raftlab campaign FILE --cluster ADDRESS`` (a Dask scheduler, as ``raftlab cluster up``
-prints, or ``local:N``) the runs go in parallel, each a task on a worker: it brings up a local
-namespace fleet of its own (``fleet_nodes`` nodes, default 5, on a subnet of its own from
-10.213.100.0/24 upward, taken down afterwards), or holds one of the campaign's inventories::
+prints, or ``local:N``) the runs go in parallel, each a task on a worker: it stands on a local
+namespace fleet of the worker's own (``fleet_nodes`` nodes, default 5, on a subnet of its own
+from 10.213.100.0/24 upward, kept for the worker's next run and taken down when the campaign
+ends), or holds one of the campaign's inventories::
 
     inventories: [rack1.yml, rack2.yml]   # one run at a time on each
 
