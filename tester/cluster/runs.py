@@ -162,10 +162,10 @@ def spare_fleets(count: int, nodes: int, campaign: str) -> list[str]:
     with ThreadPoolExecutor(max_workers=max(1, count)) as pool:
         got = [pool.submit(_claim, nodes, campaign) for _ in range(count)]
     leases = [f.result() for f in got if f.exception() is None]
+    errors = [e for f in got if (e := f.exception()) is not None]
     try:
-        for f in got:
-            if f.exception() is not None:
-                raise f.exception()  # type: ignore[misc]
+        if errors:
+            raise errors[0]
         for lease in leases:
             _spare_path(lease.slot).write_text(json.dumps({"campaign": campaign,
                                                            "nodes": nodes}))
