@@ -12,7 +12,8 @@ disjoint seed ranges. Usage: ``.venv/bin/python bench/sim.py [--seeds 200] [--re
 ``--cluster`` measures the Dask fan-out instead (docs/sim.md, "On a cluster"): seeds/s on a
 local cluster of 1 and of 2 workers, side by side (start-up excluded: each run connects and
 warms its workers first), and the wall time of a campaign of 4 short real runs, serial on one
-fleet against ``--cluster local:2`` with a fleet per run (needs root; fleets dk3 and rlc*).
+fleet against ``--cluster local:2``, each worker on a fleet of its own that it keeps across its
+runs (needs root; fleets dk3 and rlc*).
 """
 
 from __future__ import annotations

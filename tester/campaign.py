@@ -25,9 +25,10 @@ most bugs there before the real runs start::
                                 # per workload of the campaign the simulator speaks
 
 With ``raftlab campaign FILE --cluster ADDRESS`` (a Dask scheduler, as ``raftlab cluster up``
-prints, or ``local:N``) the runs go in parallel, each a task on a worker: it brings up a local
-namespace fleet of its own (``fleet_nodes`` nodes, default 5, on a subnet of its own from
-10.213.100.0/24 upward, taken down afterwards), or holds one of the campaign's inventories::
+prints, or ``local:N``) the runs go in parallel, each a task on a worker: it stands on a local
+namespace fleet of the worker's own (``fleet_nodes`` nodes, default 5, on a subnet of its own
+from 10.213.100.0/24 upward, kept for the worker's next run and taken down when the campaign
+ends), or holds one of the campaign's inventories::
 
     inventories: [rack1.yml, rack2.yml]   # one run at a time on each
 
@@ -49,9 +50,11 @@ import json
 import re
 import sys
 import time
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -470,6 +473,7 @@ class Entry:
     summary: RunSummary
     seconds: float
     interrupted: bool = False  # Ctrl-C: the campaign stopped here
+    phases: dict[str, float] = field(default_factory=dict)  # on a cluster: where time went
 
     @property
     def verdict(self) -> Any:
@@ -495,26 +499,74 @@ def run_campaign(camp: Campaign, run_one: RunOne = run_test,
     from tester.cluster.runs import sweep_slots
 
     own_fleets = provision is not None and not provision.inventories
+    local = parse_address(cluster)[0] is None
+    spares = None
+    if own_fleets:  # a worker keeps its fleet for its next run of this campaign, no other
+        provision = replace(provision, campaign=f"{camp.name}-{uuid.uuid4().hex[:12]}")
+        if local:  # the workers' first fleets come up on this machine while the cluster starts
+            spares = _spares_ahead(provision, cluster, sum(not c.get("sim") for c in cells))
     try:
         with connect(cluster) as client:
-            address = client.scheduler.address
-            sims = [{**c, "cluster": address} for c in cells if c.get("sim")]
-            entries = _run_here(sims, run_one, say, total=len(cells))
-            if any(e.interrupted for e in entries):
-                return entries
-            entries += _run_on(client, [c for c in cells if not c.get("sim")], run_one,
-                               provision, say, first=len(sims) + 1, total=len(cells))
-            if own_fleets:  # fleets of workers that died mid-run, on every worker's machine
-                for worker, removed in client.run(sweep_slots).items():
-                    if removed:
-                        say(f"removed what dead runs left on {worker}: {', '.join(removed)}")
+            try:
+                address = client.scheduler.address
+                sims = [{**c, "cluster": address} for c in cells if c.get("sim")]
+                entries = _run_here(sims, run_one, say, total=len(cells))
+                if any(e.interrupted for e in entries):
+                    return entries
+                _wait_spares(spares, say)
+                entries += _run_on(client, [c for c in cells if not c.get("sim")], run_one,
+                                   provision, say, first=len(sims) + 1, total=len(cells))
+            finally:  # also on failure and Ctrl-C: no kept fleet outlives the campaign
+                if own_fleets:
+                    _release(client, provision.campaign, say, sweep=not local)
     finally:
-        if own_fleets and parse_address(cluster)[0] is None:
+        if own_fleets and local:
+            _wait_spares(spares, say)  # none may still be coming up when the slots are swept
             # a local cluster is closed by now, its workers gone whatever state they were in
             # (Ctrl-C): every slot is free, and what a killed run left up is removed here
             for removed in sweep_slots():
                 say(f"removed {removed}")
     return entries
+
+
+def _spares_ahead(provision: Provision, cluster: str | None, runs: int) -> Future[list[str]]:
+    """One fleet per worker of the local cluster (no more than there are runs), coming up in
+    the background: a worker takes one for its first run rather than bringing one up then."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tester.cluster.runs import spare_fleets
+
+    n = min(parse_address(cluster)[1] or os.cpu_count() or 1, runs)
+    pool = ThreadPoolExecutor(1)
+    try:
+        return pool.submit(spare_fleets, n, provision.fleet_nodes, str(provision.campaign))
+    finally:
+        pool.shutdown(wait=False)  # its thread ends with the one task
+
+
+def _wait_spares(spares: Future[list[str]] | None, say: Callable[[str], None]) -> None:
+    if spares is None:
+        return
+    try:
+        spares.result()
+    except Exception as e:  # the workers bring up their own, and say what fails
+        say(f"could not bring the workers' fleets up ahead: {type(e).__name__}: {e}")
+
+
+def _release(client: Any, campaign: str, say: Callable[[str], None], sweep: bool) -> None:
+    """Every worker takes down the fleets it kept for ``campaign``; then (``sweep``) each
+    machine's slots that no worker holds (a worker that died mid-run left its fleet up) are
+    swept. A local cluster's machine is this one: the campaign sweeps it once it is closed."""
+    from tester.cluster.runs import release_fleets, sweep_slots
+
+    try:
+        client.run(release_fleets, campaign)
+        for worker, removed in (client.run(sweep_slots) if sweep else {}).items():
+            if removed:
+                say(f"removed what dead runs left on {worker}: {', '.join(removed)}")
+    except Exception as e:  # the cluster is gone: a local one's slots are swept after it
+        say(f"could not release the campaign's fleets on the cluster: {type(e).__name__}: {e}")
 
 
 def _label(cfg: dict[str, Any]) -> str:
@@ -594,6 +646,7 @@ def _run_on(client: Any, cells: list[dict[str, Any]], run_one: RunOne,
                            else summarize(run_dir))
                 secs = res.seconds
             got[k] = _done(first + k, total, cfg, summary, secs, say)
+            got[k].phases = {} if isinstance(res, Lost) else res.phases
     except KeyboardInterrupt:
         left = [k for k in range(len(cells)) if k not in got]
         say(f"interrupted: {len(left)} run(s) not finished")
@@ -677,7 +730,8 @@ def write_index(camp: Campaign, entries: list[Entry], out: Path) -> Path:
         "name": camp.name, "valid": verdict,
         "runs": [{"config": e.config, "valid": e.verdict, "seconds": round(e.seconds, 3),
                   "run_dir": str(e.summary.dir) if e.summary.dir else None,
-                  "error": e.summary.error or None} for e in entries],
+                  "error": e.summary.error or None,
+                  **({"phases": e.phases} if e.phases else {})} for e in entries],
     }, indent=2, default=str), encoding="utf-8")
     return out / "index.html"
 
@@ -687,6 +741,11 @@ def output_dir(camp: Campaign) -> Path:
         return Path(camp.out)
     return Path(camp.store) / "campaigns" / _slug(camp.name) / time.strftime("%Y%m%dT%H%M%S",
                                                                              time.gmtime())
+
+
+#: what a worker imports to run ``raftlab test``: imported once while the local cluster starts
+RUN_MODULES = ("tester.campaign", "tester.cluster.runs", "tester.test_cli", "tester.runner",
+               "tester.control", "tester.dbs.raftnode", "tester.report")
 
 
 def main(path: str, run_one: RunOne = run_test, out: str | None = None,
@@ -699,16 +758,28 @@ def main(path: str, run_one: RunOne = run_test, out: str | None = None,
         return EXIT_BAD_INPUT
     if out:
         camp.out = out
-    if not dry_run and run_one is run_test and camp.matrix():
+    if dry_run:
+        for cfg in camp.cells():
+            print("raftlab " + " ".join(sim_argv(cfg) if cfg.get("sim") else test_argv(cfg)))
+        return 0
+    from tester.cluster import discard_early, start_early
+
+    # a local cluster starts while the fleets and databases are checked (not for a bad file)
+    start_early(cluster, RUN_MODULES if run_one is run_test else ())
+    try:
+        return _checked_and_run(path, camp, run_one, junit, cluster)
+    finally:
+        discard_early()  # started, but the campaign stopped before it connected
+
+
+def _checked_and_run(path: str, camp: Campaign, run_one: RunOne, junit: str | None,
+                     cluster: str | None) -> int:
+    if run_one is run_test and camp.matrix():
         try:
             preflight(path, camp)
         except CampaignError as e:
             print(f"raftlab campaign: {e}", file=sys.stderr)
             return EXIT_BAD_INPUT
-    if dry_run:
-        for cfg in camp.cells():
-            print("raftlab " + " ".join(sim_argv(cfg) if cfg.get("sim") else test_argv(cfg)))
-        return 0
     # the fleets and inventories of raftlab test; another run_one (tests) stands on its own
     provision = camp.provision() if run_one is run_test else None
     try:

@@ -20,7 +20,8 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from concurrent.futures import Future
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -105,7 +106,8 @@ def connect(address: str | None = None, workers: int | None = None,
     if local_n is None:  # the default: one local cluster per process, started on first use
         yield _shared_local(n)
         return
-    cluster = _local_cluster(n)
+    early = _EARLY.pop(n, None)
+    cluster = early.result() if early is not None else _local_cluster(n)
     try:
         with Client(cluster) as client:
             yield client
@@ -114,6 +116,39 @@ def connect(address: str | None = None, workers: int | None = None,
 
 
 _SHARED: dict[int, Any] = {}
+_EARLY: dict[int, Future[Any]] = {}  # local:N clusters starting in the background, by N
+
+
+def start_early(address: str | None, preload: Sequence[str] = ()) -> None:
+    """Start the private local cluster of ``local:N`` in the background now, so that its start
+    overlaps the caller's own preparation (reading and checking a campaign); the next
+    ``connect(address)`` takes it over, and :func:`discard_early` closes one never used.
+    ``preload`` names modules every worker imports before its first task (once, in the
+    process the workers fork from). Nothing for any other address."""
+    try:
+        remote, n = parse_address(address)
+    except ClusterError:
+        return  # connect() says what is wrong with it
+    if remote is not None or n is None or n in _EARLY:
+        return
+    fut: Future[Any] = Future()
+
+    def start() -> None:
+        try:
+            fut.set_result(_local_cluster(n, preload))
+        except BaseException as e:  # handed to connect(), which raises it
+            fut.set_exception(e)
+
+    threading.Thread(target=start, daemon=True, name="raftlab-cluster-start").start()
+    _EARLY[n] = fut
+
+
+def discard_early() -> None:
+    """Close the clusters :func:`start_early` started that nothing connected to."""
+    while _EARLY:
+        _, fut = _EARLY.popitem()
+        with suppress(Exception):  # one that failed to start has nothing to close
+            fut.result().close()
 
 
 def _shared_local(n: int) -> Any:
@@ -126,7 +161,7 @@ def _shared_local(n: int) -> Any:
     return _SHARED[n]
 
 
-def _local_cluster(n: int) -> Any:
+def _local_cluster(n: int, preload: Sequence[str] = ()) -> Any:
     import dask
     from distributed import LocalCluster
 
@@ -136,9 +171,23 @@ def _local_cluster(n: int) -> Any:
     # after a death
     with dask.config.set({"distributed.scheduler.allowed-failures": 0,
                           "distributed.worker.multiprocessing-method": "forkserver"}):
+        if preload:
+            _preload_forkserver(preload)
         return LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                             dashboard_address=":0", worker_dashboard_address=None,
                             silence_logs=logging.ERROR)
+
+
+def _preload_forkserver(modules: Sequence[str]) -> None:
+    """Have the fork server import ``modules`` once, before it forks the workers, rather than
+    each worker importing them on its first task (a no-op once the fork server runs)."""
+    import multiprocessing.forkserver
+
+    from distributed.utils import get_mp_context
+
+    ctx = get_mp_context()  # Dask's own preload (distributed and its dependencies) set first
+    have = list(getattr(multiprocessing.forkserver._forkserver, "_preload_modules", []))
+    ctx.set_forkserver_preload(have + [m for m in modules if m not in have])
 
 
 def _python_patch_only(message: str) -> bool:

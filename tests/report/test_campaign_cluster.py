@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -141,3 +143,56 @@ def test_runs_on_a_cluster_hold_the_campaigns_inventories_one_run_each(tmp_path,
     for inv in ("rack1.yml", "rack2.yml"):
         spans = sorted((a, b) for i, _f, a, b in held if i == inv)  # never two at once
         assert all(b1 <= a2 for (_a1, b1), (a2, _b2) in zip(spans, spans[1:], strict=False))
+
+
+class _FakeCluster:
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_campaign_refused_by_preflight_closes_the_local_cluster_it_started_early(
+        tmp_path, monkeypatch, capsys):
+    import tester.cluster as cl
+
+    started: list[tuple[int, tuple[str, ...]]] = []
+    fake = _FakeCluster()
+
+    def fake_local(n: int, preload: tuple[str, ...] = ()) -> _FakeCluster:
+        started.append((n, tuple(preload)))
+        return fake
+
+    monkeypatch.setattr(cl, "_local_cluster", fake_local)
+    path = _campaign(tmp_path, ["raftnode"], [1], settings={"fleet": "no-such-fleet"})
+    assert campaign.main(str(path), cluster="local:2") == 254
+    assert "no such fleet 'no-such-fleet'" in capsys.readouterr().err
+    assert started == [(2, campaign.RUN_MODULES)]  # started while preflight ran...
+    assert fake.closed and cl._EARLY == {}  # ...and closed, since nothing connected to it
+
+
+def test_connect_takes_over_the_local_cluster_started_early():
+    import tester.cluster as cl
+
+    cl.start_early("local:1")
+    early = cl._EARLY[1]
+    with connect("local:1") as client:
+        assert cl._EARLY == {} and client.cluster is early.result()
+        assert client.submit(sum, [1, 2], pure=False).result() == 3
+
+
+_PRELOADED = """
+import sys
+if __name__ == "__main__":
+    from tester.cluster import connect, start_early
+    start_early("local:1", ("tester.campaign",))
+    with connect("local:1") as client:
+        print(client.submit(lambda: "tester.campaign" in sys.modules, pure=False).result())
+"""
+
+
+def test_the_workers_of_an_early_cluster_have_the_run_modules_before_their_first_task():
+    # a fresh process: the fork server the workers come from starts once per process
+    out = subprocess.run([sys.executable, "-c", _PRELOADED], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[2], timeout=120)
+    assert out.stdout.strip().splitlines()[-1:] == ["True"], out.stderr[-2000:]
