@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from typing import Any
 
@@ -21,7 +20,7 @@ from checker.formats import (
     looks_independent,
     split_independent,
 )
-from checker.history import HistoryError, paused_gc
+from checker.history import HistoryError, natural, paused_gc
 from checker.linearizability import EMPTY, NIL_READS, CheckResult, check
 from checker.model import Model
 from checker.models import MODELS, infer_model, load_model
@@ -223,18 +222,6 @@ def _model_for(hist: History, args: argparse.Namespace, initial: Any) -> Model:
 
 def _word(v: Any) -> str:
     return {True: "linearizable", False: "NOT linearizable"}.get(v, "unknown")
-
-
-def natural(key: Any) -> tuple[Any, ...]:
-    """A sort key that puts keys in natural order: 2 before 10, "k2" before "k10"."""
-    if isinstance(key, bool) or key is None:
-        return (0, str(key))
-    if isinstance(key, int | float):
-        return (1, key)
-    if isinstance(key, str):
-        return (2, tuple((0, int(t), "") if t.isdigit() else (1, 0, t)
-                         for t in re.findall(r"\d+|\D+", key)))
-    return (3, repr(key))
 
 
 def _key(key: Any) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -450,3 +451,15 @@ def write_jsonl(ops: Iterable[Op], path: str | os.PathLike[str]) -> None:
     with open(path, "w", encoding="utf-8") as fh:
         for op in ops:
             fh.write(op.to_json() + "\n")
+
+
+def natural(key: Any) -> tuple[Any, ...]:
+    """A sort key that puts keys in natural order: 2 before 10, "k2" before "k10"."""
+    if isinstance(key, bool) or key is None:
+        return (0, str(key))
+    if isinstance(key, int | float):
+        return (1, key)
+    if isinstance(key, str):
+        return (2, tuple((0, int(t), "") if t.isdigit() else (1, 0, t)
+                         for t in re.findall(r"\d+|\D+", key)))
+    return (3, repr(key))

@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from raftnode.types import UNSAFE_SWITCHES
-from raftnode.wire import parse_addr
+from raftnode.wire import KEY_OPS, VALUE_OPS, parse_addr
 
 EXIT_OK, EXIT_FAIL, EXIT_UNKNOWN, EXIT_BAD_ARGS = 0, 1, 2, 254
 STATUS_EXIT = {"ok": EXIT_OK, "fail": EXIT_FAIL, "unknown": EXIT_UNKNOWN}
@@ -182,9 +182,9 @@ def _client(args: argparse.Namespace) -> int:
     from raftnode.client import Client
 
     fields: dict[str, Any] = {}
-    if args.op in ("get", "put", "cas", "delete", "append"):
+    if args.op in KEY_OPS:
         fields["key"] = args.key
-    if args.op in ("put", "cas", "append"):
+    if args.op in VALUE_OPS:
         fields["value"] = args.value
     if args.op == "cas":
         fields["expected"] = args.expected

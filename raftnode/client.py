@@ -14,7 +14,7 @@ import socket
 import uuid
 from typing import Any
 
-from raftnode.wire import parse_addr
+from raftnode.wire import WRITE_OPS, parse_addr
 
 READ_OPS = ("get", "status")
 
@@ -54,7 +54,7 @@ class Client:
         """Send one request and wait for its response (never raises on network trouble)."""
         req_id = next(self._ids)
         req = {"id": req_id, "op": op, **fields}
-        if op in ("put", "cas", "delete", "append") and "client" not in req:
+        if op in WRITE_OPS and "client" not in req:
             req["client"] = self.client_id
             req["seq"] = next(self._seq)
         line = json.dumps(req, separators=(",", ":")).encode() + b"\n"

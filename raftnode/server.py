@@ -50,7 +50,6 @@ from raftnode.types import (
 )
 
 MAX_TICKS_PER_STEP = 1_000_000
-WRITE_OPS = ("put", "cas", "delete", "append")
 
 
 @dataclass
@@ -493,7 +492,7 @@ class Node:  # the host's Outlet
                 return await self._forward(req, timeout)
             if req.op == "get":
                 value = await self._read(req, timeout)
-            elif req.op in WRITE_OPS:
+            elif req.op in wire.WRITE_OPS:
                 value = await self._write(req, timeout)
             else:
                 value = await self._change_membership(req, timeout)

@@ -29,6 +29,7 @@ MAX_LINE = 1024 * 1024
 OPS = ("get", "put", "cas", "delete", "append", "status", "add-member", "remove-member")
 KEY_OPS = ("get", "put", "cas", "delete", "append")
 VALUE_OPS = ("put", "cas", "append")  # key ops that carry a value
+WRITE_OPS = ("put", "cas", "delete", "append")  # key ops that go through the log as writes
 DEFAULT_SECRET = b"raftnode-default-insecure-secret"
 MESSAGE_TYPES = frozenset(v for k, v in vars(types).items() if k.startswith("MSG_"))
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
+Item = TypeVar("Item")
 
 
 class Stuck(RuntimeError):
@@ -33,21 +35,45 @@ def join_all(threads: Iterable[threading.Thread], timeout: float,
     return []
 
 
+@dataclass
+class Outcome(Generic[T]):
+    """What one bounded call came to: its value, its exception, or (``done`` false) nothing
+    yet, its thread abandoned."""
+
+    value: T | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+
+def each(items: Iterable[Item], fn: Callable[[Item], T], timeout: float,
+         what: str = "step") -> list[Outcome[T]]:
+    """``fn(item)`` for every item at once, each on a daemon thread, against one deadline
+    ``timeout`` seconds from now; the outcomes in the items' order. A call that has not
+    returned by then is left behind, so a hung node costs one bound, never a hang."""
+    items = list(items)
+    outcomes: list[Outcome[T]] = [Outcome() for _ in items]
+
+    def body(item: Item, out: Outcome[T]) -> None:
+        try:
+            out.value = fn(item)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            out.error = e
+        out.done = True
+
+    threads = [threading.Thread(target=body, args=(item, out), name=f"bounded {what}",
+                                daemon=True) for item, out in zip(items, outcomes, strict=True)]
+    for t in threads:
+        t.start()
+    join_all(threads, timeout)
+    return outcomes
+
+
 def call(fn: Callable[[], T], timeout: float, what: str) -> T:
     """``fn()``, or :class:`Stuck` naming ``what`` if it has not returned in ``timeout``
     seconds. Its exception, if any, is raised here."""
-    box: dict[str, Any] = {}
-
-    def body() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as e:  # noqa: BLE001 - handed to the caller
-            box["error"] = e
-
-    t = threading.Thread(target=body, name=f"bounded {what}", daemon=True)
-    t.start()
-    if join_all([t], timeout):
+    [out] = each([None], lambda _: fn(), timeout, what)
+    if not out.done:
         raise Stuck(f"{what} did not finish in {timeout:g} s")
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
+    if out.error is not None:
+        raise out.error
+    return out.value  # type: ignore[return-value]

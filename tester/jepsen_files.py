@@ -12,9 +12,7 @@ nemesis process are keywords. ``results.edn`` is results.json with Jepsen's key 
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable
-from pathlib import Path
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from checker.edn import Keyword, dumps, keyword_key, plain_keyword
@@ -31,19 +29,9 @@ def op_map(op: Op) -> dict[Any, Any]:
     return d
 
 
-def _write(path: Path, lines: Iterable[str]) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for line in lines:
-            fh.write(line)
-            fh.write("\n")
-    os.replace(tmp, path)
-    return path
-
-
-def write_history(ops: Iterable[Op], path: str | os.PathLike[str]) -> Path:
-    """Write ``history.edn``: one op map a line (atomically: a reader never sees half)."""
-    return _write(Path(path), (dumps(op_map(op), plain_keyword) for op in ops))
+def history_lines(ops: Iterable[Op]) -> Iterator[str]:
+    """``history.edn``'s lines: one op map each."""
+    return (dumps(op_map(op), plain_keyword) for op in ops)
 
 
 def _verdicts(v: Any) -> Any:
@@ -56,7 +44,8 @@ def _verdicts(v: Any) -> Any:
     return v
 
 
-def write_results(results: dict[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Write ``results.edn``: the results map with ``:valid?`` first, as Jepsen's is read."""
+def results_lines(results: dict[str, Any]) -> list[str]:
+    """``results.edn``'s one line: the results map with ``:valid?`` first, as Jepsen's is
+    read."""
     ordered = {"valid": results.get("valid"), **results}
-    return _write(Path(path), [dumps(_verdicts(ordered))])
+    return [dumps(_verdicts(ordered))]

@@ -20,11 +20,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import wait as wait_futures
 from typing import Any
 
 from checker.verdict import UNKNOWN, Verdict
+from tester import bounds
 
 log = logging.getLogger("raftlab")
 
@@ -44,25 +43,16 @@ def offered(db: Any) -> bool:
 def poll(db: Any, nodes: list[Any], timeout: float) -> dict[str, Status]:
     """Every node's status, asked in parallel; a node that does not answer within
     ``timeout`` (or whose adapter call raises or hangs) is None."""
-    pool = ThreadPoolExecutor(max_workers=max(1, len(nodes)), thread_name_prefix="status")
-
     def one(node: Any) -> Status:
         st = db.node_status(node, timeout)
         return dict(st) if isinstance(st, dict) else None
 
-    try:
-        futures = {n.name: pool.submit(one, n) for n in nodes}
-        wait_futures(futures.values(), timeout=timeout + 1.0)
-        out: dict[str, Status] = {}
-        for name, fut in futures.items():
-            try:
-                out[name] = fut.result(timeout=0) if fut.done() else None
-            except Exception as e:  # an adapter error is a node that did not answer
-                log.debug("%s: status failed: %s", name, e)
-                out[name] = None
-        return out
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)  # a hung call is left behind
+    out: dict[str, Status] = {}
+    for node, o in zip(nodes, bounds.each(nodes, one, timeout + 1.0, "status"), strict=True):
+        if o.error is not None:  # an adapter error is a node that did not answer
+            log.debug("%s: status failed: %s", node.name, o.error)
+        out[node.name] = o.value if o.done and o.error is None else None
+    return out
 
 
 def _describe(st: dict[str, Any]) -> str:

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from checker import visualize
-from checker.history import NEMESIS, HistoryError, Op, read_jsonl
+from checker.history import NEMESIS, HistoryError, Op, natural, read_jsonl
 from checker.visualize import VERDICT_CLASS, VERDICT_TEXT, verdict_of
-from tester import liveness
+from tester import liveness, store
 from tester.nemesis import COLORS
 from tester.nodeevents import violated
 from tester.nodeevents.html import section as node_events_section
@@ -930,11 +930,6 @@ def _anomalies_html(checked: Any) -> str:
     return f"<section id=\"anomalies\"><h2>{title}</h2>{counts}{table}</section>"
 
 
-def natural(text: str) -> list[Any]:
-    """Sort key that puts k2 before k10."""
-    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", text) if t]
-
-
 def _fault_table(faults: Faults) -> str:
     """Every fault with when it was in force and what it did to each node."""
     if not faults.intervals and not faults.points:
@@ -1084,11 +1079,7 @@ def render_report(run: Run) -> str:
 def write_report(run_dir: str | os.PathLike[str]) -> Path:
     """Write ``report.html`` into the run folder and return its path."""
     run = load_run(run_dir)
-    out = run.dir / "report.html"
-    tmp = out.with_suffix(".html.tmp")
-    tmp.write_text(render_report(run), encoding="utf-8")
-    os.replace(tmp, out)
-    return out
+    return store.write_atomic(run.dir / "report.html", [render_report(run)])
 
 
 # --------------------------------------------------------------------------- run indexes

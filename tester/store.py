@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +41,21 @@ def _json_default(o: Any) -> Any:
     return repr(o)
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (tmp + rename) so a reader never sees half a file."""
+def write_atomic(path: Path, lines: Iterable[str]) -> Path:
+    """Write ``lines`` (each ended with a newline) through a temporary file renamed into
+    place, so a reader, or a run folder after a crash, never holds half a file."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, default=_json_default)
-        fh.write("\n")
+        for line in lines:
+            fh.write(line)
+            fh.write("\n")
     os.replace(tmp, path)
+    return path
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically."""
+    write_atomic(path, [json.dumps(data, indent=2, default=_json_default)])
 
 
 def run_stamp(started: float) -> str:
@@ -110,14 +119,14 @@ class RunStore:
         """results.json, and results.edn beside it for Jepsen's tooling."""
         write_json(self.path / "results.json", results)
         try:
-            jepsen_files.write_results(results, self.path / "results.edn")
+            write_atomic(self.path / "results.edn", jepsen_files.results_lines(results))
         except (OSError, ValueError) as e:  # the JSON is the record; the EDN is a courtesy
             log.warning("results.edn not written: %s", e)
 
     def write_history_edn(self, ops: list[Op]) -> None:
         """history.edn: the history as Jepsen writes it, once the run is over."""
         try:
-            jepsen_files.write_history(ops, self.path / "history.edn")
+            write_atomic(self.path / "history.edn", jepsen_files.history_lines(ops))
         except (OSError, ValueError) as e:
             log.warning("history.edn not written: %s", e)
 

@@ -76,21 +76,11 @@ class Env:
 
     def each(self, nodes: list[Any], fn: Callable[[Any], None]) -> list[str]:
         """Run ``fn(node)`` on every node in parallel; return the errors (node: message)."""
-        errors: list[str] = []
-
-        def one(nd: Any) -> None:
-            try:
-                fn(nd)
-            except Exception as e:  # one node's failure must not stop the others' heal
-                errors.append(f"{nd.name}: {e}")
-
-        ts = {threading.Thread(target=one, args=(nd,), daemon=True): nd for nd in nodes}
-        for t in ts:
-            t.start()
+        outs = bounds.each(nodes, fn, EACH_TIMEOUT, "node step")
         # one deadline for all; a node whose step never returns is an error, not a silence
-        late = bounds.join_all(ts, EACH_TIMEOUT)
-        return list(errors) + [f"{ts[t].name}: did not finish in {EACH_TIMEOUT:g} s"
-                               for t in late]
+        return [f"{nd.name}: {o.error}" if o.done else
+                f"{nd.name}: did not finish in {EACH_TIMEOUT:g} s"
+                for nd, o in zip(nodes, outs, strict=True) if not o.done or o.error is not None]
 
     def leader(self) -> Any | None:
         try:
