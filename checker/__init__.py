@@ -9,6 +9,9 @@ from checker.linearizability import CheckResult, PartitionResult, check, check_o
 from checker.model import Model
 from checker.models import MODELS, load_model
 from checker.operation import Operation
+from raftnode.accel import guard as _guard
+
+_guard()  # checker/edn_lines.py compiled only while the build matches its source
 
 __all__ = ["MODELS", "CheckResult", "Model", "Operation", "PartitionResult", "check",
            "check_operations", "load_model"]

@@ -247,6 +247,14 @@ class Reader:
         return tok  # a symbol: keep its name
 
 
+def record_of(form: Any) -> dict[str, Any] | None:
+    """A top-level form as a history record (its keys as strings), or ``None`` when it is
+    not a map."""
+    if not isinstance(form, dict):
+        return None
+    return {str(k): v for k, v in form.items()}
+
+
 def _hashable(v: Any) -> Any:
     if isinstance(v, list):
         return tuple(_hashable(x) for x in v)

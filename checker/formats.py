@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from checker.edn import EdnError, Reader, fast_json_pieces, fast_json_rows
+from checker.edn import EdnError, Reader, fast_json_pieces, fast_json_rows, record_of
 from checker.history import (
     NESTED_TOO_DEEPLY,
     TYPES,
@@ -147,16 +147,37 @@ def load(path: str | os.PathLike[str], fmt: str | None = None) -> History:
 
 
 def _parse_edn(text: str, path: str | None, fmt: str) -> History:
+    fast = _fast_edn(text, path)
+    if fast is not None:
+        return _edn_history(fast[0], fast[1], path, fmt)
+    ops, lines = read_edn_fully(text, path)
+    return _edn_history(ops, lines, path, fmt)
+
+
+def _fast_edn(text: str, path: str | None) -> tuple[list[Op], list[int]] | None:
+    """A line-per-op history's ops and lines the fast way: read straight into ops when that
+    reader is compiled, else rewritten to JSON; ``None`` when the full reader must read it.
+    Either gives exactly the ops and lines the full reader gives."""
+    from checker import edn_lines  # (here: reading JSONL loads no compiled module)
+
+    if edn_lines.COMPILED:
+        return edn_lines.ops_from_edn_lines(text, path)
     pieces = fast_json_pieces(text)
     if pieces is not None:
         whole = ops_from_json_pieces(pieces, path, edn=True)
         if whole is not None:
-            return _edn_history(whole[0], whole[1], path, fmt)
-    fast = fast_json_rows(text)
-    if fast is not None:
-        ops = ops_from_json_rows(fast[0], fast[1], path, edn=True)
+            return whole
+    rows = fast_json_rows(text)
+    if rows is not None:
+        ops = ops_from_json_rows(rows[0], rows[1], path, edn=True)
         if ops is not None:
-            return _edn_history(ops, fast[1], path, fmt)
+            return ops, rows[1]
+    return None
+
+
+def read_edn_fully(text: str, path: str | None = None) -> tuple[list[Op], list[int]]:
+    """An EDN history's ops and lines by the full reader, which reads any EDN and names
+    what is wrong (:class:`HistoryError`)."""
     reader = Reader(text)
     try:
         forms = list(reader.records())
@@ -167,14 +188,15 @@ def _parse_edn(text: str, path: str | None, fmt: str) -> History:
     records: list[Any] = []
     lines: list[int] = []
     for line, form in forms:
-        if not isinstance(form, dict):
+        record = record_of(form)
+        if record is None:
             raise HistoryError(
                 f"expected an operation map {{:type ... :process ... :f ...}}, got {_kind(form)}",
                 path, line,
             )
-        records.append({str(k): v for k, v in form.items()})
+        records.append(record)
         lines.append(line)
-    return _edn_history(ops_from_records(records, lines, path, edn=True), lines, path, fmt)
+    return ops_from_records(records, lines, path, edn=True), lines
 
 
 def _edn_history(ops: list[Op], lines: list[int], path: str | None, fmt: str) -> History:

@@ -208,7 +208,7 @@ def ops_from_records(records: list[Any], lines: Sequence[int], path: str | None 
     truncated."""
     out: list[Op] = []
     append = out.append
-    known, types = _KNOWN, _TYPES
+    known = _KNOWN
 
     def careful(d: Any, n: int) -> Op:
         if edn and d.__class__ is dict:
@@ -222,17 +222,24 @@ def ops_from_records(records: list[Any], lines: Sequence[int], path: str | None 
             append(careful(d, n))
             continue
         get = d.get
-        typ, proc, f, node = get("type"), get("process"), get("f"), get("node")
-        index, t = get("index", first + n if edn else lines[n]), get("time", 0)
-        if (typ not in types or f.__class__ is not str or not f
-                or (proc.__class__ is not int and proc != NEMESIS)
-                or index.__class__ is not int or t.__class__ is not int
-                or (node is not None and node.__class__ is not str)):
-            append(careful(d, n))
-            continue
-        append(Op(index, t, typ, proc, f, get("value"), get("key"), get("error"), node,
-                  _NO_EXTRA))
+        op = plain_op(get("index", first + n if edn else lines[n]), get("time", 0),
+                      get("type"), get("process"), get("f"), get("value"), get("key"),
+                      get("error"), get("node"))
+        append(careful(d, n) if op is None else op)
     return out
+
+
+def plain_op(index: Any, t: Any, typ: Any, proc: Any, f: Any, value: Any, key: Any,
+             error: Any, node: Any) -> Op | None:
+    """The op of a record's fields when each has the type an op needs (``None`` when one
+    does not: then :meth:`Op.from_dict` converts it or names what is wrong). The check
+    every record of a long history takes, whichever reader decoded it."""
+    if (typ not in _TYPES or f.__class__ is not str or not f
+            or (proc.__class__ is not int and proc != NEMESIS)
+            or index.__class__ is not int or t.__class__ is not int
+            or (node is not None and node.__class__ is not str)):
+        return None
+    return Op(index, t, typ, proc, f, value, key, error, node, _NO_EXTRA)
 
 
 #: records decoded at once: big enough for the decoder to do the work, small enough that a
