@@ -19,6 +19,7 @@ tree runs the same budget first: it must come out clean (no false alarm).
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import time
@@ -39,8 +40,10 @@ from tester.mutation import (  # noqa: E402
 FLEET, SUBNET = "mut", "10.213.50.0/24"
 
 
-def run_real(m: Mutant | None, runs: int, time_limit: float, fleet: str) -> tuple[int, str]:
-    """``runs`` short real tests of the mutated copy; (runs caught, one mark per run)."""
+def run_real(m: Mutant | None, runs: int, time_limit: float, fleet: str,
+             keep: Path | None = None) -> tuple[int, str]:
+    """``runs`` short real tests of the mutated copy; (runs caught, one mark per run).
+    ``keep``: copy the run folders there (one folder per mutant), to read why one survived."""
     caught, marks = 0, []
     with mutated_tree(m) as root:
         for seed in range(1, runs + 1):
@@ -52,6 +55,9 @@ def run_real(m: Mutant | None, runs: int, time_limit: float, fleet: str) -> tupl
             marks.append({0: "valid", 1: "INVALID", 2: "unknown"}.get(p.returncode,
                                                                       f"exit{p.returncode}"))
             caught += p.returncode == 1
+        if keep is not None and (root / "reports").is_dir():
+            shutil.copytree(root / "reports", keep / (m.name if m else "control"),
+                            dirs_exist_ok=True)
     return caught, " ".join(marks)
 
 
@@ -67,6 +73,8 @@ def main() -> int:
     ap.add_argument("--real", action="store_true", help="also run short real tests (root)")
     ap.add_argument("--real-runs", type=int, default=2)
     ap.add_argument("--time-limit", type=float, default=30.0)
+    ap.add_argument("--keep", type=Path, metavar="DIR",
+                    help="copy each mutant's real run folders under DIR/<mutant>")
     ap.add_argument("--with-equivalent", action="store_true",
                     help="also run the mutants marked equivalent (they cannot be killed)")
     ap.add_argument("--control", action="store_true",
@@ -105,7 +113,7 @@ def main() -> int:
                 killed |= o.killed
                 sim_kills += bool(m and o.killed)
             if a.real:
-                c, marks = run_real(m, a.real_runs, a.time_limit, FLEET)
+                c, marks = run_real(m, a.real_runs, a.time_limit, FLEET, a.keep)
                 cells.append(f"{c}/{a.real_runs} {marks}")
                 killed |= c > 0
                 real_kills += bool(m and c)
