@@ -62,8 +62,10 @@ def _family(name: str, rng: random.Random) -> dict[str, Any]:
                                                 "all"), 0.5)},
                 "hold_s": _span(0.2, (1.0, 3.0), rng), "gap_s": _span(0.3, (2.0, 4.0), rng)}
     if name == "clock":
-        return {"opts": {"targets": _some(rng, ("leader", "one", "minority")),
-                         "clock_kinds": _some(rng, ("bump", "strobe")),
+        # isolated: the side a partition cuts off; a slow or stepped-back clock there keeps an
+        # old leader from noticing it lost the majority while a new one takes over
+        return {"opts": {"targets": _some(rng, ("leader", "one", "minority", "isolated")),
+                         "clock_kinds": _some(rng, ("bump", "strobe", "rate")),
                          "clock_min_ms": 250, "clock_max_ms": rng.choice((4000, 16000, 60000)),
                          "strobe_s": 1.0},
                 # held at least 1 s: libfaketime's default cache sees a new offset within 1 s
