@@ -51,7 +51,7 @@ class RunConfig:
     time_limit: float = 60.0
     concurrency: int = 10
     rate: float = 100.0  # ops/s over all clients; 0 = as fast as possible
-    keys: int = wl.DEFAULT_KEYS
+    keys: int = 10
     ops_per_key: int | None = 200
     seed: int = 0
     unsafe: list[str] = field(default_factory=list)

@@ -78,8 +78,7 @@ def add_parser(subparsers: Any) -> None:
                    help="client workers: a number, or Nn for N per node (default 2n)")
     p.add_argument("--rate", type=float, default=100.0, metavar="R",
                    help="operations per second over all clients; 0 = unlimited (default 100)")
-    p.add_argument("--keys", type=int, default=wl.DEFAULT_KEYS,
-                   help=f"keys in use at a time (default {wl.DEFAULT_KEYS})")
+    p.add_argument("--keys", type=int, default=10, help="keys in use at a time (default 10)")
     p.add_argument("--ops-per-key", type=int, default=200,
                    help="retire a key after this many ops (default 200)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: random)")

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tester.workloads.append import append
-from tester.workloads.base import DEFAULT_KEYS, READ_FS, FinalReads, KeySpace, Workload
+from tester.workloads.base import READ_FS, FinalReads, KeySpace, Workload
 from tester.workloads.kv import kv
 from tester.workloads.registers import registers
 from tester.workloads.set import set_workload
 
-__all__ = ["ALIASES", "DEFAULT_KEYS", "READ_FS", "WORKLOADS", "FinalReads", "KeySpace", "Workload", "append",
+__all__ = ["ALIASES", "READ_FS", "WORKLOADS", "FinalReads", "KeySpace", "Workload", "append",
            "kv", "make", "registers", "require", "resolve", "set_workload"]
 
 #: name -> constructor(keys, ops_per_key)

@@ -14,14 +14,6 @@ from tester.generator import Context, Fn, Generator, Pending, Request, Result
 
 READ_FS = frozenset({"read"})
 
-#: Keys in use at a time (``--keys``). Few, so clients contend: a stale read or a lost update
-#: shows only on a key that was written just before, by another client through another
-#: node, and with 10 clients a bug that leaves one node behind for a few hundred ms is
-#: asked about a recently written key far more often with 3 keys than with 10 (Jepsen runs
-#: a handful of threads per key). Each key still retires after ``ops_per_key`` operations,
-#: which keeps the per-key linearizability search small.
-DEFAULT_KEYS = 3
-
 
 @dataclass
 class KeySpace:

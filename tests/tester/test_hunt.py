@@ -77,40 +77,6 @@ def test_the_swarm_choice_is_a_function_of_the_seed_alone():
     assert all(set(p) < set(names) for p in plans.values() if len(p) < len(names))
 
 
-def test_every_swarm_of_all_has_a_network_and_a_process_fault_family():
-    from tester.nemesis import swarm
-
-    for names in (list(nem.PACKAGES), [n for n in nem.PACKAGES if n != "delay"]):
-        plans = [swarm.draw(s, names, True) for s in range(200)]
-        for cls in swarm.CLASSES.values():
-            assert all(set(p) & set(cls) for p in plans)
-            # which families of the class stay random: each is left out of some runs
-            for f in (f for f in cls if f in names):
-                assert any(f in p for p in plans) and any(f not in p for p in plans)
-    # a class none of whose families was asked for is not forced in
-    assert all("kill" not in p and "pause" not in p for p in
-               (swarm.draw(s, ["partition", "flap", "clock", "loss", "member"], True)
-                for s in range(50)))
-
-
-def test_the_class_coverage_adds_only_what_a_class_lacks():
-    from tester.nemesis.swarm import coverage
-
-    rng = random.Random(0)
-    names = list(nem.PACKAGES)
-    assert coverage(["partition", "kill"], names, rng) == ["partition", "kill"]
-    got = coverage(["clock", "member"], names, rng)
-    assert {"clock", "member"} < set(got) and len(got) == 4
-    assert {"partition", "flap", "loss", "delay"} & set(got) and {"kill", "pause"} & set(got)
-    assert got == [n for n in names if n in got]  # kept in the families' order
-
-
-def test_the_pause_family_can_pause_a_majority_or_everyone_at_once():
-    targets = {t for s in range(100) for t in nem.plan_for(s, ["pause"], {})["pause"]["opts"]
-               ["targets"]}
-    assert targets == {"leader", "one", "minority", "majority", "all"}
-
-
 def test_a_named_list_enables_every_named_family_and_only_draws_parameters():
     for s in range(20):
         plan = nem.plan_for(s, ["partition", "clock"], {})
@@ -327,9 +293,3 @@ def test_a_clock_fault_aimed_at_the_isolated_side_hits_the_cut_off_leader():
     res = nem.Clock({"targets": ["isolated"], "clock_kinds": ["rate"],
                      "clock_rates": [0.25]}).start(e)
     assert res["target"] == "isolated" and res["rates"] == {db.leader(e.nodes): 0.25}
-
-
-def test_the_swarm_aims_clock_faults_at_the_isolated_side_and_slows_clocks():
-    drawn = [nem.plan_for(s, ["clock"], {})["clock"]["opts"] for s in range(60)]
-    assert any("isolated" in o["targets"] for o in drawn)
-    assert any("rate" in o["clock_kinds"] for o in drawn)
