@@ -10,8 +10,9 @@ for it) runs in a temporary copy of the project:
 * through ``raftlab sim`` until the first violation or ``--seeds`` seeds; prints the seed and
   the property that killed it, or "survived";
 * with ``--real``, through ``--real-runs`` short ``raftlab test`` runs with the default
-  nemesis on a local 5-node fleet (root; fleet "mut" on 10.213.50.0/24), killed when any run's
-  verdict is invalid.
+  nemesis on a local 5-node fleet (root; fleet "mut" on 10.213.50.0/24 unless ``--fleet`` and
+  ``--subnet`` say otherwise), killed when any run's verdict is invalid; ``--keep DIR`` keeps
+  the run folders.
 
 It ends with the mutation score of each and the survivors. With ``--control`` the unmutated
 tree runs the same budget first: it must come out clean (no false alarm).
@@ -20,6 +21,7 @@ tree runs the same budget first: it must come out clean (no false alarm).
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import time
@@ -41,8 +43,10 @@ FLEET, SUBNET = "mut", "10.213.50.0/24"
 
 
 def run_real(m: Mutant | None, runs: int, time_limit: float, fleet: str,
-             extra: tuple[str, ...] = ()) -> tuple[int, str]:
-    """``runs`` short real tests of the mutated copy; (runs caught, one mark per run)."""
+             extra: tuple[str, ...] = (), keep: Path | None = None) -> tuple[int, str]:
+    """``runs`` short real tests of the mutated copy; (runs caught, one mark per run).
+    ``extra``: more ``raftlab test`` arguments; ``keep``: copy the run folders there (one
+    folder per mutant), to read why one survived."""
     caught, marks = 0, []
     with mutated_tree(m) as root:
         for seed in range(1, runs + 1):
@@ -54,6 +58,9 @@ def run_real(m: Mutant | None, runs: int, time_limit: float, fleet: str,
             marks.append({0: "valid", 1: "INVALID", 2: "unknown"}.get(p.returncode,
                                                                       f"exit{p.returncode}"))
             caught += p.returncode == 1
+        if keep is not None and (root / "reports").is_dir():
+            shutil.copytree(root / "reports", keep / (m.name if m else "control"),
+                            dirs_exist_ok=True)
     return caught, " ".join(marks)
 
 
@@ -72,6 +79,10 @@ def main() -> int:
     ap.add_argument("--real", action="store_true", help="also run short real tests (root)")
     ap.add_argument("--real-runs", type=int, default=2)
     ap.add_argument("--time-limit", type=float, default=30.0)
+    ap.add_argument("--fleet", default=FLEET, help=f"the local fleet to bring up (default {FLEET})")
+    ap.add_argument("--subnet", default=SUBNET, help=f"its subnet (default {SUBNET})")
+    ap.add_argument("--keep", type=Path, metavar="DIR",
+                    help="copy each mutant's real run folders under DIR/<mutant>")
     ap.add_argument("--with-equivalent", action="store_true",
                     help="also run the mutants marked equivalent (they cannot be killed)")
     ap.add_argument("--control", action="store_true",
@@ -83,8 +94,8 @@ def main() -> int:
         chosen.insert(0, None)
     if a.real:
         from tester import fleet
-        fleet.down(FLEET)
-        fleet.up(FLEET, nodes=5, subnet=SUBNET)
+        fleet.down(a.fleet)
+        fleet.up(a.fleet, nodes=5, subnet=a.subnet)
     sim_kills = real_kills = 0
     survivors: list[str] = []
     t0 = time.monotonic()
@@ -110,7 +121,8 @@ def main() -> int:
                 killed |= o.killed
                 sim_kills += bool(m and o.killed)
             if a.real:
-                c, marks = run_real(m, a.real_runs, a.time_limit, FLEET, tuple(a.test_arg))
+                c, marks = run_real(m, a.real_runs, a.time_limit, a.fleet, tuple(a.test_arg),
+                                    a.keep)
                 cells.append(f"{c}/{a.real_runs} {marks}")
                 killed |= c > 0
                 real_kills += bool(m and c)
@@ -120,7 +132,7 @@ def main() -> int:
     finally:
         if a.real:
             from tester import fleet
-            fleet.down(FLEET)
+            fleet.down(a.fleet)
     n = sum(1 for m in chosen if m is not None and not m.equivalent)
     if not a.no_sim:
         print(f"simulator mutation score: {sim_kills}/{n} = {100 * sim_kills / max(n, 1):.0f} %")

@@ -17,7 +17,12 @@ log = logging.getLogger("raftlab")
 #: how long one step on every node (a heal, a setup, a log download) may take in all
 EACH_TIMEOUT = 60.0
 
-TARGETS = ("one", "minority", "majority", "all", "leader")
+#: what a family hits when no targets are given
+DEFAULT_TARGETS = ("one", "minority", "majority", "all", "leader")
+#: every target spec: also ``isolated``, the nodes a network fault now holds in a minority
+#: (the leader when none is): a clock fault there keeps an old leader cut off from the
+#: majority from noticing it lost them, the stale-leader case (reads, answers, leases)
+TARGETS = (*DEFAULT_TARGETS, "isolated")
 
 
 class Unsupported(RuntimeError):
@@ -61,6 +66,38 @@ class Claims:
             return {n: sorted(o) for n, o in self._owners.items()}
 
 
+class Isolation:
+    """The nodes each network fault now cuts off in a minority (shared by every loop), so
+    another family can aim at them: ``isolated`` targets."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_owner: dict[str, list[str]] = {}
+
+    def set(self, owner: str, names: list[str]) -> None:
+        with self._lock:
+            self._by_owner[owner] = sorted(names)
+
+    def clear(self, owner: str) -> None:
+        with self._lock:
+            self._by_owner.pop(owner, None)
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return sorted({n for names in self._by_owner.values() for n in names})
+
+
+def minority(nodes: list[str], drops: dict[str, list[str]]) -> list[str]:
+    """The nodes of ``nodes`` that can exchange messages both ways with fewer than a majority
+    (themselves included) when ``drops`` (destination -> sources it refuses) is in force."""
+    quorum = len(nodes) // 2 + 1
+
+    def linked(a: str, b: str) -> bool:
+        return b not in drops.get(a, ()) and a not in drops.get(b, ())
+
+    return [x for x in nodes if 1 + sum(linked(x, y) for y in nodes if y != x) < quorum]
+
+
 @dataclass
 class Env:
     """What faults act on: the DB adapter, the nodes and a command runner per node."""
@@ -70,6 +107,7 @@ class Env:
     remotes: dict[str, Any]
     rng: random.Random
     claims: Claims = field(default_factory=Claims)
+    isolation: Isolation = field(default_factory=Isolation)
 
     def sh(self, node: Any, cmd: str, check: bool = True) -> Any:
         return self.remotes[node.name].run(cmd, timeout=20, check=check)
@@ -92,13 +130,20 @@ class Env:
     def fork(self, stream: str) -> Env:
         """The same nodes and claims with a random stream of its own (one per fault loop, so
         loops running side by side do not reorder each other's choices)."""
-        return Env(self.db, self.nodes, self.remotes, random.Random(stream), self.claims)
+        return Env(self.db, self.nodes, self.remotes, random.Random(stream), self.claims,
+                   self.isolation)
 
 
 def pick_targets(env: Env, spec: str) -> list[Any]:
-    """Nodes for a target spec: one, minority, majority, all, leader (falls back to one)."""
+    """Nodes for a target spec: one, minority, majority, all, leader (falls back to one),
+    isolated (falls back to leader)."""
     nodes = list(env.nodes)
     n = len(nodes)
+    if spec == "isolated":
+        cut = set(env.isolation.names())
+        if cut:
+            return [nd for nd in nodes if nd.name in cut]
+        spec = "leader"
     if spec == "leader":
         ld = env.leader()
         return [ld] if ld is not None else [env.rng.choice(nodes)]
@@ -113,7 +158,7 @@ class Fault:
 
     def __init__(self, opts: dict[str, Any]):
         self.opts = opts
-        self.targets = opts.get("targets", list(TARGETS))
+        self.targets = opts.get("targets", list(DEFAULT_TARGETS))
 
     def probe(self, env: Env) -> str | None:
         """Why this fault cannot run here (checked once, before the test), or None."""

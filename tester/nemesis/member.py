@@ -18,6 +18,9 @@ class Member(Fault):
         self.removed: list[Any] = []
         #: nodes whose removal failed without an answer (a timeout): it may have committed
         self.uncertain: list[Any] = []
+        #: nodes added back during the run: an "ok" may have come from a member whose view of
+        #: the configuration was stale (it still listed the node), so the heal checks them
+        self.readded: list[Any] = []
 
     def probe(self, env: Env) -> str | None:
         if callable(getattr(env.db, "remove_member", None)) and callable(
@@ -56,15 +59,19 @@ class Member(Fault):
                 self.removed.remove(nd)
                 env.claims.release(self.name, [nd.name])
                 added.append(nd.name)
+                if nd not in self.readded:
+                    self.readded.append(nd)
             except Exception as e:
                 errors.append(f"{nd.name}: {e}")
         return {"added": added, "errors": errors or None}
 
     def _settle_uncertain(self, env: Env) -> None:
-        """A removal that timed out may still have committed: ask a leader whether the node is
-        in its configuration; if it is not, it is removed after all and gets added back."""
+        """A removal that timed out may still have committed, and an addition answered ok may
+        not have happened: ask a leader whether each such node is in its configuration; one
+        that is not is removed after all and gets added back."""
         status = getattr(env.db, "node_status", None)
-        pending, self.uncertain = self.uncertain, []
+        pending = self.uncertain + [n for n in self.readded if n not in self.uncertain]
+        self.uncertain, self.readded = [], []
         if not pending or not callable(status):
             return
         members: set[str] | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tester.nemesis.base import Env, Fault, Unsupported
+from tester.nemesis.base import Env, Fault, Unsupported, minority
 
 PARTITION_KINDS = ("halves", "one", "leader", "leader-minority", "ring", "bridge")
 #: the shapes a flapping partition toggles: each moves or keeps the leadership at every flip
@@ -83,11 +83,13 @@ class ChainFault(Fault):
         return CHAINS[self.name]
 
     def stop(self, env: Env) -> dict[str, Any]:
+        env.isolation.clear(self.name)
         errors = env.each(env.nodes,
                           lambda nd: env.sh(nd, f"iptables -w -F {self.chain} 2>/dev/null; true"))
         return {"healed": self.healed, "errors": errors or None}
 
     def heal(self, env: Env) -> list[str]:
+        env.isolation.clear(self.name)
         return env.each(env.nodes, lambda nd: env.sh(nd, chain_remove(self.chain)))
 
 
@@ -110,6 +112,7 @@ class Partition(ChainFault):
             env.sh(dest, "; ".join(cmds))
 
         errors = env.each([by_name[d] for d in drops if drops[d]], cut)
+        env.isolation.set(self.name, minority(list(host), drops))
         return {"kind": kind, "drops": {k: sorted(v) for k, v in drops.items() if v},
                 "errors": errors or None}
 

@@ -255,3 +255,41 @@ def test_leader_minority_cuts_the_leader_off_with_one_follower():
     leader = db.leader(e.nodes)
     side = {leader} | {x for x in drops if x != leader and leader not in drops[x]}
     assert len(side) == 2 and set(drops[leader]) == {nd.name for nd in e.nodes} - side
+
+
+# --------------------------------------------------------------------------- isolated targets
+
+
+def test_the_minority_of_a_cut_is_who_reaches_fewer_than_a_majority():
+    from tester.nemesis.base import minority
+
+    e, _, _ = env(5)
+    names = [nd.name for nd in e.nodes]
+    for kind, size in (("one", 1), ("leader", 1), ("leader-minority", 2), ("halves", 2),
+                       ("ring", 0), ("bridge", 0)):
+        cut = minority(names, nem.grudge(e, kind))
+        assert len(cut) == size, kind
+    assert minority(names, {}) == []
+
+
+def test_a_partition_records_the_side_it_isolates_until_it_stops():
+    e, db, _ = env(5)
+    part = nem.Partition({"partitions": ["leader-minority"]})
+    leader = db.leader(e.nodes)
+    part.start(e)
+    cut = e.isolation.names()
+    assert leader in cut and len(cut) == 2
+    assert {nd.name for nd in nem.pick_targets(e, "isolated")} == set(cut)
+    assert e.fork("clock").isolation.names() == cut  # every family's loop sees it
+    part.stop(e)
+    assert e.isolation.names() == []
+    # nothing cut off: the leader, the node most likely to be left behind
+    assert [nd.name for nd in nem.pick_targets(e, "isolated")] == [leader]
+
+
+def test_a_clock_fault_aimed_at_the_isolated_side_hits_the_cut_off_leader():
+    e, db, _ = env(5)
+    nem.Partition({"partitions": ["leader"]}).start(e)
+    res = nem.Clock({"targets": ["isolated"], "clock_kinds": ["rate"],
+                     "clock_rates": [0.25]}).start(e)
+    assert res["target"] == "isolated" and res["rates"] == {db.leader(e.nodes): 0.25}

@@ -187,3 +187,28 @@ def test_a_removal_that_timed_out_is_added_back_at_the_heal_only_if_it_committed
         assert added and not db.removed
     else:  # still a voter with its log: never wiped by an addition
         assert added == []
+
+
+class _StaleAddition(_TimedOutRemoval):
+    """A removal that works, and an addition answered ok by a member that still listed the
+    node (a stale view of the configuration): nothing changed."""
+
+    def remove_member(self, remotes, nodes, node):  # type: ignore[no-untyped-def]
+        MemDB.remove_member(self, remotes, nodes, node)
+
+    def add_member(self, remotes, nodes, node):  # type: ignore[no-untyped-def]
+        self._event("add-member", node)
+        if sum(1 for action, n in self.events if action == "add-member" and n == node.name) > 1:
+            self.removed.discard(node.name)  # only a later attempt takes effect
+
+
+def test_an_addition_answered_ok_but_not_made_is_made_at_the_heal():
+    fleet = FakeFleet(5)
+    db = _StaleAddition(fleet)
+    e = nem.Env(db, fleet.nodes, fleet.remotes, random.Random(3))
+    fault = nem.member.Member({})
+    gone = fault.start(e)["removed"]
+    assert fault.stop(e)["added"] == [gone] and db.removed == {gone}  # "ok", yet not a member
+    assert fault.heal(e) == []
+    assert not db.removed  # the heal asked the leader and added it back
+    assert [n for action, n in db.events if action == "add-member"] == [gone, gone]
