@@ -512,11 +512,16 @@ class Node:  # the host's Outlet
             await wait_or(fut, timeout, asyncio.TimeoutError())
 
     async def _read(self, req: wire.Request, timeout: float) -> Any:
+        await self._read_index(timeout)
+        return self.sm.get(req.key)
+
+    async def _read_index(self, timeout: float) -> None:
+        """Wait until this node's state is at least as new as any acknowledged change: a
+        ReadIndex round confirms leadership with a quorum and waits for the apply."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.reads_waiting.append(fut)
         self.wake.set()
         await wait_or(fut, timeout, RequestFailed("fail", "timeout"))
-        return self.sm.get(req.key)
 
     async def _write(self, req: wire.Request, timeout: float) -> Any:
         command = {"op": req.op, "key": req.key}
@@ -538,7 +543,12 @@ class Node:  # the host's Outlet
         """add-member: the core adds a learner and promotes it once caught up (thesis ch. 4);
         answered ok when the promotion is applied here. remove-member: one config entry."""
         assert req.key is not None
-        # Both changes are idempotent, so that a client may retry after an unknown outcome.
+        # Both changes are idempotent, so that a client may retry after an unknown outcome;
+        # "already done" is answered only from a configuration known to be current: a leader's,
+        # confirmed by a ReadIndex round (a deposed leader's or a follower's may be stale).
+        if self.role != LEADER:
+            raise RequestFailed("fail", "not-leader", self.leader)
+        await self._read_index(timeout)
         if req.op == "remove-member":
             if req.key in self.membership.voters or req.key in self.membership.learners:
                 await self._propose_and_wait(("config", ("remove", req.key, "")), timeout)

@@ -334,3 +334,20 @@ def test_isolated_old_leader_serves_stale_reads_only_with_local_reads(tmp_path: 
             assert (r["status"], r["value"]) == ("ok", "before")  # a stale read the tester must catch
         else:
             assert r["status"] == "fail", r  # ReadIndex cannot confirm leadership: no stale value
+
+
+@pytest.mark.e2e
+def test_a_deposed_leader_does_not_answer_a_membership_change_from_its_stale_configuration(
+        tmp_path: Path) -> None:
+    with LocalCluster(tmp_path, 5) as cl:
+        old = cl.wait_leader()
+        with isolated(cl, old):
+            rest = [n for n in cl.addrs if n != old]
+            new = cl.wait_leader(among=rest, timeout=20)
+            gone = next(n for n in rest if n != new)
+            with cl.client(new, timeout=30) as c:
+                assert c.remove_member(gone)["status"] == "ok"
+            # the cut-off node still lists `gone` as a voter: "already a member" would be a lie
+            r = request_from_client_ip(cl, old, {"id": 2, "op": "add-member", "key": gone,
+                                                 "value": cl.addrs[gone]})
+        assert r["status"] != "ok", r
