@@ -35,7 +35,7 @@ from tester.fleet.base import (
 
 ENGINES = ("docker", "podman")
 #: the tag names the package set: a new set gets a new tag, so an older image is rebuilt
-DEFAULT_IMAGE = "raftlab-node:bookworm-2"
+DEFAULT_IMAGE = "raftlab-node:bookworm-3"
 LABEL = "raftlab.fleet"
 CAPS = ("NET_ADMIN", "NET_RAW")
 _SSHD_CONFIG = """\

@@ -21,8 +21,9 @@ from tester.fleet.container import DEFAULT_IMAGE, LABEL, engine_binary, engine_r
 
 # gcc and libc6-dev: faketime-run builds waitfix.so on the node on first use (without it,
 # Python's timed waits never end under a moved clock: tester/dbs/waitfix.c)
+# fuse3: the disk nemesis mounts lazyfs over the data directory (tester/lazyfs)
 PACKAGES = ("openssh-server", "iptables", "iproute2", "libfaketime", "python3", "procps",
-            "sudo", "gcc", "libc6-dev")
+            "sudo", "gcc", "libc6-dev", "fuse3")
 DEFAULT_SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
