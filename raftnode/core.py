@@ -380,8 +380,7 @@ class RaftCore:
             promote.discard(node)
         else:
             raise ValueError(f"unknown membership change {change!r}")
-        data = Membership(voters, learners).to_dict()
-        data["promote"] = sorted(promote & set(learners))
+        data = Membership(voters, learners, tuple(sorted(promote & set(learners)))).to_dict()
         index = self.last_index() + 1
         self._append([Entry(self.term, index, CONFIG, data)])
         self._leader_after_append()

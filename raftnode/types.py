@@ -57,17 +57,26 @@ UNSAFE_SWITCHES = (
 
 @dataclass(frozen=True, slots=True)
 class Membership:
-    """A cluster configuration: voters and non-voting learners, each id -> "host:port"."""
+    """A cluster configuration: voters and non-voting learners, each id -> "host:port", and
+    the learners to promote once caught up. The promotions are part of the configuration, so
+    that a snapshot carries them: a leader restarted from one, or elected after installing
+    one, still promotes a learner an ``add`` left waiting."""
 
     voters: dict[str, str]
     learners: dict[str, str] = field(default_factory=dict)
+    promote: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"voters": dict(self.voters), "learners": dict(self.learners)}
+        d: dict[str, Any] = {"voters": dict(self.voters), "learners": dict(self.learners)}
+        if self.promote:
+            d["promote"] = list(self.promote)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Membership:
-        return cls(voters=dict(d["voters"]), learners=dict(d.get("learners", {})))
+        learners = dict(d.get("learners", {}))
+        return cls(voters=dict(d["voters"]), learners=learners,
+                   promote=tuple(sorted(p for p in d.get("promote", ()) if p in learners)))
 
 
 @dataclass(frozen=True, slots=True)

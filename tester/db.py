@@ -160,7 +160,8 @@ class StatusDB(Protocol):
     ``node_status`` returns a dict with any of ``id`` (the node's own name for itself, as
     ``leader`` names it), ``role`` ("leader" or anything else), ``term``, ``leader`` (the id
     of the leader it follows, or None), ``applied``, ``commit``, ``last_index`` and
-    ``members`` (ids in the configuration in effect); fields it leaves out are not checked.
+    ``members`` (ids in the configuration in effect) and ``learners`` (those that do not vote);
+    fields it leaves out are not checked.
     It returns None (or raises) when the node does not answer within ``timeout``.
     """
 

@@ -12,7 +12,9 @@ converging, node by node, and turns that into a verdict: not converged is a dete
 
 The status of a node (what ``node_status`` returns; absent fields are not checked):
 ``id`` (the node's own name for itself), ``role``, ``term``, ``leader`` (the id it follows),
-``applied``, ``commit``, ``last_index`` and ``members`` (ids in the configuration in effect).
+``applied``, ``commit``, ``last_index``, ``members`` (ids in the configuration in effect) and
+``learners`` (those of them that do not vote: every node a run adds back is to vote, so a
+learner left after the settle is a promotion that never came).
 """
 
 from __future__ import annotations
@@ -94,12 +96,15 @@ def problems(statuses: dict[str, Status]) -> list[Problem]:
                                           f"committed {ls['commit']} of {last} entries"})
         target = last
     members = ls.get("members")
+    learners = {str(m) for m in ls.get("learners") or ()}
     for n, st in sorted(answered.items()):
         if n == lead:
             continue
         why = []
         if members is not None and str(st.get("id", n)) not in {str(m) for m in members}:
             why.append(f"not in leader {lead}'s configuration")
+        elif str(st.get("id", n)) in learners:  # every node the run adds back is to vote
+            why.append(f"still a learner in leader {lead}'s configuration, never promoted")
         if st.get("leader") is None or str(st.get("leader")) != lid:
             named = by_id.get(str(st.get("leader")), st.get("leader"))
             why.append(f"follows {named or 'no leader'}, not {lead}")

@@ -206,14 +206,16 @@ class RaftnodeDB:
 
     def node_status(self, node: Node, timeout: float = 1.0) -> dict[str, Any] | None:
         """The node's status in the liveness fields (``tester.liveness``): raftnode's own
-        status already names them; ``members`` are the voters and learners in effect."""
+        status already names them; ``members`` are the voters and learners in effect,
+        ``learners`` those of them that do not vote."""
         st = self.status(node, timeout=timeout)
         if st is None:
             return None
         conf = st.get("members") or {}
         return {**{k: st.get(k) for k in ("id", "role", "term", "leader", "applied", "commit",
                                           "last_index")},
-                "members": sorted({*(conf.get("voters") or {}), *(conf.get("learners") or {})})}
+                "members": sorted({*(conf.get("voters") or {}), *(conf.get("learners") or {})}),
+                "learners": sorted(conf.get("learners") or {})}
 
     def statuses(self, nodes: list[Node], timeout: float = 0.5) -> list[dict[str, Any] | None]:
         """Every node's status, asked in parallel (a paused node costs one timeout, not N)."""

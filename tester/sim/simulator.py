@@ -475,6 +475,8 @@ class Simulation:
         for nid in sorted((*core.membership.voters, *core.membership.learners)):
             if nid == core.id:
                 continue
+            if nid in core.membership.learners:  # the simulator adds servers to vote
+                return f"{nid} is still a learner: its promotion never came"
             if nid in cl.down:
                 return f"{nid} is down"
             node = cl.nodes[nid]

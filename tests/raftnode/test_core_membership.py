@@ -174,3 +174,27 @@ def test_volatile_vote_switch_forgets_the_vote_across_a_restart():
     f = next(n for n in "abc" if n != leader)
     cl.crash(f)
     assert cl.start(f).core.term == 0
+
+
+def test_a_pending_promotion_survives_compaction_and_a_restart_of_every_voter():
+    cl, leader = cluster(compact_every=5)
+    cl.isolate("d")  # cannot catch up: it stays a learner while the config entry is compacted
+    lc = cl.nodes[leader].core
+    lc.propose_membership("add", "d", "d")
+    for i in range(30):
+        cl.write(leader, {"op": "put", "key": "k", "value": i})
+    cl.deliver_all()
+    assert lc.snap_index > lc.config_index and "d" in lc.membership.learners
+    assert lc.snapshot.membership.promote == ("d",)  # the snapshot carries the intent
+    for n in "abc":
+        cl.crash(n)
+    for n in "abc":
+        cl.start(n)
+    # the old leader restores its configuration from that snapshot: were the promotion lost,
+    # it would keep "d" a learner for good whenever it leads again
+    assert cl.nodes[leader].core.promote == {"d"}
+    cl.heal()
+    new = cl.run_until_leader()
+    cl.tick_all(30)
+    assert set(cl.nodes[new].core.membership.voters) == {"a", "b", "c", "d"}
+    assert cl.nodes["d"].sm.data == {"k": 29}
