@@ -72,6 +72,16 @@ def test_a_node_following_another_leader_or_outside_the_configuration_is_reporte
     assert "n3 not in leader n1's configuration" in t and "follows no leader" in t
 
 
+def test_a_learner_left_in_the_leaders_configuration_after_the_heal_is_not_converged():
+    sts = {"n1": st("n1", "leader", members=["n1", "n2", "n3"], learners=["n3"]),
+           "n2": st("n2"), "n3": st("n3")}
+    t = texts(liveness.problems(sts))
+    assert "n3" in t and "still a learner in leader n1's configuration" in t
+    assert "n2" not in t
+    sts["n1"]["learners"] = []
+    assert liveness.problems(sts) == []
+
+
 def test_the_verdict_is_false_unless_only_nodes_the_heal_failed_on_are_at_fault():
     stuck = {"problems": [{"node": "n3", "text": "n3 does not answer"}]}
     assert liveness.verdict(stuck) is False
@@ -282,4 +292,5 @@ def test_etcd_and_raftnode_statuses_speak_the_liveness_fields(monkeypatch):
         "members": {"voters": {"n1": "a", "n2": "b"}, "learners": {"n3": "c"}}})
     assert raft.node_status(node, 0.5) == {"id": "n1", "role": "leader", "term": 2,
                                            "leader": "n1", "applied": 9, "commit": 9,
-                                           "last_index": 9, "members": ["n1", "n2", "n3"]}
+                                           "last_index": 9, "members": ["n1", "n2", "n3"],
+                                           "learners": ["n3"]}
