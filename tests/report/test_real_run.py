@@ -46,6 +46,8 @@ def test_real_nemesis_records_shade_the_plots(real_run, browser):
 
 
 def test_many_bad_keys_stay_collapsed_until_asked_for(real_run, browser):
+    from playwright.sync_api import expect  # the browser fixture has made sure it is there
+
     results = json.loads((real_run / "results.json").read_text())
     bad = [p for p in results["checker"]["partitions"] if p["valid"] is False]
     if len(bad) < 2:
@@ -54,8 +56,9 @@ def test_many_bad_keys_stay_collapsed_until_asked_for(real_run, browser):
     assert page.locator("details.lin[open]").count() == 1
     assert page.locator(".lin-content svg").count() == 1  # only the open one is drawn
     page.locator("#keys a[href^='#lin-']").nth(1).click()
-    assert page.locator("details.lin[open]").count() == 2
-    assert page.locator(".lin-content svg").count() == 2
+    # the key opens on the hash change that follows the click: wait for it, do not race it
+    expect(page.locator("details.lin[open]")).to_have_count(2)
+    expect(page.locator(".lin-content svg")).to_have_count(2)
     page.click("#first-error")
     assert page.locator(".bar.failing.selected").count() == 1
     assert browser.errors == []
