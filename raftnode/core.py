@@ -320,7 +320,7 @@ class RaftCore:
         m = Membership.from_dict(data)
         self.membership = m
         self.config_index = index
-        self.promote = frozenset(data.get("promote", ())) & set(m.learners)
+        self.promote = frozenset(m.promote)  # already only learners (Membership.from_dict)
         if self.role == LEADER:
             for p in list(self.prs):
                 if p not in m.voters and p not in m.learners:
