@@ -7,6 +7,7 @@ a history is bad (the message names the file, the line and what was expected).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -72,7 +73,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--html", metavar="FILE",
                    help="also draw each history's violations as a self-contained HTML page "
                    "(several histories: FILE-<history>.html)")
-    p.set_defaults(func=run)
+    # nothing is left to do after the output: the process may end without freeing
+    # the last history (tester.cli.entry)
+    p.set_defaults(func=run, quick_exit=True)
     return p
 
 
@@ -153,6 +156,10 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_BAD_INPUT if errors else exit_code(verdict)
 
 
+#: the last history checked, when the process ends after its output (see _check_one)
+_HELD: list[Any] = []
+
+
 def _check_one(
     path: str, args: argparse.Namespace, initial: Any
 ) -> tuple[dict[str, Any], CheckResult | None]:
@@ -160,11 +167,17 @@ def _check_one(
     # one pause of the collector for the whole history: between reading and checking it
     # would walk every op read (tens of milliseconds per 100,000 ops)
     with paused_gc():
-        return _check_paused(path, args, initial, entry)
+        entry, result, hist = _check_paused(path, args, initial, entry)
+        if getattr(args, "program", False):
+            # the process ends after the output: keep the history, and spare the collector
+            # from walking it, rather than free it object by object (tester.cli.entry)
+            _HELD[:] = [hist]
+            gc.freeze()
+        return entry, result
 
 
 def _check_paused(path: str, args: argparse.Namespace, initial: Any, entry: dict[str, Any]
-                  ) -> tuple[dict[str, Any], CheckResult | None]:
+                  ) -> tuple[dict[str, Any], CheckResult | None, History | None]:
     try:
         hist = load(path, args.format)
         if getattr(args, "independent", False):
@@ -179,7 +192,7 @@ def _check_paused(path: str, args: argparse.Namespace, initial: Any, entry: dict
                            nil_reads=args.nil_reads, allow_empty=args.allow_empty)
     except HistoryError as e:
         entry["error"] = {"path": e.path or path, "line": e.line, "message": e.reason}
-        return entry, None
+        return entry, None, None
     entry.update(result.to_dict())
     if not args.independent and looks_independent(hist.ops):
         entry["hint"] = ("every client value is a [key value] pair (Jepsen's independent "
@@ -189,7 +202,7 @@ def _check_paused(path: str, args: argparse.Namespace, initial: Any, entry: dict
 
         visualize.write_html(result, hist.ops,
                              visualize.html_path(args.html, path, args.html_many))
-    return entry, result
+    return entry, result, hist
 
 
 def _html_problem(target: str) -> str | None:

@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import msgspec
+
 from checker.edn import EdnError, Reader, fast_json_pieces, fast_json_rows, record_of
 from checker.history import (
     NESTED_TOO_DEEPLY,
@@ -230,7 +232,7 @@ def split_independent(hist: History) -> History:
                 what = f"a vector of {len(v)}" if isinstance(v, list) else _kind(v)
             raise HistoryError(f"--independent: expected :value [key value], got {what}",
                                hist.path, line)
-        ops.append(replace(op, key=v[0], value=v[1]))
+        ops.append(msgspec.structs.replace(op, key=v[0], value=v[1]))
     return replace(hist, ops=ops)
 
 

@@ -22,7 +22,6 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import IO, Annotated, Any, Literal
 
@@ -60,8 +59,7 @@ class HistoryError(ValueError):
         super().__init__(where + message)
 
 
-@dataclass(slots=True)
-class Op:
+class Op(msgspec.Struct, gc=False):
     """One history record.
 
     ``time`` is nanoseconds since the test started, on the control node's monotonic clock.
@@ -78,7 +76,7 @@ class Op:
     key: Any = None
     error: Any = None
     node: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = msgspec.field(default_factory=dict)
 
     @property
     def is_nemesis(self) -> bool:

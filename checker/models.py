@@ -21,8 +21,9 @@ from __future__ import annotations
 import importlib
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Any, ClassVar
+
+import msgspec
 
 from checker.model import Model, State, _jsonable, _text
 from checker.operation import Operation, freeze
@@ -90,7 +91,7 @@ class Register(Model):
         """A cas as a write of its new value."""
         if op.f != "cas":
             return None
-        return replace(op, f="write", input=op.input[1])
+        return msgspec.structs.replace(op, f="write", input=op.input[1])
 
     def validate(self, op: Operation) -> str | None:
         msg = super().validate(op)

@@ -13,8 +13,9 @@ the file and line. Nemesis records are ignored.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from checker.history import NEMESIS, HistoryError, Op
 
@@ -32,8 +33,7 @@ def freeze(v: Any) -> Any:
     return v
 
 
-@dataclass(slots=True, eq=False)
-class Operation:
+class Operation(msgspec.Struct, eq=False, gc=False):
     """One client operation as the search sees it.
 
     ``input`` is the invoke's value and ``output`` the completion's (``None`` unless ``ok``),

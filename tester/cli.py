@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from checker.verdict import EXIT_BAD_INPUT, EXIT_INTERNAL
@@ -51,15 +52,20 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, program: bool = False) -> int:
+    """Run one command line; ``program`` when this process ends with it (:func:`entry`),
+    which lets a command skip freeing what it will not use again."""
     words = sys.argv[1:] if argv is None else argv
     parser = build_parser(words[0] if words and words[0] in SUBCOMMANDS else None)
     args = parser.parse_args(words)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT
+    args.program = program
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        _ending.quick = program and bool(getattr(args, "quick_exit", False))
+        return code
     except KeyboardInterrupt:
         print("raftlab: interrupted", file=sys.stderr)
         return 130
@@ -72,5 +78,26 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+class _ending:
+    #: set by a command that leaves nothing to finish but its output (``raftlab check``)
+    quick = False
+
+
+def entry() -> None:
+    """The ``raftlab`` program. A command that checked a long history still holds millions
+    of objects at its end, and freeing them one by one takes a tenth as long as the check
+    did (70 ms for 100,000 ops); when that command asks for it, the output is flushed and
+    the process ends at once, leaving the memory to the operating system."""
+    code = main(program=True)
+    if _ending.quick:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

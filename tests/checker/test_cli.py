@@ -71,6 +71,21 @@ def run(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60)
 
 
+def test_program_that_ends_without_freeing_still_writes_all_its_output(tmp_path):
+    # `raftlab check` as a program ends with os._exit (no freeing of the history): what
+    # it printed into a file (block-buffered) and the HTML it drew must all be there
+    out, html = tmp_path / "out.json", tmp_path / "v.html"
+    with open(out, "w") as fh:
+        r = subprocess.run([sys.executable, "-m", "tester.cli", "check", VALID, INVALID,
+                            "--model", "cas-register", "--json", "--html", str(html)],
+                           cwd=ROOT, stdout=fh, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert r.returncode == 1, r.stderr
+    doc = json.loads(out.read_text())
+    assert doc["summary"]["invalid"] == 1 and doc["summary"]["valid"] == 1
+    assert list(tmp_path.glob("v-*.html")) and all(
+        p.read_text().rstrip().endswith("</html>") for p in tmp_path.glob("v-*.html"))
+
+
 def test_bad_line_exits_254_naming_file_and_line_without_traceback(tmp_path):
     p = tmp_path / "bad.jsonl"
     p.write_text('{"type":"invoke","process":0,"f":"read","value":null}\n{"type":"ok",\n')
