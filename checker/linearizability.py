@@ -292,7 +292,7 @@ def _search_one(
     full: bool = True,
 ) -> tuple[SearchResult, float]:
     t = time.monotonic()
-    sr = search(model, part.init, part.ops, deadline, max_rss, full=full)
+    sr = search(model, part.init, part.ops, deadline, max_rss, full=full, witness=False)
     return sr, time.monotonic() - t
 
 

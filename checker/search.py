@@ -111,13 +111,15 @@ def search(
     max_rss: int | None = None,
     partials: bool = False,
     full: bool = True,
+    witness: bool = True,
 ) -> SearchResult:
     """Search for a linearization of ``ops`` (one partition) starting from state ``init``.
 
     ``ops`` must be ordered by ``call``; ``fail`` ops must already be left out. ``deadline``
     is a ``time.monotonic()`` instant; ``max_rss`` a limit in bytes. Without ``full`` only
     the one linear pass is tried: a partition it does not settle comes back ``"unknown"``
-    with reason :data:`UNSETTLED`.
+    with reason :data:`UNSETTLED`. Without ``witness`` a partition the one pass settles as
+    linearizable comes back without its linearization.
     """
     alarm = (
         deadline is not None
@@ -139,7 +141,7 @@ def search(
         armed[0] = True
         signal.setitimer(signal.ITIMER_REAL, remaining + 0.05)
     try:
-        easy = _in_completion_order(model, init, ops)
+        easy = _in_completion_order(model, init, ops, witness)
         if easy is not None:
             return easy
         if not full:
@@ -158,8 +160,8 @@ def search(
                 continue
 
 
-def _in_completion_order(model: Model, init: State, ops: Sequence[Operation]
-                         ) -> SearchResult | None:
+def _in_completion_order(model: Model, init: State, ops: Sequence[Operation],
+                         witness: bool = True) -> SearchResult | None:
     """A linearization found in one pass, if the history makes that easy; else ``None``.
 
     Every ``ok`` op takes effect at its completion, in completion order. One that is not
@@ -171,7 +173,8 @@ def _in_completion_order(model: Model, init: State, ops: Sequence[Operation]
     so a walk that gets through is a linearization. Most partitions of a well-behaved
     system get through (a simulator checks thousands of small histories, a long run has
     keys of thousands of ops); any other is searched in full, so verdicts and explanations
-    stay what the search says.
+    stay what the search says. Without ``witness`` a valid result carries no linearization
+    (``check`` never reads one, and building it is a fifth of this pass).
     """
     step, read_only = model.step, model.read_only
     state = init
@@ -181,25 +184,32 @@ def _in_completion_order(model: Model, init: State, ops: Sequence[Operation]
     since: list[int] = [-1]
     states: list[State] = [init]
     keys: list[tuple[int, float]] = [(-1, 0.0)]
-    taken: set[int] = set()
+    n = len(ops)
+    taken = bytearray(n)
     # invoked before the current completion, not yet taken, in invoke order (a dict, so
     # that taking one costs the same however many info ops stay pending)
     pending: dict[int, None] = {}
-    admitted, n = 0, len(ops)
+    admitted = 0
     budget = 4 * n + 64  # steps for trying other placements: linear time, whatever the history
+    rets = [o.ret for o in ops]
+    calls = [o.call for o in ops]
+    order = [i for i, r in enumerate(rets) if r is not None]
+    order.sort(key=rets.__getitem__)
 
     def place(ret: int, i: int, before: State, after: State) -> None:
         key = (ret, float(len(placed)))
-        placed.append((key, i, after))
+        if witness:
+            placed.append((key, i, after))
         if after != before:
             since.append(ret)
             states.append(after)
             keys.append(key)
 
-    for ret, x in sorted((o.ret, i) for i, o in enumerate(ops) if o.ret is not None):
-        if x in taken:
+    for x in order:
+        if taken[x]:
             continue  # taken early, to make an earlier completion legal
-        while admitted < n and ops[admitted].call < ret:
+        ret: int = rets[x]  # type: ignore[assignment]
+        while admitted < n and calls[admitted] < ret:
             pending[admitted] = None
             admitted += 1
         if x not in pending:
@@ -213,12 +223,13 @@ def _in_completion_order(model: Model, init: State, ops: Sequence[Operation]
             while k >= 0 and since[k + 1] > op.call and budget > 0:
                 budget -= 1
                 if step(states[k], op)[0]:
-                    t, order = keys[k + 1]
-                    placed.append(((t, order - 0.5), x, states[k]))  # just before it changed
-                    taken.add(x)
+                    t, at = keys[k + 1]
+                    if witness:  # just before it changed
+                        placed.append(((t, at - 0.5), x, states[k]))
+                    taken[x] = 1
                     break
                 k -= 1
-            if x in taken:
+            if taken[x]:
                 continue
         if not legal:
             budget -= len(pending)
@@ -230,20 +241,23 @@ def _in_completion_order(model: Model, init: State, ops: Sequence[Operation]
                     legal, after = step(mid, op)
                     if legal:
                         del pending[w]  # (the loop stops here)
-                        taken.add(w)
+                        taken[w] = 1
                         place(ret, w, state, mid)
                         state = mid
                         break
             if not legal:
                 return None
-        taken.add(x)
-        key = (ret, float(len(placed)))  # (place(), inlined: most ops come this way)
-        placed.append((key, x, after))
-        if after != state:
+        taken[x] = 1
+        if after != state:  # (place(), inlined: most ops come this way)
+            key = (ret, float(len(placed)))
             since.append(ret)
             states.append(after)
             keys.append(key)
+        if witness:
+            placed.append(((ret, float(len(placed))), x, after))
         state = after
+    if not witness:
+        return SearchResult(True)
     placed.sort()  # by key: no two are equal, so the op and state are never compared
     return SearchResult(True, linearization=[(i, st) for _, i, st in placed])
 

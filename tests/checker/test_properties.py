@@ -1,5 +1,6 @@
 """Property tests: a sequential execution given overlapping timings is always linearizable;
-changing one read to a value never written never is."""
+changing one read to a value never written never is; and the one pass settles the same
+partitions whether or not it builds its witness, which replays legally."""
 
 from __future__ import annotations
 
@@ -82,3 +83,30 @@ def test_a_read_of_a_value_never_written_is_never_linearizable(spec, keyed, data
     assert result.valid is False
     bad = [p for p in result.partitions if p.valid is False]
     assert len(bad) == 1 and bad[0].violation["op"] is not None
+
+
+@SETTINGS
+@given(st.lists(OP, min_size=1, max_size=30), st.booleans(), st.data())
+def test_the_one_pass_settles_the_same_partitions_with_or_without_its_witness(spec, keyed,
+                                                                              data):
+    from checker.linearizability import _partitions
+    from checker.operation import pair
+    from checker.search import _in_completion_order
+
+    ops, reads = execute(spec, keyed)
+    if reads and data.draw(st.booleans()):
+        ops[data.draw(st.sampled_from(reads))].value = data.draw(st.integers(0, 3))
+    model = load_model("kv" if keyed else "cas-register")
+    for part in _partitions(model, pair(ops)):
+        full = _in_completion_order(model, part.init, part.ops)
+        bare = _in_completion_order(model, part.init, part.ops, witness=False)
+        assert (full is None) == (bare is None)
+        if full is not None:
+            assert bare.valid is True and bare.linearization is None
+            state = part.init  # the witness replays: every step legal, every ok op once
+            for i, after in full.linearization:
+                legal, state = model.step(state, part.ops[i])
+                assert legal and state == after
+            taken = [i for i, _ in full.linearization]
+            assert len(set(taken)) == len(taken)
+            assert {i for i, o in enumerate(part.ops) if o.ok} <= set(taken)
