@@ -13,6 +13,7 @@ import os
 import sys
 from typing import Any
 
+from checker import linearizability
 from checker.formats import (
     FORMATS,
     History,
@@ -156,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_BAD_INPUT if errors else exit_code(verdict)
 
 
-#: the last history checked, when the process ends after its output (see _check_one)
+#: the last history checked and what its check built, kept when the process ends after its
+#: output (see _check_one)
 _HELD: list[Any] = []
 
 
@@ -164,14 +166,17 @@ def _check_one(
     path: str, args: argparse.Namespace, initial: Any
 ) -> tuple[dict[str, Any], CheckResult | None]:
     entry: dict[str, Any] = {"path": path, "format": None, "error": None, "valid": "unknown"}
+    # the process ends after the output (tester.cli.entry): rather than free the history
+    # and the check's operations object by object, keep them out of the collector's sight
+    program = getattr(args, "program", False)
     # one pause of the collector for the whole history: between reading and checking it
     # would walk every op read (tens of milliseconds per 100,000 ops)
     with paused_gc():
+        if program:
+            linearizability.RETAIN = []
         entry, result, hist = _check_paused(path, args, initial, entry)
-        if getattr(args, "program", False):
-            # the process ends after the output: keep the history, and spare the collector
-            # from walking it, rather than free it object by object (tester.cli.entry)
-            _HELD[:] = [hist]
+        if program:
+            _HELD[:] = [hist, linearizability.RETAIN]
             gc.freeze()
         return entry, result
 

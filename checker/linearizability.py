@@ -153,14 +153,25 @@ def check(
     ``"empty"``: nothing was tested (a gate must not pass a run that never happened).
     Bad input raises :class:`checker.history.HistoryError` naming the file and line.
     """
+    scratch: list[Any] = []
     with paused_gc():
-        return _check(history, model, timeout, max_memory, parallel, explain, first_violation,
-                      nil_reads, allow_empty)
+        result = _check(history, model, timeout, max_memory, parallel, explain,
+                        first_violation, nil_reads, allow_empty, scratch)
+        if RETAIN is not None:
+            RETAIN.append(scratch)
+        return result
+
+
+#: when a list, each check leaves in it what it built (operations, partitions) instead of
+#: freeing it on return: a program that ends after its output (``raftlab check``) need not
+#: free 100,000 operations one by one (tester.cli.entry)
+RETAIN: list[Any] | None = None
 
 
 def _check(history: History | Sequence[Op], model: Model, timeout: float | None,
            max_memory: int | None, parallel: bool | None, explain: bool,
-           first_violation: bool, nil_reads: str | None, allow_empty: bool) -> CheckResult:
+           first_violation: bool, nil_reads: str | None, allow_empty: bool,
+           scratch: list[Any]) -> CheckResult:
     t0 = time.monotonic()
     deadline = t0 + timeout if timeout is not None else None
     max_rss = max_memory if max_memory is not None else default_max_rss()
@@ -173,6 +184,7 @@ def _check(history: History | Sequence[Op], model: Model, timeout: float | None,
     if nil_reads not in NIL_READS:
         raise ValueError(f"nil_reads must be one of {', '.join(NIL_READS)}, got {nil_reads!r}")
     operations = pair(ops, lines, path)
+    scratch.append(operations)
     stats = {"invokes": len(operations), "ok": 0, "fail": 0, "info": 0, "checked": 0,
              "partitions": 0, "nil_reads": 0}
     for o in operations:
@@ -186,6 +198,7 @@ def _check(history: History | Sequence[Op], model: Model, timeout: float | None,
     unknown_reads = _unknown_reads(model, operations) if nil_reads == "unknown" else set()
     stats["nil_reads"] = len(unknown_reads)
     parts = _partitions(model, operations, unknown_reads)
+    scratch.append(parts)
     stats["checked"] = sum(len(p.ops) for p in parts)
     stats["partitions"] = len(parts)
 
