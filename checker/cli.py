@@ -27,7 +27,6 @@ from checker.linearizability import EMPTY, NIL_READS, CheckResult, check
 from checker.model import Model
 from checker.models import MODELS, infer_model, load_model
 from checker.operation import pair
-from checker.set import check_set
 from checker.verdict import EXIT_BAD_INPUT, exit_code, worst
 
 SHOW_ALL_PARTITIONS = 20  # list every partition's verdict up to this many
@@ -190,6 +189,8 @@ def _check_paused(path: str, args: argparse.Namespace, initial: Any, entry: dict
         entry["format"] = hist.format
         limit = int(args.max_memory * (1 << 30)) if args.max_memory else None
         if args.model == "set":  # the set checker: no search, no model
+            from checker.set import check_set  # (here: other checks need not import it)
+
             result: Any = check_set(hist.ops)
         else:
             result = check(hist, _model_for(hist, args, initial), timeout=args.timeout,

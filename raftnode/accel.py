@@ -9,9 +9,10 @@ text rewrite it uses otherwise). Nothing else changes: the server, the zipapp (`
 every test run the same code compiled or not, and the simulator's traces are byte-identical
 either way.
 
-The guard: a build records the SHA-256 of every source it compiled. When a package that has
-compiled modules is imported, :func:`guard` compares those digests with the sources on disk;
-if any differs (a source was edited after the build), or ``RAFTLAB_PURE=1`` is set, the whole
+The guard: a build records the SHA-256, modification time and size of every source it
+compiled. When a package that has compiled modules is imported, :func:`guard` compares them
+with the sources on disk (a source with the build's time and size is taken as unchanged, as
+Python's own ``.pyc`` check does; any other is hashed); if any differs (a source was edited after the build), or ``RAFTLAB_PURE=1`` is set, the whole
 group is imported from its ``.py`` files instead -- a stale build is never run. The modules
 are compiled as one group because compiled modules reach into each other's classes directly,
 so it is all of them or none.
@@ -46,7 +47,8 @@ MODULES = (
 )
 GROUP = "raftnode.accel_group"
 LIBRARY = "raftnode/accel_group__mypyc"  # where mypyc puts the group's shared library
-STAMP = "raftnode/accel-build.json"  # {"sources": {path: sha256}}
+#: {"sources": {path: sha256}, "stat": {path: [mtime_ns, size]}}
+STAMP = "raftnode/accel-build.json"
 ROOT = Path(__file__).resolve().parent.parent
 
 _state: dict[str, Any] = {}
@@ -74,6 +76,14 @@ def _digest(rel: str) -> str | None:
         return None
 
 
+def _stat(rel: str) -> list[int] | None:
+    try:
+        st = os.stat(ROOT / rel)
+    except OSError:
+        return None
+    return [st.st_mtime_ns, st.st_size]
+
+
 def status() -> tuple[bool, str]:
     """(whether the compiled modules are used, why)."""
     if "result" in _state:
@@ -86,10 +96,14 @@ def status() -> tuple[bool, str]:
         import json
 
         try:
-            built = json.loads((ROOT / STAMP).read_text())["sources"]
-        except (OSError, ValueError, KeyError, TypeError):
-            built = {}
-        stale = [m for m in MODULES if not _compiled(m) or built.get(m) != _digest(m)]
+            stamp = json.loads((ROOT / STAMP).read_text())
+            built, seen = stamp["sources"], stamp.get("stat") or {}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            built, seen = {}, {}
+        # a source whose modification time and size are those of the build is the built
+        # one (as Python's own .pyc check assumes); only the others are hashed
+        stale = [m for m in MODULES if not _compiled(m)
+                 or (seen.get(m) != _stat(m) and built.get(m) != _digest(m))]
         if not any(p.is_file() for p in _extensions(LIBRARY)):
             stale.append("the shared library")
         result = ((False, "stale build (changed since: " + ", ".join(stale) + ")") if stale
@@ -141,6 +155,7 @@ def build() -> int:
             f"'--build-lib', {tmp!r}])\n"
         )
         digests = {m: _digest(m) for m in MODULES}
+        stats = {m: _stat(m) for m in MODULES}
         # Unlink the old build first rather than let the compiler overwrite it: this process
         # may have it loaded (raftlab imports every subcommand), and truncating a mapped
         # library under a running process can crash it.
@@ -153,7 +168,7 @@ def build() -> int:
                   "run interpreted",
                   file=sys.stderr)
             return 1
-    (ROOT / STAMP).write_text(json.dumps({"sources": digests}, indent=1) + "\n")
+    (ROOT / STAMP).write_text(json.dumps({"sources": digests, "stat": stats}, indent=1) + "\n")
     _state.clear()
     print(f"compiled {len(MODULES)} modules with mypyc ({', '.join(MODULES)})")
     return 0

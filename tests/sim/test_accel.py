@@ -48,8 +48,11 @@ def test_compiled_modules_give_byte_identical_traces_histories_and_verdicts():
     assert [k for k in pure if pure[k] != compiled[k]] == []
 
 
-def _fake_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, built: bool) -> None:
-    """A project root with the group's sources, and (if ``built``) extensions and a stamp."""
+def _fake_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, built: bool,
+               stat: bool = True) -> None:
+    """A project root with the group's sources, and (if ``built``) extensions and a stamp
+    (recording each source's time and size too unless ``stat`` is false, as older builds
+    did not)."""
     suffix = accel.importlib.machinery.EXTENSION_SUFFIXES[0]
     for rel in accel.MODULES:
         src = tmp_path / rel
@@ -60,7 +63,9 @@ def _fake_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, built: bool) -> 
     monkeypatch.setattr(accel, "ROOT", tmp_path)
     if built:
         (tmp_path / (accel.LIBRARY + suffix)).write_bytes(b"")
-        stamp = {"sources": {rel: accel._digest(rel) for rel in accel.MODULES}}
+        stamp: dict = {"sources": {rel: accel._digest(rel) for rel in accel.MODULES}}
+        if stat:
+            stamp["stat"] = {rel: accel._stat(rel) for rel in accel.MODULES}
         (tmp_path / accel.STAMP).write_text(json.dumps(stamp))
     monkeypatch.setattr(accel, "_state", {})
     monkeypatch.delenv("RAFTLAB_PURE", raising=False)
@@ -69,6 +74,30 @@ def _fake_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, built: bool) -> 
 def test_a_build_matching_its_sources_is_used(tmp_path, monkeypatch):
     _fake_tree(tmp_path, monkeypatch, built=True)
     assert accel.status() == (True, "compiled")
+
+
+def test_sources_with_the_builds_time_and_size_are_not_hashed(tmp_path, monkeypatch):
+    _fake_tree(tmp_path, monkeypatch, built=True)
+    monkeypatch.setattr(accel, "_digest", lambda rel: pytest.fail(f"{rel} was hashed"))
+    assert accel.status() == (True, "compiled")
+
+
+def test_a_source_touched_but_unchanged_or_a_stamp_without_times_is_checked_by_hash(
+        tmp_path, monkeypatch):
+    _fake_tree(tmp_path, monkeypatch, built=True)
+    core = tmp_path / "raftnode/core.py"
+    os.utime(core, ns=(1, 1))
+    assert accel.status() == (True, "compiled")
+    _fake_tree(tmp_path, monkeypatch, built=True, stat=False)
+    assert accel.status() == (True, "compiled")
+
+
+def test_an_edit_that_keeps_the_size_is_still_stale(tmp_path, monkeypatch):
+    _fake_tree(tmp_path, monkeypatch, built=True)
+    core = tmp_path / "raftnode/core.py"
+    core.write_text(core.read_text().upper())
+    used, why = accel.status()
+    assert not used and why == "stale build (changed since: raftnode/core.py)"
 
 
 def test_no_build_means_the_sources_run(tmp_path, monkeypatch):
