@@ -104,6 +104,7 @@ def test_hidden_nodes_are_unreachable_directly_and_reached_through_the_bastion(
         assert res.stdout.split() == ["root", "raft", "n2"]  # raft's login, root by sudo -n
         peers = r.run("ss -Htn state established '( sport = :22 )'").stdout.split("\n")
         assert {ln.split()[-1].rsplit(":", 1)[0] for ln in peers if ln.strip()} == {BASTION}
+        r.run("mkdir -p /var/lib/raftnode")  # a fresh node has none until a deploy
         r.write("/var/lib/raftnode/probe", "through sudo\n", mode=0o600)
         assert r.run("stat -c '%U %a' /var/lib/raftnode/probe").stdout.split() == ["root",
                                                                                     "600"]

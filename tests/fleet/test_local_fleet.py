@@ -64,7 +64,8 @@ def test_nodes_have_own_ip_hostname_private_dirs_and_no_route_off_the_bridge() -
         nat = subprocess.run(["iptables", "-w", "-t", "nat", "-S"], capture_output=True,
                              text=True).stdout
         assert "10.213.10." not in nat, "the fleet must not be NATed off the machine"
-        remotes["n1"].run("echo n1-data > /var/lib/raftnode/probe")
+        # a fresh node has no /var/lib/raftnode until a deploy makes it; made here, it is n1's
+        remotes["n1"].run("mkdir -p /var/lib/raftnode && echo n1-data > /var/lib/raftnode/probe")
         assert remotes["n2"].run("cat /var/lib/raftnode/probe", check=False).exit_code != 0
         assert not Path("/var/lib/raftnode/probe").exists()  # the host does not see it either
         # nodes reach each other over the bridge
@@ -208,6 +209,7 @@ def test_upload_download_and_logged_commands(tmp_path: Path, caplog) -> None:  #
         r = remotes["n1"]
         src = tmp_path / "up.bin"
         src.write_bytes(bytes(range(256)) * 100)
+        r.run("mkdir -p /opt/raftnode")  # as a deploy would: a fresh node has none
         r.put(src, "/opt/raftnode/up.bin", mode=0o640)
         assert r.run("stat -c %a /opt/raftnode/up.bin").stdout.strip() == "640"
         r.get("/opt/raftnode/up.bin", tmp_path / "down" / "back.bin")
@@ -244,5 +246,6 @@ def test_a_dropped_control_connection_is_reestablished(tmp_path: Path, caplog) -
         assert r.run("echo $PPID").stdout.strip() != before
         src = tmp_path / "f"
         src.write_text("x")
+        r.run("mkdir -p /opt/raftnode")
         r.put(src, "/opt/raftnode/f")  # uploads reconnect too
     assert "n1: SSH connection was closed; reconnecting" in caplog.text
