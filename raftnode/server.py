@@ -615,6 +615,17 @@ def _write_result(req: wire.Request, result: Any) -> Any:
     return result
 
 
+def write_pid_file(path: str) -> None:
+    """Put this process's pid in ``path`` by a rename: a supervisor polling the file (as
+    raftnodectl status does, while its own copy of the pid is being rewritten here) reads
+    the old content or the new, never an emptied file that says the node is gone."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}")
+    tmp.write_text(f"{os.getpid()}\n")
+    os.replace(tmp, target)
+
+
 async def _main(cfg: NodeConfig) -> int:
     try:
         node = Node(cfg)
@@ -623,8 +634,7 @@ async def _main(cfg: NodeConfig) -> int:
         return 1
     try:
         if cfg.pid_file:  # first, so that a node stuck in recovery can still be killed by it
-            Path(cfg.pid_file).parent.mkdir(parents=True, exist_ok=True)
-            Path(cfg.pid_file).write_text(f"{os.getpid()}\n")
+            write_pid_file(cfg.pid_file)
         await node.start()
     except (CorruptLog, OSError) as e:
         msg = str(e) if isinstance(e, CorruptLog) else f"cannot start: {e}"

@@ -116,3 +116,32 @@ def test_append_through_any_node_grows_the_list_in_order(tmp_path: Path, capsys)
         capsys.readouterr()
         assert main(["client", "--addr", cl.addrs["n2"], "get", "l"]) == 0
         assert json.loads(capsys.readouterr().out)["value"] == [1, 2, 3, 4]
+
+
+def test_a_supervisor_polling_the_pid_file_never_sees_it_empty(tmp_path: Path) -> None:
+    """raftnodectl writes the pid, then raftnode rewrites it while the tester polls
+    ``raftnodectl status``: an emptied file would read as a node that died at start."""
+    import os
+
+    from raftnode.server import write_pid_file
+
+    path = tmp_path / "raftnode.pid"
+    write_pid_file(str(path))
+    expected, seen, stop = f"{os.getpid()}\n", [], threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            text = path.read_text()
+            if text != expected:
+                seen.append(text)
+
+    reader = threading.Thread(target=poll)
+    reader.start()
+    try:
+        for _ in range(1000):
+            write_pid_file(str(path))
+    finally:
+        stop.set()
+        reader.join()
+    assert seen == []
+    assert [p.name for p in tmp_path.iterdir()] == ["raftnode.pid"]  # no temporary file left
